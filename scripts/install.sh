@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything rdscard, its demo and its tests need on Debian 12, as root:
+# the Debian packages of the real peers (xfreerdp, Xvfb, pcscd + vpcd, OpenSC,
+# MIT Kerberos with PKINIT) and a project virtual environment in .venv with the
+# pinned Python packages. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+    freerdp2-x11 xvfb xdotool x11-utils
+    pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools
+    opensc yubico-piv-tool
+    krb5-kdc krb5-admin-server krb5-pkinit krb5-user
+    swig gcc python3-dev
+)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "rdscard: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# pcscd must not be started by the system for us: the tests and the demo run
+# their own isolated daemons. Nothing here enables the system service.
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "rdscard: creating the virtual environment .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.rdscard-requirements
+if [ ! -f "$stamp" ] || ! cmp -s requirements-dev.txt "$stamp" || [ pyproject.toml -nt "$stamp" ]; then
+    echo "rdscard: installing Python packages (pinned in requirements-dev.txt)"
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    .venv/bin/pip install -q -r requirements-dev.txt
+    .venv/bin/pip install -q --no-deps -e .
+    cp requirements-dev.txt "$stamp"
+fi

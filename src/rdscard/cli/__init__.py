@@ -1,0 +1,1 @@
+"""The ``rdscard`` command line: one module per subcommand."""

@@ -1,0 +1,1 @@
+"""The logon service: PIN, certificate checks, account mapping."""

@@ -1,0 +1,1 @@
+"""Test PKI and card provisioning over PC/SC."""

@@ -1,0 +1,1 @@
+"""Sans-IO state machines: bytes and time in, bytes and events out."""

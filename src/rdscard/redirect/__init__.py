@@ -1,0 +1,1 @@
+"""Smart card redirection: the broker between session programs and clients."""

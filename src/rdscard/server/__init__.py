@@ -1,0 +1,1 @@
+"""asyncio adapters: sockets, TLS, the screen renderer."""
