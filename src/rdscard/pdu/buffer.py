@@ -89,7 +89,7 @@ class Reader:
         return int(_U64LE.unpack_from(self._data, self._take(8, field))[0])
 
     # -- byte runs ---------------------------------------------------------
-    def bytes(self, n: int, field: str) -> bytes:
+    def raw(self, n: int, field: str) -> bytes:
         """Exactly ``n`` bytes."""
         start = self._take(n, field)
         return self._data[start : start + n]
@@ -106,7 +106,7 @@ class Reader:
 
     def sub(self, n: int, field: str, pdu: str | None = None) -> Reader:
         """A reader over the next ``n`` bytes, consumed from this one."""
-        return Reader(self.bytes(n, field), pdu or self.pdu)
+        return Reader(self.raw(n, field), pdu or self.pdu)
 
     def peek_u8(self, field: str) -> int:
         """The next byte, not consumed."""
@@ -116,7 +116,7 @@ class Reader:
 
     def utf16z(self, n: int, field: str) -> str:
         """``n`` bytes of UTF-16LE text, cut at the first NUL."""
-        raw = self.bytes(n, field)
+        raw = self.raw(n, field)
         if n % 2:
             raise self.error(field, f"odd UTF-16 length {n}")
         text = decode_utf16le(raw, self, field)
@@ -182,7 +182,7 @@ class Writer:
         self._buf += _U64LE.pack(value & 0xFFFFFFFFFFFFFFFF)
         return self
 
-    def bytes(self, data: bytes | bytearray | memoryview) -> Writer:
+    def raw(self, data: bytes | bytearray | memoryview) -> Writer:
         """A run of bytes."""
         self._buf += data
         return self
