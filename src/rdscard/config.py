@@ -1,0 +1,178 @@
+"""The rdscard configuration file (TOML).
+
+Every setting has a documented default (see ``docs/configuration.md`` and
+``rdscard.example.toml``); a file only names what it changes. Unknown keys
+are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rdscard.errors import ConfigError
+
+DEFAULT_PORT = 3389
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """A host and TCP port to listen on."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """Parse ``HOST:PORT``, ``[V6]:PORT``, ``HOST`` or ``:PORT``."""
+        text = text.strip()
+        host, port_text = text, str(DEFAULT_PORT)
+        if text.startswith("["):
+            end = text.find("]")
+            if end < 0:
+                raise ConfigError(f"listen address {text!r}: missing ']' after the IPv6 address")
+            host, rest = text[1:end], text[end + 1 :]
+            if rest:
+                if not rest.startswith(":"):
+                    raise ConfigError(f"listen address {text!r}: expected ':PORT' after ']'")
+                port_text = rest[1:]
+        elif ":" in text:
+            host, port_text = text.rsplit(":", 1)
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(
+                f"listen address {text!r}: port {port_text!r} is not a number (use HOST:PORT)"
+            ) from None
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"listen address {text!r}: port {port} is out of range 0-65535")
+        return cls(host or "0.0.0.0", port)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: where and how the RD Session Host listens."""
+
+    listen: ListenAddress = field(default_factory=lambda: ListenAddress("0.0.0.0", DEFAULT_PORT))
+    state_dir: Path = Path("/var/lib/rdscard")
+    certificate: Path | None = None
+    private_key: Path | None = None
+    host_name: str = ""
+    max_connections: int = 1000
+    connect_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """``[display]``: the desktop the server draws, when the client asks for none."""
+
+    width: int = 1024
+    height: int = 768
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+
+    def with_overrides(
+        self, *, listen: str | None = None, state_dir: str | Path | None = None
+    ) -> Config:
+        """The same configuration with command-line overrides applied."""
+        server = self.server
+        if listen is not None:
+            server = replace(server, listen=ListenAddress.parse(listen))
+        if state_dir is not None:
+            server = replace(server, state_dir=Path(state_dir))
+        return replace(self, server=server)
+
+
+def _take(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = table.pop(key)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _reject_unknown(table: dict[str, Any], where: str) -> None:
+    if table:
+        names = ", ".join(sorted(table))
+        raise ConfigError(f"[{where}]: unknown setting(s) {names}; see docs/configuration.md")
+
+
+def _server(table: dict[str, Any]) -> ServerConfig:
+    cfg = ServerConfig()
+    if "listen" in table:
+        cfg = replace(cfg, listen=ListenAddress.parse(_take(table, "listen", str, "server")))
+    if "state_dir" in table:
+        cfg = replace(cfg, state_dir=Path(_take(table, "state_dir", str, "server")))
+    for key in ("certificate", "private_key"):
+        if key in table:
+            text = _take(table, key, str, "server")
+            cfg = replace(cfg, **{key: Path(text) if text else None})
+    if "host_name" in table:
+        cfg = replace(cfg, host_name=_take(table, "host_name", str, "server"))
+    if "max_connections" in table:
+        count = _take(table, "max_connections", int, "server")
+        if count < 1:
+            raise ConfigError("server.max_connections must be at least 1")
+        cfg = replace(cfg, max_connections=count)
+    if "connect_timeout" in table:
+        seconds = _take(table, "connect_timeout", float, "server")
+        if seconds <= 0:
+            raise ConfigError("server.connect_timeout must be a positive number of seconds")
+        cfg = replace(cfg, connect_timeout=seconds)
+    _reject_unknown(table, "server")
+    if (cfg.certificate is None) != (cfg.private_key is None):
+        raise ConfigError(
+            "server.certificate and server.private_key go together: set both, "
+            "or neither to use a generated self-signed certificate"
+        )
+    return cfg
+
+
+def _display(table: dict[str, Any]) -> DisplayConfig:
+    cfg = DisplayConfig()
+    for key in ("width", "height"):
+        if key in table:
+            value = _take(table, key, int, "display")
+            if not 200 <= value <= 8192:
+                raise ConfigError(f"display.{key} = {value}: choose a value from 200 to 8192")
+            cfg = replace(cfg, **{key: value})
+    _reject_unknown(table, "display")
+    return cfg
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse configuration text; errors name the file and the setting."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        server = _server(dict(data.pop("server", {})))
+        display = _display(dict(data.pop("display", {})))
+        _reject_unknown(data, "top level")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return Config(server=server, display=display)
+
+
+def load_config(path: Path | None) -> Config:
+    """Load the configuration file, or the defaults when ``path`` is None."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    return parse_config(text, str(path))
