@@ -115,10 +115,12 @@ def _server(table: dict[str, Any]) -> ServerConfig:
         cfg = replace(cfg, listen=ListenAddress.parse(_take(table, "listen", str, "server")))
     if "state_dir" in table:
         cfg = replace(cfg, state_dir=Path(_take(table, "state_dir", str, "server")))
-    for key in ("certificate", "private_key"):
-        if key in table:
-            text = _take(table, key, str, "server")
-            cfg = replace(cfg, **{key: Path(text) if text else None})
+    if "certificate" in table:
+        text = _take(table, "certificate", str, "server")
+        cfg = replace(cfg, certificate=Path(text) if text else None)
+    if "private_key" in table:
+        text = _take(table, "private_key", str, "server")
+        cfg = replace(cfg, private_key=Path(text) if text else None)
     if "host_name" in table:
         cfg = replace(cfg, host_name=_take(table, "host_name", str, "server"))
     if "max_connections" in table:
@@ -142,12 +144,14 @@ def _server(table: dict[str, Any]) -> ServerConfig:
 
 def _display(table: dict[str, Any]) -> DisplayConfig:
     cfg = DisplayConfig()
+    sizes: dict[str, int] = {}
     for key in ("width", "height"):
         if key in table:
             value = _take(table, key, int, "display")
             if not 200 <= value <= 8192:
                 raise ConfigError(f"display.{key} = {value}: choose a value from 200 to 8192")
-            cfg = replace(cfg, **{key: value})
+            sizes[key] = value
+    cfg = DisplayConfig(sizes.get("width", cfg.width), sizes.get("height", cfg.height))
     _reject_unknown(table, "display")
     return cfg
 
