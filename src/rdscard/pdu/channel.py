@@ -1,0 +1,146 @@
+"""Static virtual channel chunks (MS-RDPBCGR 2.2.6.1, 3.1.5.2).
+
+A message on a static virtual channel travels as chunks, each starting with
+a CHANNEL_PDU_HEADER: ``length`` (the whole message) and ``flags`` (FIRST on
+the first chunk, LAST on the last). :func:`chunk_channel_data` cuts a
+message; a :class:`ChannelReassembler` (one per channel) puts it together
+again and enforces a size limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Final, Self
+
+from rdscard.pdu.buffer import Reader, Writer
+
+PDU = "Virtual Channel PDU"
+
+CHANNEL_PDU_HEADER_SIZE: Final = 8
+#: CHANNEL_CHUNK_LENGTH, the default chunk size (2.2.7.1.10).
+CHANNEL_CHUNK_LENGTH: Final = 1600
+#: Largest reassembled message accepted by default.
+DEFAULT_MAX_MESSAGE: Final = 16 * 1024 * 1024
+
+
+class ChannelFlag(IntFlag):
+    """CHANNEL_PDU_HEADER flags (MS-RDPBCGR 2.2.6.1.1)."""
+
+    CHANNEL_FLAG_FIRST = 0x00000001
+    CHANNEL_FLAG_LAST = 0x00000002
+    CHANNEL_FLAG_SHOW_PROTOCOL = 0x00000010
+    CHANNEL_FLAG_SUSPEND = 0x00000020
+    CHANNEL_FLAG_RESUME = 0x00000040
+    CHANNEL_FLAG_SHADOW_PERSISTENT = 0x00000080
+    CHANNEL_PACKET_COMPRESSED = 0x00200000
+    CHANNEL_PACKET_AT_FRONT = 0x00400000
+    CHANNEL_PACKET_FLUSHED = 0x00800000
+
+
+#: CompressionTypeMask bits of the flags (2.2.6.1.1).
+CHANNEL_COMPRESSION_TYPE_MASK: Final = 0x000F0000
+
+
+@dataclass(frozen=True)
+class ChannelPduHeader:
+    """CHANNEL_PDU_HEADER (MS-RDPBCGR 2.2.6.1.1): length of the whole message, flags."""
+
+    length: int
+    flags: ChannelFlag
+
+    def encode(self) -> bytes:
+        return Writer().u32le(self.length).u32le(self.flags).getvalue()
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u32le("length"), ChannelFlag(r.u32le("flags")))
+
+
+def chunk_channel_data(
+    data: bytes,
+    chunk_size: int = CHANNEL_CHUNK_LENGTH,
+    flags: int = 0,
+) -> list[bytes]:
+    """Cut ``data`` into chunks of at most ``chunk_size`` bytes, each with its header.
+
+    ``flags`` (for example CHANNEL_FLAG_SHOW_PROTOCOL) are added to every
+    chunk; FIRST and LAST are set here. An empty message is one chunk.
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    if len(data) > 0xFFFFFFFF:
+        raise ValueError("message too long for CHANNEL_PDU_HEADER.length")
+    extra = ChannelFlag(flags) & ~(ChannelFlag.CHANNEL_FLAG_FIRST | ChannelFlag.CHANNEL_FLAG_LAST)
+    pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
+    chunks = []
+    for index, piece in enumerate(pieces):
+        chunk_flags = extra
+        if index == 0:
+            chunk_flags |= ChannelFlag.CHANNEL_FLAG_FIRST
+        if index == len(pieces) - 1:
+            chunk_flags |= ChannelFlag.CHANNEL_FLAG_LAST
+        chunks.append(ChannelPduHeader(len(data), chunk_flags).encode() + piece)
+    return chunks
+
+
+class ChannelReassembler:
+    """Rebuilds the messages of one static virtual channel from its chunks.
+
+    :meth:`add` returns the complete message when the LAST chunk arrives and
+    ``None`` before. ProtocolError for: a message larger than ``max_size``, a
+    chunk whose length differs from the first one's, more data than
+    announced, LAST with data missing, FIRST in the middle of a message, a
+    continuation with no message started, or compressed data.
+    """
+
+    __slots__ = ("_buffer", "_expected", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_size = max_size
+        self._buffer = bytearray()
+        self._expected: int | None = None
+
+    @property
+    def in_progress(self) -> bool:
+        """True between a FIRST chunk and its LAST chunk."""
+        return self._expected is not None
+
+    def add(self, chunk: bytes) -> bytes | None:
+        r = Reader(chunk, PDU)
+        header = ChannelPduHeader.read(r)
+        flags = header.flags
+        if flags & (ChannelFlag.CHANNEL_PACKET_COMPRESSED | CHANNEL_COMPRESSION_TYPE_MASK):
+            raise r.error("flags", "compressed channel data is not supported")
+        if header.length > self.max_size:
+            raise r.error("length", f"message of {header.length} bytes exceeds {self.max_size}")
+        if flags & ChannelFlag.CHANNEL_FLAG_FIRST:
+            if self._expected is not None:
+                self._reset()
+                raise r.error("flags", "CHANNEL_FLAG_FIRST in the middle of a message")
+            self._expected = header.length
+        elif self._expected is None:
+            raise r.error("flags", "continuation chunk without CHANNEL_FLAG_FIRST")
+        elif header.length != self._expected:
+            expected = self._expected
+            self._reset()
+            raise r.error("length", f"{header.length} differs from the announced {expected}")
+        data = r.rest()
+        if len(self._buffer) + len(data) > self._expected:
+            expected = self._expected
+            self._reset()
+            raise r.error("length", f"chunks carry more than the announced {expected} bytes")
+        self._buffer += data
+        if not flags & ChannelFlag.CHANNEL_FLAG_LAST:
+            return None
+        if len(self._buffer) != self._expected:
+            got, expected = len(self._buffer), self._expected
+            self._reset()
+            raise r.error("length", f"LAST chunk after {got} of {expected} bytes")
+        message = bytes(self._buffer)
+        self._reset()
+        return message
+
+    def _reset(self) -> None:
+        self._buffer = bytearray()
+        self._expected = None

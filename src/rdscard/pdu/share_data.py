@@ -1,0 +1,622 @@
+"""Bodies of Share Data PDUs (MS-RDPBCGR 2.2.8.1.1.1.2, pduType2).
+
+Each class is the part after the Share Data Header; :mod:`rdscard.pdu.share`
+adds the headers (:func:`~rdscard.pdu.share.wrap_share_data`) and picks the
+class from pduType2 when decoding. The connection finalisation PDUs
+(2.2.1.14 - 2.2.1.22), shutdown (2.2.2.2, 2.2.2.3), Set Error Info (2.2.5.1),
+Save Session Info (2.2.10.1), Refresh Rect (2.2.11.2) and Suppress Output
+(2.2.11.3) are modelled; the slow-path input body is passed on raw to
+:mod:`rdscard.pdu.input`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Final, Self
+
+from rdscard.pdu.buffer import Reader, Writer
+
+
+class PduType2(IntEnum):
+    """pduType2 of the Share Data Header (MS-RDPBCGR 2.2.8.1.1.1.2)."""
+
+    PDUTYPE2_UPDATE = 0x02
+    PDUTYPE2_CONTROL = 0x14
+    PDUTYPE2_POINTER = 0x1B
+    PDUTYPE2_INPUT = 0x1C
+    PDUTYPE2_SYNCHRONIZE = 0x1F
+    PDUTYPE2_REFRESH_RECT = 0x21
+    PDUTYPE2_PLAY_SOUND = 0x22
+    PDUTYPE2_SUPPRESS_OUTPUT = 0x23
+    PDUTYPE2_SHUTDOWN_REQUEST = 0x24
+    PDUTYPE2_SHUTDOWN_DENIED = 0x25
+    PDUTYPE2_SAVE_SESSION_INFO = 0x26
+    PDUTYPE2_FONTLIST = 0x27
+    PDUTYPE2_FONTMAP = 0x28
+    PDUTYPE2_SET_KEYBOARD_INDICATORS = 0x29
+    PDUTYPE2_BITMAPCACHE_PERSISTENT_LIST = 0x2B
+    PDUTYPE2_BITMAPCACHE_ERROR_PDU = 0x2C
+    PDUTYPE2_SET_KEYBOARD_IME_STATUS = 0x2D
+    PDUTYPE2_OFFSCRCACHE_ERROR_PDU = 0x2E
+    PDUTYPE2_SET_ERROR_INFO_PDU = 0x2F
+    PDUTYPE2_DRAWNINEGRID_ERROR_PDU = 0x30
+    PDUTYPE2_DRAWGDIPLUS_ERROR_PDU = 0x31
+    PDUTYPE2_ARC_STATUS_PDU = 0x32
+    PDUTYPE2_STATUS_INFO_PDU = 0x36
+    PDUTYPE2_MONITOR_LAYOUT_PDU = 0x37
+
+
+class ShareDataBodyBase:
+    """What every modelled body provides."""
+
+    PDU_TYPE2: ClassVar[PduType2]
+    NAME: ClassVar[str]
+
+    @property
+    def pdu_type2(self) -> int:
+        return int(self.PDU_TYPE2)
+
+    def encode(self) -> bytes:
+        raise NotImplementedError
+
+
+# -- synchronize and control (2.2.1.14, 2.2.1.15, 2.2.1.16, 2.2.1.19 - 2.2.1.21) ----------
+
+#: messageType of TS_SYNCHRONIZE_PDU (2.2.1.14.1).
+SYNCMSGTYPE_SYNC: Final = 0x0001
+
+
+@dataclass(frozen=True)
+class Synchronize(ShareDataBodyBase):
+    """TS_SYNCHRONIZE_PDU (MS-RDPBCGR 2.2.1.14.1): messageType, targetUser.
+
+    The client sends it with the server's channel id as targetUser; the
+    server answers with the user channel id (2.2.1.19).
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SYNCHRONIZE
+    NAME = "Synchronize PDU"
+
+    target_user: int
+    message_type: int = SYNCMSGTYPE_SYNC
+
+    def encode(self) -> bytes:
+        return Writer().u16le(self.message_type).u16le(self.target_user).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        message_type = r.u16le("messageType")
+        if message_type != SYNCMSGTYPE_SYNC:
+            raise r.error("messageType", f"0x{message_type:04X} is not SYNCMSGTYPE_SYNC")
+        target_user = r.u16le("targetUser")
+        r.expect_end()
+        return cls(target_user, message_type)
+
+
+class ControlAction(IntEnum):
+    """action of TS_CONTROL_PDU (MS-RDPBCGR 2.2.1.15.1)."""
+
+    CTRLACTION_REQUEST_CONTROL = 0x0001
+    CTRLACTION_GRANTED_CONTROL = 0x0002
+    CTRLACTION_DETACH = 0x0003
+    CTRLACTION_COOPERATE = 0x0004
+
+
+@dataclass(frozen=True)
+class Control(ShareDataBodyBase):
+    """TS_CONTROL_PDU (MS-RDPBCGR 2.2.1.15.1): action, grantId, controlId.
+
+    Client Control Cooperate (2.2.1.15) and Request Control (2.2.1.16);
+    server Control Cooperate (2.2.1.20) and Granted Control (2.2.1.21),
+    where grantId is the user channel id and controlId the server channel id.
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_CONTROL
+    NAME = "Control PDU"
+
+    action: ControlAction
+    grant_id: int = 0
+    control_id: int = 0
+
+    @classmethod
+    def cooperate(cls) -> Self:
+        return cls(ControlAction.CTRLACTION_COOPERATE)
+
+    @classmethod
+    def request_control(cls) -> Self:
+        return cls(ControlAction.CTRLACTION_REQUEST_CONTROL)
+
+    @classmethod
+    def granted_control(cls, grant_id: int, control_id: int) -> Self:
+        return cls(ControlAction.CTRLACTION_GRANTED_CONTROL, grant_id, control_id)
+
+    def encode(self) -> bytes:
+        w = Writer().u16le(self.action).u16le(self.grant_id).u32le(self.control_id)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        raw_action = r.u16le("action")
+        try:
+            action = ControlAction(raw_action)
+        except ValueError:
+            raise r.error("action", f"unknown action 0x{raw_action:04X}") from None
+        grant_id = r.u16le("grantId")
+        control_id = r.u32le("controlId")
+        r.expect_end()
+        return cls(action, grant_id, control_id)
+
+
+# -- persistent key list, font list, font map (2.2.1.17, 2.2.1.18, 2.2.1.22) --------------
+
+#: Size of TS_BITMAPCACHE_PERSISTENT_LIST_ENTRY (two 32-bit keys).
+PERSISTENT_ENTRY_SIZE: Final = 8
+
+
+@dataclass(frozen=True)
+class PersistentKeyList(ShareDataBodyBase):
+    """TS_BITMAPCACHE_PERSISTENT_LIST_PDU (MS-RDPBCGR 2.2.1.17.1).
+
+    The server keeps no bitmap cache, so the keys are accepted and kept raw
+    (``entries``: 8 bytes per key, as many as the numEntriesCache fields say).
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_BITMAPCACHE_PERSISTENT_LIST
+    NAME = "Persistent Key List PDU"
+
+    num_entries: tuple[int, int, int, int, int]
+    total_entries: tuple[int, int, int, int, int]
+    bit_mask: int
+    entries: bytes = b""
+    pad2: int = 0
+    pad3: int = 0
+
+    def encode(self) -> bytes:
+        w = Writer()
+        for value in (*self.num_entries, *self.total_entries):
+            w.u16le(value)
+        w.u8(self.bit_mask).u8(self.pad2).u16le(self.pad3)
+        if len(self.entries) != PERSISTENT_ENTRY_SIZE * sum(self.num_entries):
+            raise ValueError("entries do not match numEntriesCache")
+        return w.raw(self.entries).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        num = tuple(r.u16le(f"numEntriesCache{i}") for i in range(5))
+        total = tuple(r.u16le(f"totalEntriesCache{i}") for i in range(5))
+        bit_mask = r.u8("bBitMask")
+        pad2 = r.u8("Pad2")
+        pad3 = r.u16le("Pad3")
+        entries = r.raw(PERSISTENT_ENTRY_SIZE * sum(num), "entries")
+        r.expect_end()
+        return cls(num, total, bit_mask, entries, pad2, pad3)  # type: ignore[arg-type]
+
+
+#: listFlags / mapFlags (2.2.1.18.1, 2.2.1.22.1).
+FONTLIST_FIRST: Final = 0x0001
+FONTLIST_LAST: Final = 0x0002
+#: entrySize values the spec mandates.
+FONTLIST_ENTRY_SIZE: Final = 0x0032
+FONTMAP_ENTRY_SIZE: Final = 0x0004
+
+
+@dataclass(frozen=True)
+class FontList(ShareDataBodyBase):
+    """TS_FONT_LIST_PDU (MS-RDPBCGR 2.2.1.18.1), sent by the client, carries no fonts."""
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_FONTLIST
+    NAME = "Font List PDU"
+
+    number_fonts: int = 0
+    total_num_fonts: int = 0
+    list_flags: int = FONTLIST_FIRST | FONTLIST_LAST
+    entry_size: int = FONTLIST_ENTRY_SIZE
+
+    def encode(self) -> bytes:
+        w = Writer().u16le(self.number_fonts).u16le(self.total_num_fonts)
+        return w.u16le(self.list_flags).u16le(self.entry_size).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        value = cls(
+            r.u16le("numberFonts"),
+            r.u16le("totalNumFonts"),
+            r.u16le("listFlags"),
+            r.u16le("entrySize"),
+        )
+        r.expect_end()
+        return value
+
+
+@dataclass(frozen=True)
+class FontMap(ShareDataBodyBase):
+    """TS_FONT_MAP_PDU (MS-RDPBCGR 2.2.1.22.1), the server's last finalisation PDU."""
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_FONTMAP
+    NAME = "Font Map PDU"
+
+    number_entries: int = 0
+    total_num_entries: int = 0
+    map_flags: int = FONTLIST_FIRST | FONTLIST_LAST
+    entry_size: int = FONTMAP_ENTRY_SIZE
+
+    def encode(self) -> bytes:
+        w = Writer().u16le(self.number_entries).u16le(self.total_num_entries)
+        return w.u16le(self.map_flags).u16le(self.entry_size).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        value = cls(
+            r.u16le("numberEntries"),
+            r.u16le("totalNumEntries"),
+            r.u16le("mapFlags"),
+            r.u16le("entrySize"),
+        )
+        r.expect_end()
+        return value
+
+
+# -- shutdown (2.2.2.2, 2.2.2.3) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShutdownRequest(ShareDataBodyBase):
+    """Shutdown Request PDU (MS-RDPBCGR 2.2.2.2): the user closed the client. No body."""
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SHUTDOWN_REQUEST
+    NAME = "Shutdown Request PDU"
+
+    def encode(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        Reader(data, cls.NAME).expect_end()
+        return cls()
+
+
+@dataclass(frozen=True)
+class ShutdownDenied(ShareDataBodyBase):
+    """Shutdown Request Denied PDU (MS-RDPBCGR 2.2.2.3). No body."""
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SHUTDOWN_DENIED
+    NAME = "Shutdown Request Denied PDU"
+
+    def encode(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        Reader(data, cls.NAME).expect_end()
+        return cls()
+
+
+# -- set error info (2.2.5.1.1) --------------------------------------------------------------
+
+
+class ErrorInfo(IntEnum):
+    """errorInfo codes of TS_SET_ERROR_INFO_PDU (MS-RDPBCGR 2.2.5.1.1) the server uses."""
+
+    ERRINFO_NONE = 0x00000000
+    ERRINFO_RPC_INITIATED_DISCONNECT = 0x00000001
+    ERRINFO_RPC_INITIATED_LOGOFF = 0x00000002
+    ERRINFO_IDLE_TIMEOUT = 0x00000003
+    ERRINFO_LOGON_TIMEOUT = 0x00000004
+    ERRINFO_DISCONNECTED_BY_OTHERCONNECTION = 0x00000005
+    ERRINFO_OUT_OF_MEMORY = 0x00000006
+    ERRINFO_SERVER_DENIED_CONNECTION = 0x00000007
+    ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES = 0x00000009
+    ERRINFO_SERVER_FRESH_CREDENTIALS_REQUIRED = 0x0000000A
+    ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER = 0x0000000B
+    ERRINFO_LOGOFF_BY_USER = 0x0000000C
+    ERRINFO_CLOSE_STACK_ON_DRIVER_NOT_READY = 0x0000000F
+    ERRINFO_SERVER_DWM_CRASH = 0x00000010
+    ERRINFO_CLOSE_STACK_ON_DRIVER_FAILURE = 0x00000011
+    ERRINFO_CLOSE_STACK_ON_DRIVER_IFACE_FAILURE = 0x00000012
+    ERRINFO_SERVER_WINLOGON_CRASH = 0x00000017
+    ERRINFO_SERVER_CSRSS_CRASH = 0x00000018
+    ERRINFO_SERVER_SHUTDOWN = 0x00000019
+    ERRINFO_SERVER_REBOOT = 0x0000001A
+    ERRINFO_LICENSE_INTERNAL = 0x00000100
+    ERRINFO_LICENSE_NO_LICENSE_SERVER = 0x00000101
+    ERRINFO_LICENSE_NO_LICENSE = 0x00000102
+    ERRINFO_LICENSE_BAD_CLIENT_MSG = 0x00000103
+    ERRINFO_LICENSE_HWID_DOESNT_MATCH_LICENSE = 0x00000104
+    ERRINFO_LICENSE_BAD_CLIENT_LICENSE = 0x00000105
+    ERRINFO_LICENSE_CANT_FINISH_PROTOCOL = 0x00000106
+    ERRINFO_LICENSE_CLIENT_ENDED_PROTOCOL = 0x00000107
+    ERRINFO_LICENSE_BAD_CLIENT_ENCRYPTION = 0x00000108
+    ERRINFO_LICENSE_CANT_UPGRADE_LICENSE = 0x00000109
+    ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS = 0x0000010A
+    ERRINFO_UNKNOWNPDUTYPE2 = 0x000010C9
+    ERRINFO_UNKNOWNPDUTYPE = 0x000010CA
+    ERRINFO_DATAPDUSEQUENCE = 0x000010CB
+    ERRINFO_CONTROLPDUSEQUENCE = 0x000010CD
+    ERRINFO_INVALIDCONTROLPDUACTION = 0x000010CE
+    ERRINFO_INVALIDINPUTPDUTYPE = 0x000010CF
+    ERRINFO_INVALIDINPUTPDUMOUSE = 0x000010D0
+    ERRINFO_INVALIDREFRESHRECTPDU = 0x000010D1
+    ERRINFO_CREATEUSERDATAFAILED = 0x000010D2
+    ERRINFO_CONNECTFAILED = 0x000010D3
+    ERRINFO_CONFIRMACTIVEWRONGSHAREID = 0x000010D4
+    ERRINFO_CONFIRMACTIVEWRONGORIGINATOR = 0x000010D5
+    ERRINFO_PERSISTENTKEYPDUBADLENGTH = 0x000010DA
+    ERRINFO_INPUTPDUBADLENGTH = 0x000010DE
+    ERRINFO_SHAREDATATOOSHORT = 0x000010E2
+    ERRINFO_BADSUPRESSOUTPUTPDU = 0x000010E3
+    ERRINFO_CONFIRMACTIVEPDUTOOSHORT = 0x000010E5
+    ERRINFO_CAPABILITYSETTOOSMALL = 0x000010E7
+    ERRINFO_CAPABILITYSETTOOLARGE = 0x000010E8
+    ERRINFO_BADCAPABILITIES = 0x000010EA
+    ERRINFO_INVALIDCHANNELID = 0x000010EF
+    ERRINFO_VCHANNELSTOOMANY = 0x000010F0
+
+
+@dataclass(frozen=True)
+class SetErrorInfo(ShareDataBodyBase):
+    """TS_SET_ERROR_INFO_PDU (MS-RDPBCGR 2.2.5.1.1): why the server is disconnecting.
+
+    ``error_info`` is an :class:`ErrorInfo` when the code is known here,
+    otherwise the plain integer.
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SET_ERROR_INFO_PDU
+    NAME = "Set Error Info PDU"
+
+    error_info: int
+
+    def encode(self) -> bytes:
+        return Writer().u32le(self.error_info).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        code = r.u32le("errorInfo")
+        r.expect_end()
+        try:
+            return cls(ErrorInfo(code))
+        except ValueError:
+            return cls(code)
+
+
+# -- save session info (2.2.10.1) ----------------------------------------------------------
+
+
+class InfoType(IntEnum):
+    """infoType of TS_SAVE_SESSION_INFO_PDU_DATA (MS-RDPBCGR 2.2.10.1.1)."""
+
+    INFOTYPE_LOGON = 0x00000000
+    INFOTYPE_LOGON_LONG = 0x00000001
+    INFOTYPE_LOGON_PLAINNOTIFY = 0x00000002
+    INFOTYPE_LOGON_EXTENDED_INFO = 0x00000003
+
+
+#: Fixed sizes: TS_LOGON_INFO and TS_PLAIN_NOTIFY are 576 bytes; the
+#: TS_LOGON_INFO_VERSION_2 header is 18 bytes followed by 558 pad bytes.
+LOGON_INFO_SIZE: Final = 576
+LOGON_INFO_V2_HEADER: Final = 18
+LOGON_INFO_V2_PAD: Final = 558
+#: Largest infoData accepted (the version 2 names are at most 52 + 512 bytes).
+MAX_SAVE_SESSION_INFO: Final = 2048
+SAVE_SESSION_PDU_VERSION_ONE: Final = 0x0001
+
+
+@dataclass(frozen=True)
+class SaveSessionInfo(ShareDataBodyBase):
+    """TS_SAVE_SESSION_INFO_PDU_DATA (MS-RDPBCGR 2.2.10.1.1), the logon notification.
+
+    ``info_data`` is kept raw; :meth:`logon_long` and :meth:`plain_notify`
+    build the two forms the server sends.
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SAVE_SESSION_INFO
+    NAME = "Save Session Info PDU"
+
+    info_type: InfoType
+    info_data: bytes
+
+    @classmethod
+    def logon_long(cls, session_id: int, domain: str, user_name: str) -> Self:
+        """INFOTYPE_LOGON_LONG with TS_LOGON_INFO_VERSION_2 (2.2.10.1.1.2)."""
+        domain_raw = domain.encode("utf-16-le") + b"\0\0"
+        user_raw = user_name.encode("utf-16-le") + b"\0\0"
+        if len(domain_raw) > 52 or len(user_raw) > 512:
+            raise ValueError("domain or user name too long for TS_LOGON_INFO_VERSION_2")
+        w = Writer().u16le(SAVE_SESSION_PDU_VERSION_ONE).u32le(LOGON_INFO_V2_HEADER)
+        w.u32le(session_id).u32le(len(domain_raw)).u32le(len(user_raw))
+        w.zeros(LOGON_INFO_V2_PAD).raw(domain_raw).raw(user_raw)
+        return cls(InfoType.INFOTYPE_LOGON_LONG, w.getvalue())
+
+    @classmethod
+    def plain_notify(cls) -> Self:
+        """INFOTYPE_LOGON_PLAINNOTIFY with TS_PLAIN_NOTIFY (2.2.10.1.1.3)."""
+        return cls(InfoType.INFOTYPE_LOGON_PLAINNOTIFY, bytes(LOGON_INFO_SIZE))
+
+    def encode(self) -> bytes:
+        return Writer().u32le(self.info_type).raw(self.info_data).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        raw_type = r.u32le("infoType")
+        try:
+            info_type = InfoType(raw_type)
+        except ValueError:
+            raise r.error("infoType", f"unknown info type {raw_type}") from None
+        if r.remaining > MAX_SAVE_SESSION_INFO:
+            raise r.error("infoData", f"{r.remaining} bytes exceeds {MAX_SAVE_SESSION_INFO}")
+        if r.remaining < LOGON_INFO_SIZE:
+            raise r.error("infoData", f"{r.remaining} bytes, at least {LOGON_INFO_SIZE} needed")
+        return cls(info_type, r.rest())
+
+
+# -- refresh rect, suppress output (2.2.11.2, 2.2.11.3) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Rectangle16:
+    """TS_RECTANGLE16 (MS-RDPBCGR 2.2.11.1): inclusive bounds."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    def write(self, w: Writer) -> None:
+        w.u16le(self.left).u16le(self.top).u16le(self.right).u16le(self.bottom)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u16le("left"), r.u16le("top"), r.u16le("right"), r.u16le("bottom"))
+
+
+@dataclass(frozen=True)
+class RefreshRect(ShareDataBodyBase):
+    """TS_REFRESH_RECT_PDU (MS-RDPBCGR 2.2.11.2.1): areas the client wants redrawn."""
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_REFRESH_RECT
+    NAME = "Refresh Rect PDU"
+
+    areas_to_refresh: tuple[Rectangle16, ...]
+
+    def encode(self) -> bytes:
+        if not 0 < len(self.areas_to_refresh) <= 0xFF:
+            raise ValueError("1 to 255 areas")
+        w = Writer().u8(len(self.areas_to_refresh)).zeros(3)
+        for area in self.areas_to_refresh:
+            area.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        count = r.u8("numberOfAreas")
+        if count == 0:
+            raise r.error("numberOfAreas", "no area")
+        r.skip(3, "pad3Octets")
+        areas = tuple(Rectangle16.read(r) for _ in range(count))
+        r.expect_end()
+        return cls(areas)
+
+
+#: allowDisplayUpdates (2.2.11.3.1).
+SUPPRESS_DISPLAY_UPDATES: Final = 0x00
+ALLOW_DISPLAY_UPDATES: Final = 0x01
+
+
+@dataclass(frozen=True)
+class SuppressOutput(ShareDataBodyBase):
+    """TS_SUPPRESS_OUTPUT_PDU (MS-RDPBCGR 2.2.11.3.1): the client window was minimised or restored.
+
+    desktopRect is present only when display updates are allowed.
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_SUPPRESS_OUTPUT
+    NAME = "Suppress Output PDU"
+
+    allow_display_updates: int
+    desktop_rect: Rectangle16 | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.allow_display_updates == ALLOW_DISPLAY_UPDATES
+
+    def encode(self) -> bytes:
+        w = Writer().u8(self.allow_display_updates).zeros(3)
+        if self.allowed:
+            if self.desktop_rect is None:
+                raise ValueError("desktopRect is required when updates are allowed")
+            self.desktop_rect.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, cls.NAME)
+        allow = r.u8("allowDisplayUpdates")
+        if allow not in (SUPPRESS_DISPLAY_UPDATES, ALLOW_DISPLAY_UPDATES):
+            raise r.error("allowDisplayUpdates", f"invalid value {allow}")
+        r.skip(3, "pad3Octets")
+        rect = Rectangle16.read(r) if allow == ALLOW_DISPLAY_UPDATES else None
+        r.expect_end()
+        return cls(allow, rect)
+
+
+# -- passed on ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputPdu(ShareDataBodyBase):
+    """The slow-path TS_INPUT_PDU_DATA body (MS-RDPBCGR 2.2.8.1.1.3.1), undecoded.
+
+    Decode ``payload`` with :func:`rdscard.pdu.input.decode_slowpath_input`.
+    """
+
+    PDU_TYPE2 = PduType2.PDUTYPE2_INPUT
+    NAME = "Input PDU"
+
+    payload: bytes
+
+    def encode(self) -> bytes:
+        return self.payload
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls(data)
+
+
+@dataclass(frozen=True)
+class RawShareData:
+    """A Share Data body whose pduType2 is not decoded here, kept as bytes."""
+
+    type_code: int
+    payload: bytes
+
+    @property
+    def pdu_type2(self) -> int:
+        return self.type_code
+
+    def encode(self) -> bytes:
+        return self.payload
+
+
+ShareDataBody = (
+    Synchronize
+    | Control
+    | PersistentKeyList
+    | FontList
+    | FontMap
+    | ShutdownRequest
+    | ShutdownDenied
+    | SetErrorInfo
+    | SaveSessionInfo
+    | RefreshRect
+    | SuppressOutput
+    | InputPdu
+    | RawShareData
+)
+
+#: pduType2 -> decoder of the body.
+DATA_BODIES: Final[dict[int, Callable[[bytes], ShareDataBody]]] = {
+    cls.PDU_TYPE2: cls.decode
+    for cls in (
+        Synchronize,
+        Control,
+        PersistentKeyList,
+        FontList,
+        FontMap,
+        ShutdownRequest,
+        ShutdownDenied,
+        SetErrorInfo,
+        SaveSessionInfo,
+        RefreshRect,
+        SuppressOutput,
+        InputPdu,
+    )
+}

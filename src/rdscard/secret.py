@@ -1,0 +1,109 @@
+"""A PIN or password held in a wipeable buffer.
+
+:class:`Secret` keeps the bytes in a ``bytearray`` that :meth:`Secret.wipe`
+zeroes in place. It never shows the bytes in a ``repr``/``str``, refuses to
+be pickled or copied, compares in constant time, and wipes itself when used
+as a context manager or when it is garbage collected.
+"""
+
+from __future__ import annotations
+
+import hmac
+from types import TracebackType
+from typing import Any, NoReturn, Self
+
+
+class Secret:
+    """Sensitive bytes (a smart card PIN, a password) that never leak through a repr.
+
+    The constructor copies ``data``; :meth:`take` moves a ``bytearray`` in and
+    zeroes the original. :meth:`reveal` hands the live buffer to its one
+    consumer, which must not keep it.
+    """
+
+    __slots__ = ("__weakref__", "_buf")
+
+    def __init__(self, data: bytes | bytearray | memoryview = b"") -> None:
+        self._buf = bytearray(data)
+
+    @classmethod
+    def take(cls, buf: bytearray) -> Secret:
+        """A secret holding the bytes of ``buf``; ``buf`` is zeroed."""
+        secret = cls(buf)
+        _zero(buf)
+        return secret
+
+    # -- access --------------------------------------------------------------
+    def reveal(self) -> bytearray:
+        """The live buffer: read it, use it, do not store it."""
+        return self._buf
+
+    def wipe(self) -> None:
+        """Overwrite the bytes with zeros and forget them."""
+        _zero(self._buf)
+        self._buf.clear()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def __bool__(self) -> bool:
+        return bool(self._buf)
+
+    # -- context manager -------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.wipe()
+
+    def __del__(self) -> None:
+        buf = getattr(self, "_buf", None)
+        if buf is not None:
+            _zero(buf)
+
+    # -- never shown -----------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"Secret(<redacted, {len(self._buf)} bytes>)"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    # -- equality without timing leaks -----------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._buf, other._buf)
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return not hmac.compare_digest(self._buf, other._buf)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- no pickling, no copies ------------------------------------------------
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled")
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled")
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be copied; pass the object itself")
+
+    def __deepcopy__(self, memo: Any) -> NoReturn:
+        raise TypeError("a Secret cannot be copied; pass the object itself")
+
+
+def _zero(buf: bytearray) -> None:
+    buf[:] = bytes(len(buf))
