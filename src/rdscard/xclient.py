@@ -164,6 +164,18 @@ class XFreeRdp:
             time.sleep(0.1)
         raise RdscardError(f"no xfreerdp window titled {self.title!r} appeared")
 
+    def window_origin(self) -> tuple[int, int]:
+        """Screen coordinates of the top-left corner of the client's desktop area."""
+        xdotool = _require("xdotool", "xdotool")
+        result = subprocess.run(
+            [xdotool, "getwindowgeometry", "--shell", self.window_id()],
+            env=self.screen.env(), capture_output=True, text=True, check=True,
+        )
+        values = dict(
+            line.split("=", 1) for line in result.stdout.splitlines() if "=" in line
+        )
+        return int(values.get("X", 0)), int(values.get("Y", 0))
+
     def type_keys(self, *keys: str) -> None:
         """Press keys (xdotool key names such as ``1``, ``BackSpace``, ``Return``)."""
         xdotool = _require("xdotool", "xdotool")
@@ -212,3 +224,30 @@ def save_screenshot(screen: VirtualScreen, path: Path) -> Path:
     """Write a PNG of the screen to ``path``."""
     screen.screenshot().save(path)
     return path
+
+
+def logon_screen_visible(
+    shot: Image.Image, origin: tuple[int, int], width: int, height: int
+) -> bool:
+    """Whether ``shot`` shows rdscard's logon screen with its top-left at ``origin``.
+
+    Checks the documented colours (:mod:`rdscard.screen.layout`): background
+    in the corners, the panel, and the PIN field.
+    """
+    from rdscard.screen import layout
+
+    ox, oy = origin
+
+    def near(x: int, y: int, colour: tuple[int, int, int]) -> bool:
+        pixel = shot.getpixel((ox + x, oy + y))
+        assert isinstance(pixel, tuple)
+        return all(abs(a - b) <= 24 for a, b in zip(pixel[:3], colour, strict=True))
+
+    pin = layout.pin_box(width, height)
+    panel = layout.panel_box(width, height)
+    return (
+        near(2, 2, layout.BACKGROUND)
+        and near(width - 3, height - 3, layout.BACKGROUND)
+        and near(panel.left + 4, panel.bottom - 4, layout.PANEL)
+        and near(pin.right - 8, pin.top + 8, layout.PIN_BOX_FILL)
+    )

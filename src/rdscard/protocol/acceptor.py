@@ -1,0 +1,353 @@
+"""The server side of the RDP connection sequence as a sans-IO state machine.
+
+MS-RDPBCGR 1.3.1.1 (connection sequence) and 3.3.5 (server processing):
+connection initiation with TLS negotiation, basic settings exchange (MCS
+Connect with GCC), channel connection (Erect Domain, Attach User, Channel
+Joins), the Client Info PDU, licensing skipped with the valid-client error,
+capabilities exchange (Demand Active / Confirm Active), finalisation, then
+the active session with input, static virtual channels and graphics.
+
+Feed received bytes to :meth:`RdpAcceptor.receive`; collect bytes to send
+with :meth:`data_to_send` and what happened with :meth:`events`. The only
+transition that needs the adapter's help is the TLS upgrade: after a
+:class:`StartTls` event, send the pending bytes, upgrade the transport,
+then call :meth:`tls_established`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rdscard.errors import ProtocolError
+from rdscard.pdu import client_info as ci
+from rdscard.pdu import gcc, mcs, share, tpkt, x224
+from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
+from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
+from rdscard.pdu.licensing import license_error_valid_client
+from rdscard.pdu.secure import SecurityFlag, unwrap_basic_security, wrap_basic_security
+from rdscard.protocol import capabilities_policy as policy
+from rdscard.protocol.events import (
+    AcceptorEvent,
+    ChannelData,
+    ClientConnected,
+    ClientInfoReceived,
+    ClientShutdown,
+    InputReceived,
+    NegotiationRefused,
+    Phase,
+    RefreshRequested,
+    SessionActivated,
+    StartTls,
+)
+
+IO_CHANNEL_ID = 1003
+USER_CHANNEL_ID = 1002
+FINALIZATION_NEEDED = frozenset({"synchronize", "cooperate", "request_control", "font_list"})
+
+
+@dataclass(frozen=True)
+class AcceptorSettings:
+    """What the server decides (MS-RDPBCGR 3.3.1)."""
+
+    default_width: int = 1024
+    default_height: int = 768
+    share_id: int = 0x000103EA
+    session_id: int = 0
+    max_frame: int = 1 << 20
+
+
+class RdpAcceptor:
+    """One connection's server-side protocol state."""
+
+    def __init__(self, settings: AcceptorSettings | None = None) -> None:
+        self.settings = settings or AcceptorSettings()
+        self.phase = Phase.CONNECTION_REQUEST
+        self._inbox = bytearray()
+        self._outbox = bytearray()
+        self._events: list[AcceptorEvent] = []
+        self._requested_protocols = 0
+        self._channel_names: dict[int, str] = {}
+        self._channel_ids: dict[str, int] = {}
+        self._pending_joins: set[int] = set()
+        self._reassemblers: dict[int, ChannelReassembler] = {}
+        self._chunk_size = policy.DEFAULT_CHUNK_SIZE
+        self.fastpath_max_request: int | None = None
+        self._finalization_seen: set[str] = set()
+        self.desktop_width = self.settings.default_width
+        self.desktop_height = self.settings.default_height
+        self.color_depth = 32
+        self._handlers: dict[Phase, Callable[[bytes], None]] = {
+            Phase.CONNECTION_REQUEST: self._on_connection_request,
+            Phase.BASIC_SETTINGS: self._on_connect_initial,
+            Phase.CHANNEL_CONNECTION: self._on_domain_pdu,
+            Phase.SECURE_SETTINGS: self._on_domain_pdu,
+            Phase.CAPABILITIES: self._on_domain_pdu,
+            Phase.FINALIZATION: self._on_domain_pdu,
+            Phase.ACTIVE: self._on_domain_pdu,
+        }
+
+    # -- adapter interface -------------------------------------------------
+    def receive(self, data: bytes) -> None:
+        """Feed bytes from the transport; raises ProtocolError on malformed input."""
+        if self.phase in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
+            if self.phase is Phase.TLS_HANDSHAKE and data:
+                raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
+            return
+        self._inbox += data
+        while self.phase not in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
+            length = tpkt.next_frame_length(bytes(self._inbox[:4]))
+            if length is None or len(self._inbox) < length:
+                return
+            frame = bytes(self._inbox[:length])
+            del self._inbox[:length]
+            if tpkt.is_fastpath(frame):
+                self._on_fastpath(frame)
+            else:
+                self._handlers[self.phase](tpkt.unwrap(frame))
+
+    def tls_established(self) -> None:
+        """The adapter finished the TLS handshake."""
+        if self.phase is not Phase.TLS_HANDSHAKE:
+            raise RuntimeError("tls_established() outside the security upgrade")
+        self.phase = Phase.BASIC_SETTINGS
+
+    def data_to_send(self) -> bytes:
+        """Bytes the adapter must write now."""
+        out = bytes(self._outbox)
+        self._outbox.clear()
+        return out
+
+    def events(self) -> list[AcceptorEvent]:
+        """Events since the last call."""
+        out = self._events
+        self._events = []
+        return out
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Names of the joined static virtual channels, in the client's order."""
+        return tuple(self._channel_ids)
+
+    # -- server-initiated output ----------------------------------------------
+    def send_channel_data(self, channel_name: str, data: bytes) -> None:
+        """Send a static virtual channel message, chunked (MS-RDPBCGR 3.1.5.2.1)."""
+        if self.phase is not Phase.ACTIVE:
+            raise RuntimeError("channel data may be sent only in the active session")
+        channel_id = self._channel_ids[channel_name]
+        for chunk in chunk_channel_data(data, self._chunk_size):
+            self._send_mcs(channel_id, chunk)
+
+    def send_fastpath(self, pdu: bytes) -> None:
+        """Queue an already framed fast-path output PDU (graphics)."""
+        if self.phase is Phase.ACTIVE:
+            self._outbox += pdu
+
+    def disconnect(self, error_info: int) -> None:
+        """End the session from the server side with a reason the client shows."""
+        if self.phase in (Phase.CLOSED, Phase.CONNECTION_REQUEST, Phase.TLS_HANDSHAKE):
+            self.phase = Phase.CLOSED
+            return
+        if self.phase in (Phase.CAPABILITIES, Phase.FINALIZATION, Phase.ACTIVE):
+            self._send_share_data(share.SetErrorInfo(error_info))
+        self._send_x224(mcs.DisconnectProviderUltimatum(mcs.DisconnectReason.RN_PROVIDER_INITIATED))
+        self.phase = Phase.CLOSED
+
+    # -- connection initiation (MS-RDPBCGR 3.3.5.3.1, 3.3.5.3.2) -----------------
+    def _on_connection_request(self, payload: bytes) -> None:
+        request = x224.ConnectionRequest.decode(payload)
+        requested = request.requested_protocols
+        self._requested_protocols = requested
+        if request.negotiation is not None and requested & x224.Protocol.SSL:
+            self._outbox += tpkt.wrap(x224.ConnectionConfirm.selecting(x224.Protocol.SSL).encode())
+            self.phase = Phase.TLS_HANDSHAKE
+            self._events.append(StartTls(requested, request.cookie or ""))
+            return
+        failure = x224.FailureCode.SSL_REQUIRED_BY_SERVER
+        self._outbox += tpkt.wrap(x224.ConnectionConfirm.failing(failure).encode())
+        self.phase = Phase.CLOSED
+        self._events.append(
+            NegotiationRefused(requested, failure, "the client does not offer TLS")
+        )
+
+    # -- basic settings exchange (3.3.5.3.3, 3.3.5.3.4) -------------------------
+    def _on_connect_initial(self, payload: bytes) -> None:
+        initial = mcs.ConnectInitial.decode(x224.unwrap_data(payload))
+        client = gcc.decode_client_data(initial.user_data)
+        core = client.core
+        self.desktop_width, self.desktop_height = policy.desktop_size(
+            core.desktop_width, core.desktop_height, self.settings
+        )
+        self.color_depth = policy.color_depth(core)
+        names = [c.name for c in (client.net.channel_def_array if client.net else ())]
+        ids = []
+        for index, name in enumerate(names):
+            channel_id = IO_CHANNEL_ID + 1 + index
+            self._channel_names[channel_id] = name
+            self._channel_ids[name] = channel_id
+            ids.append(channel_id)
+        response = gcc.server_data_response(
+            requested_protocols=self._requested_protocols,
+            io_channel_id=IO_CHANNEL_ID,
+            channel_ids=ids,
+        )
+        self._send_x224(mcs.ConnectResponse.for_user_data(response))
+        self._pending_joins = {USER_CHANNEL_ID, IO_CHANNEL_ID, *ids}
+        self.phase = Phase.CHANNEL_CONNECTION
+        self._events.append(
+            ClientConnected(
+                client_name=core.client_name,
+                client_build=core.client_build,
+                desktop_width=self.desktop_width,
+                desktop_height=self.desktop_height,
+                color_depth=self.color_depth,
+                keyboard_layout=core.keyboard_layout,
+                channels=tuple(names),
+                requested_protocols=self._requested_protocols,
+            )
+        )
+
+    # -- everything inside MCS domain PDUs ---------------------------------------
+    def _on_domain_pdu(self, payload: bytes) -> None:
+        pdu = mcs.decode_domain_pdu(x224.unwrap_data(payload))
+        if isinstance(pdu, mcs.ErectDomainRequest):
+            return
+        if isinstance(pdu, mcs.AttachUserRequest):
+            self._send_x224(mcs.AttachUserConfirm(result=0, initiator=USER_CHANNEL_ID))
+            return
+        if isinstance(pdu, mcs.ChannelJoinRequest):
+            self._on_channel_join(pdu)
+            return
+        if isinstance(pdu, mcs.DisconnectProviderUltimatum):
+            self.phase = Phase.CLOSED
+            self._events.append(ClientShutdown("the client disconnected"))
+            return
+        if isinstance(pdu, mcs.SendDataRequest):
+            if pdu.channel_id == IO_CHANNEL_ID:
+                self._on_io_channel(pdu.user_data)
+            elif pdu.channel_id in self._channel_names:
+                self._on_static_channel(pdu.channel_id, pdu.user_data)
+            else:
+                raise ProtocolError("MCS Send Data Request", "channelId",
+                                    f"unknown channel {pdu.channel_id}")
+            return
+        raise ProtocolError("MCS", "choice", f"unexpected {type(pdu).__name__} in {self.phase}")
+
+    def _on_channel_join(self, pdu: mcs.ChannelJoinRequest) -> None:
+        if self.phase is not Phase.CHANNEL_CONNECTION:
+            raise ProtocolError("MCS Channel Join Request", "channelId", "join after connection")
+        known = pdu.channel_id in self._pending_joins
+        self._pending_joins.discard(pdu.channel_id)
+        self._send_x224(
+            mcs.ChannelJoinConfirm(
+                result=0 if known else 14,  # rt-no-such-channel
+                initiator=pdu.initiator,
+                requested=pdu.channel_id,
+                channel_id=pdu.channel_id if known else None,
+            )
+        )
+        if not self._pending_joins:
+            self.phase = Phase.SECURE_SETTINGS
+
+    def _on_io_channel(self, data: bytes) -> None:
+        if self.phase is Phase.SECURE_SETTINGS:
+            self._on_client_info(data)
+            return
+        if self.phase is Phase.CHANNEL_CONNECTION:
+            raise ProtocolError("Client Info PDU", "channel", "sent before every channel joined")
+        for pdu in share.decode_share_pdus(data):
+            self._on_share_pdu(pdu)
+
+    # -- secure settings exchange and licensing (3.3.5.3.11, 3.3.5.3.12) ----------
+    def _on_client_info(self, data: bytes) -> None:
+        flags, body = unwrap_basic_security(data)
+        if not flags & SecurityFlag.SEC_INFO_PKT:
+            raise ProtocolError("Client Info PDU", "securityHeader.flags", "SEC_INFO_PKT not set")
+        info = ci.ClientInfo.decode(body)
+        self._events.append(ClientInfoReceived(info))
+        self._send_mcs(
+            IO_CHANNEL_ID, wrap_basic_security(SecurityFlag.SEC_LICENSE_PKT,
+                                               license_error_valid_client())
+        )
+        demand = policy.demand_active(
+            share_id=self.settings.share_id,
+            session_id=self.settings.session_id,
+            width=self.desktop_width,
+            height=self.desktop_height,
+            color_depth=self.color_depth,
+        )
+        self._send_mcs(IO_CHANNEL_ID, demand.encode())
+        self.phase = Phase.CAPABILITIES
+
+    # -- capabilities, finalisation, active session (3.3.5.3.13 - 3.3.5.3.22) -------
+    def _on_share_pdu(self, pdu: share.SharePdu) -> None:
+        if isinstance(pdu, share.ConfirmActive):
+            self._on_confirm_active(pdu)
+            return
+        if self.phase is Phase.CAPABILITIES:
+            raise ProtocolError("Confirm Active PDU", "pduType",
+                                f"expected Confirm Active, got {type(pdu).__name__}")
+        if isinstance(pdu, share.ShareData):
+            self._on_share_data(pdu)
+
+    def _on_confirm_active(self, pdu: share.ConfirmActive) -> None:
+        if self.phase not in (Phase.CAPABILITIES, Phase.ACTIVE, Phase.FINALIZATION):
+            raise ProtocolError(
+                "Confirm Active PDU", "pduType", "unexpected in " + self.phase.value
+            )
+        self.fastpath_max_request = policy.multifragment_max(pdu.capability_sets)
+        self._finalization_seen.clear()
+        self.phase = Phase.FINALIZATION
+
+    def _on_share_data(self, pdu: share.ShareData) -> None:
+        body = pdu.body
+        if self.phase is Phase.FINALIZATION:
+            step = policy.finalization_step(body)
+            if step is not None:
+                self._finalization_seen.add(step)
+                if step == "font_list":
+                    for reply in policy.finalization_replies(USER_CHANNEL_ID):
+                        self._send_share_data(reply)
+                if self._finalization_seen >= FINALIZATION_NEEDED:
+                    self.phase = Phase.ACTIVE
+                    self._events.append(
+                        SessionActivated(self.desktop_width, self.desktop_height, self.color_depth)
+                    )
+                return
+        if isinstance(body, share.InputPdu):
+            self._events.append(InputReceived(tuple(decode_slowpath_input(body.payload))))
+        elif isinstance(body, share.ShutdownRequest):
+            self._send_share_data(share.ShutdownDenied())
+            self._events.append(ClientShutdown("the user ended the session"))
+        elif (
+            isinstance(body, share.RefreshRect | share.SuppressOutput)
+            and self.phase is Phase.ACTIVE
+            and policy.wants_refresh(body)
+        ):
+            self._events.append(RefreshRequested())
+
+    def _on_static_channel(self, channel_id: int, data: bytes) -> None:
+        if self.phase is not Phase.ACTIVE:
+            return  # MS-RDPBCGR 3.3.5.2.2: ignored before activation
+        reassembler = self._reassemblers.setdefault(channel_id, ChannelReassembler())
+        message = reassembler.add(data)
+        if message is not None:
+            self._events.append(ChannelData(self._channel_names[channel_id], message))
+
+    def _on_fastpath(self, frame: bytes) -> None:
+        if self.phase is not Phase.ACTIVE:
+            return
+        self._events.append(InputReceived(tuple(decode_fastpath_input(frame))))
+
+    # -- output helpers -----------------------------------------------------
+    def _send_x224(self, pdu: mcs.McsPdu) -> None:
+        self._outbox += tpkt.wrap(x224.wrap_data(pdu.encode()))
+
+    def _send_mcs(self, channel_id: int, data: bytes) -> None:
+        self._send_x224(
+            mcs.SendDataIndication(initiator=USER_CHANNEL_ID, channel_id=channel_id, user_data=data)
+        )
+
+    def _send_share_data(self, body: share.ShareDataBody) -> None:
+        pdu = share.wrap_share_data(body, share_id=self.settings.share_id)
+        self._send_mcs(IO_CHANNEL_ID, pdu)

@@ -1,0 +1,222 @@
+"""One RDP connection: the asyncio adapter around :class:`RdpAcceptor`.
+
+Reads bytes, feeds the acceptor, writes what it returns, performs the TLS
+upgrade it asks for, and drives the session's screen from its events. A
+protocol error or any other failure ends this connection only, with a log
+line naming the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from rdscard.errors import ProtocolError
+from rdscard.pdu.share import ErrorInfo
+from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
+from rdscard.protocol.events import (
+    ChannelData,
+    ClientConnected,
+    ClientInfoReceived,
+    ClientShutdown,
+    InputReceived,
+    NegotiationRefused,
+    Phase,
+    RefreshRequested,
+    SessionActivated,
+    StartTls,
+)
+from rdscard.screen import LogonScreenController
+from rdscard.server.sessions import SessionInfo, SessionLogger
+
+if TYPE_CHECKING:
+    from rdscard.server.listener import ServerContext
+
+READ_SIZE = 65536
+PROTOCOL_NAMES = {0: "RDP", 1: "TLS", 2: "CredSSP", 4: "RDSTLS", 8: "CredSSP-EX", 16: "RDSAAD"}
+
+
+def describe_protocols(mask: int) -> str:
+    """``TLS+CredSSP`` style names of a requestedProtocols mask."""
+    names = [name for bit, name in PROTOCOL_NAMES.items() if bit and mask & bit]
+    return "+".join(names) if names else "RDP"
+
+
+class Connection:
+    """The state of one client connection."""
+
+    def __init__(
+        self,
+        context: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: SessionInfo,
+    ) -> None:
+        self.context = context
+        self.reader = reader
+        self.writer = writer
+        self.info = info
+        self.log = SessionLogger(logging.getLogger("rdscard.session"),
+                                 {"session_id": info.session_id})
+        display = context.config.display
+        self.acceptor = RdpAcceptor(
+            AcceptorSettings(
+                default_width=display.width,
+                default_height=display.height,
+                session_id=info.session_id,
+            )
+        )
+        self.display: LogonScreenController | None = None
+        self.accepted_at = time.perf_counter()
+
+    async def run(self) -> None:
+        """Serve the connection until either side ends it."""
+        timeout = self.context.config.server.connect_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.acceptor.phase is not Phase.CLOSED:
+            if self.acceptor.phase is Phase.ACTIVE:
+                data = await self.reader.read(READ_SIZE)
+            else:
+                remaining = deadline - loop.time()
+                try:
+                    async with asyncio.timeout(max(remaining, 0)):
+                        data = await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    self.log.warning(
+                        "closing: the client did not finish connecting within %.0f s "
+                        "(stuck in %s; server.connect_timeout)", timeout,
+                        self.acceptor.phase.value,
+                    )
+                    self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGON_TIMEOUT)
+                    await self.flush()
+                    return
+            if not data:
+                self.log.info("the client closed the connection (%s)", self.acceptor.phase.value)
+                return
+            self.acceptor.receive(data)
+            await self.process_events()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write whatever the acceptor has queued."""
+        out = self.acceptor.data_to_send()
+        if out:
+            self.writer.write(out)
+            await self.writer.drain()
+
+    async def process_events(self) -> None:
+        """React to what the acceptor reported."""
+        for event in self.acceptor.events():
+            if isinstance(event, StartTls):
+                await self.start_tls(event)
+            elif isinstance(event, NegotiationRefused):
+                self.log.warning(
+                    "refused: the client offers only %s security and the server requires TLS "
+                    "(sent SSL_REQUIRED_BY_SERVER)", describe_protocols(event.requested_protocols)
+                )
+            elif isinstance(event, ClientConnected):
+                self.on_client_connected(event)
+            elif isinstance(event, ClientInfoReceived):
+                self.on_client_info(event)
+            elif isinstance(event, SessionActivated):
+                self.on_activated(event)
+            elif isinstance(event, InputReceived):
+                if self.display is not None:
+                    self.display.on_inputs(event.events)
+            elif isinstance(event, RefreshRequested):
+                if self.display is not None:
+                    self.display.refresh()
+            elif isinstance(event, ChannelData):
+                self.log.debug("channel %s: %d bytes (no handler)", event.channel_name,
+                               len(event.data))
+            elif isinstance(event, ClientShutdown):
+                self.log.info("session ending: %s", event.reason)
+                self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
+        if self.display is not None:
+            for pdu in self.display.updates(
+                self.acceptor.color_depth, max_request_size=self.acceptor.fastpath_max_request
+            ):
+                self.acceptor.send_fastpath(pdu)
+
+    async def start_tls(self, event: StartTls) -> None:
+        """Send the Connection Confirm, then upgrade to TLS (MS-RDPBCGR 5.4.5.1)."""
+        self.info.phase = Phase.TLS_HANDSHAKE.value
+        self.log.info(
+            "client offers %s%s; selected TLS",
+            describe_protocols(event.requested_protocols),
+            f", cookie {event.cookie!r}" if event.cookie else "",
+        )
+        await self.flush()
+        await self.writer.start_tls(self.context.ssl_context)
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        version = ssl_object.version() if ssl_object is not None else "?"
+        self.log.info("TLS established (%s)", version)
+        self.acceptor.tls_established()
+        self.info.phase = self.acceptor.phase.value
+
+    def on_client_connected(self, event: ClientConnected) -> None:
+        """Log and record what the client said about itself."""
+        self.info.client_name = event.client_name
+        self.info.client_build = event.client_build
+        self.info.channels = event.channels
+        self.info.desktop = f"{event.desktop_width}x{event.desktop_height}x{event.color_depth}"
+        self.info.phase = Phase.CHANNEL_CONNECTION.value
+        self.log.info(
+            "client %r build %d, desktop %s, channels requested: %s",
+            event.client_name, event.client_build, self.info.desktop,
+            ", ".join(event.channels) or "none",
+        )
+
+    def on_client_info(self, event: ClientInfoReceived) -> None:
+        """Log the Client Info PDU (never its password or PIN)."""
+        info = event.info
+        self.info.user = info.user_name
+        credential = "smart card PIN" if info.password_is_smart_card_pin else "password"
+        has_secret = len(info.password) > 0
+        self.log.info(
+            "client info: user %r, domain %r, %s %s", info.user_name, info.domain,
+            credential, "supplied" if has_secret else "not supplied",
+        )
+        info.password.wipe()  # nothing consumes it yet: never keep a secret unused
+        self.info.phase = Phase.CAPABILITIES.value
+
+    def on_activated(self, event: SessionActivated) -> None:
+        """The session is active: show the logon screen."""
+        elapsed = (time.perf_counter() - self.accepted_at) * 1000
+        self.info.phase = "active"
+        self.log.info("session active after %.0f ms (%dx%d, %d bpp)", elapsed,
+                      event.desktop_width, event.desktop_height, event.color_depth)
+        self.display = LogonScreenController(
+            event.desktop_width, event.desktop_height, host_name=self.context.host_name
+        )
+
+    async def close(self) -> None:
+        """Close the transport."""
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+async def run_connection(
+    context: ServerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Serve one accepted TCP connection as one session."""
+    peer = writer.get_extra_info("peername")
+    peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    info = context.sessions.open(peer_text)
+    connection = Connection(context, reader, writer, info)
+    connection.log.info("connection from %s", peer_text)
+    try:
+        await connection.run()
+    except ProtocolError as exc:
+        connection.log.warning("closing: protocol error: %s", exc)
+    except (ConnectionError, OSError) as exc:
+        connection.log.info("connection lost: %s", exc)
+    finally:
+        context.sessions.close(info.session_id)
+        await connection.close()
+        connection.log.info("closed")

@@ -1,0 +1,110 @@
+"""The RDP listener: one asyncio server for every connection.
+
+Each accepted connection runs in its own task with its own session object;
+an exception in one never reaches another (it is logged with the session id
+and that connection alone is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from rdscard.config import Config
+from rdscard.server.connection import run_connection
+from rdscard.server.sessions import SessionTable
+from rdscard.server.tls import ensure_server_certificate, server_ssl_context
+
+log = logging.getLogger("rdscard.server")
+
+
+@dataclass
+class ServerContext:
+    """What every connection shares: configuration, TLS, the session table."""
+
+    config: Config
+    ssl_context: ssl.SSLContext
+    host_name: str
+    sessions: SessionTable = field(default_factory=SessionTable)
+
+
+class RdpServer:
+    """The listening RD Session Host."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.context: ServerContext | None = None
+
+    async def start(self) -> None:
+        """Prepare TLS and start listening."""
+        cfg = self.config.server
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        host_name = cfg.host_name or socket.gethostname()
+        cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key, host_name)
+        if cert.generated:
+            log.info("generated a self-signed TLS certificate %s", cert.cert_path)
+        log.info("TLS certificate %s, SHA-256 fingerprint %s", cert.cert_path,
+                 cert.fingerprint_sha256)
+        self.context = ServerContext(self.config, server_ssl_context(cert), host_name)
+        self._server = await asyncio.start_server(
+            self._accept, cfg.listen.host, cfg.listen.port, reuse_address=True, limit=1 << 20
+        )
+        log.info("listening on %s", ", ".join(self.addresses))
+
+    @property
+    def addresses(self) -> list[str]:
+        """The bound addresses as ``HOST:PORT`` strings."""
+        if self._server is None:
+            return []
+        return [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful with port 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.context is not None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.context.sessions) >= self.config.server.max_connections:
+            log.warning("refusing a connection from %s: server.max_connections reached",
+                        writer.get_extra_info("peername"))
+            writer.close()
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await run_connection(self.context, reader, writer)
+        except Exception:  # a broken session must never take down another
+            log.exception("connection handler failed")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Stop listening and end every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
