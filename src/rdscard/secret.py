@@ -8,6 +8,7 @@ as a context manager or when it is garbage collected.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from types import TracebackType
 from typing import Any, NoReturn, Self
@@ -41,7 +42,9 @@ class Secret:
     def wipe(self) -> None:
         """Overwrite the bytes with zeros and forget them."""
         _zero(self._buf)
-        self._buf.clear()
+        # A live memoryview forbids resizing: the bytes are zero either way.
+        with contextlib.suppress(BufferError):
+            self._buf.clear()
 
     def __len__(self) -> int:
         return len(self._buf)
