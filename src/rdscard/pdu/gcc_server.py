@@ -110,9 +110,9 @@ class ServerSecurityData:
             certificate_length = r.u32le("serverCertLen")
             if random_length > SERVER_RANDOM_SIZE:
                 raise r.error("serverRandomLen", f"{random_length} bytes, at most 32")
-            if certificate_length > r.remaining:
-                raise r.error("serverCertLen", f"{certificate_length} bytes, {r.remaining} left")
             random = r.raw(random_length, "serverRandom")
+            if certificate_length != r.remaining:
+                raise r.error("serverCertLen", f"{certificate_length} bytes, {r.remaining} left")
             certificate = r.raw(certificate_length, "serverCertificate")
         r.expect_end()
         return cls(method, level, random, certificate)
