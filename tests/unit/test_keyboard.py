@@ -150,6 +150,19 @@ def test_keypad_digits_follow_num_lock() -> None:
     assert entry.length == 0
 
 
+def test_pause_key_does_not_toggle_num_lock() -> None:
+    entry = PinEntry()
+    entry.feed(SyncEvent(SyncToggleFlags.TS_SYNC_NUM_LOCK))
+    for released in (False, True):  # Pause: EXTENDED1 0x1D then 0x45, pressed then released
+        entry.feed(KeyboardEvent(0x1D, released=released, extended1=True))
+        entry.feed(KeyboardEvent(0x45, released=released))
+    assert entry.num_lock
+    tap(entry, 0x4F)  # keypad 1 still types a digit
+    tap(entry, 0x45)  # a real Num Lock press turns it off
+    assert not entry.num_lock
+    assert submit(entry) == b"1"
+
+
 def test_extended_keys_are_not_digits() -> None:
     entry = PinEntry()
     entry.feed(SyncEvent(SyncToggleFlags.TS_SYNC_NUM_LOCK))

@@ -94,16 +94,17 @@ class FastPathUpdate:
     def decode(cls, r: Reader) -> Self:
         """Read one update; compressed updates are refused (never negotiated)."""
         header = r.u8("updateHeader")
-        code = header & 0x0F
-        if code not in FastPathUpdateCode._value2member_map_:
-            raise r.error("updateHeader.updateCode", f"unknown update code {code}")
+        try:
+            code = FastPathUpdateCode(header & 0x0F)
+        except ValueError:
+            raise r.error(
+                "updateHeader.updateCode", f"unknown update code {header & 0x0F}"
+            ) from None
         if header >> 6 & FastPathCompression.FASTPATH_OUTPUT_COMPRESSION_USED:
             raise r.error("updateHeader.compression", "bulk compression is not supported")
         size = r.u16le("size")
         data = r.raw(size, "updateData")
-        return cls(
-            FastPathUpdateCode(code), data, FastPathFragmentation((header >> 4) & 0x03)
-        )
+        return cls(code, data, FastPathFragmentation((header >> 4) & 0x03))
 
 
 @dataclass(frozen=True)

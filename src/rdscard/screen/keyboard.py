@@ -85,6 +85,7 @@ class PinEntry:
         self._shift_down: set[int] = set()
         self.caps_lock = False
         self.num_lock = True
+        self._pause_pending = False
 
     def __repr__(self) -> str:
         return f"PinEntry(<{self._length} of {self.max_length} characters>)"
@@ -124,7 +125,15 @@ class PinEntry:
             else:
                 self._shift_down.add(code)
             return None
-        if event.released or event.extended1:
+        if event.extended1:
+            # Pause arrives as EXTENDED1 0x1D followed by a plain 0x45 that is not Num Lock.
+            self._pause_pending = code == 0x1D and not event.released
+            return None
+        if code == SC_NUM_LOCK and self._pause_pending:
+            self._pause_pending = False
+            return None
+        self._pause_pending = False
+        if event.released:
             return None
         if code == SC_ENTER:  # main Enter, or keypad Enter when extended
             return self._submit()
