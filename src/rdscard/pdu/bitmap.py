@@ -18,6 +18,7 @@ and returns complete fast-path PDUs, none longer than ``max_pdu_size``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
@@ -33,6 +34,7 @@ from rdscard.pdu.fastpath_output import (
     FastPathUpdateCode,
     encode_fastpath_pdu,
     fragment_update,
+    single_update_prefix,
 )
 from rdscard.pdu.input import FASTPATH_MAX_LENGTH
 
@@ -44,6 +46,8 @@ BITMAP_DATA_HEADER_SIZE: Final = 18
 #: updateType + numberRectangles.
 UPDATE_BITMAP_HEADER_SIZE: Final = 4
 DEFAULT_TILE: Final = 64
+_FIXED_FIELDS: Final = struct.Struct("<9H")
+_UPDATE_HEADER: Final = struct.Struct("<HH")
 #: Largest desktop dimension in MS-RDPBCGR (TS_UD_CS_CORE desktopWidth/Height).
 MAX_DIMENSION: Final = 8192
 
@@ -122,19 +126,20 @@ class BitmapData:
 
     def encode(self) -> bytes:
         """Nine 16-bit fields then the bitmap bytes."""
-        return (
-            Writer()
-            .u16le(self.dest_left)
-            .u16le(self.dest_top)
-            .u16le(self.dest_right)
-            .u16le(self.dest_bottom)
-            .u16le(self.width)
-            .u16le(self.height)
-            .u16le(self.bits_per_pixel)
-            .u16le(self.flags)
-            .u16le(len(self.bitmap_data_stream))
-            .raw(self.bitmap_data_stream)
-            .getvalue()
+        return self.fixed_fields() + self.bitmap_data_stream
+
+    def fixed_fields(self) -> bytes:
+        """destLeft through bitmapLength."""
+        return _FIXED_FIELDS.pack(
+            self.dest_left,
+            self.dest_top,
+            self.dest_right,
+            self.dest_bottom,
+            self.width,
+            self.height,
+            self.bits_per_pixel,
+            self.flags,
+            len(self.bitmap_data_stream),
         )
 
     @property
@@ -385,10 +390,22 @@ def encode_bitmap_updates(
 
     def flush() -> None:
         nonlocal group, group_size
-        if group:
+        if not group:
+            return
+        update_length = UPDATE_BITMAP_HEADER_SIZE + group_size
+        if update_length <= max_pdu_size - overhead:
+            # The common case, joined once: a 32 bpp screen is about 3 MB.
+            pieces = [
+                single_update_prefix(FastPathUpdateCode.FASTPATH_UPDATETYPE_BITMAP, update_length),
+                _UPDATE_HEADER.pack(UpdateType.UPDATETYPE_BITMAP, len(group)),
+            ]
+            for bitmap in group:
+                pieces += (bitmap.fixed_fields(), bitmap.bitmap_data_stream)
+            pdus.append(b"".join(pieces))
+        else:
             data = UpdateBitmapData(tuple(group)).encode()
             pdus.extend(_bitmap_pdus(data, max_pdu_size - overhead))
-            group, group_size = [], 0
+        group, group_size = [], 0
 
     for bitmap in _bitmaps(image, rects, bpp, tile, tile_limit):
         if group_size + bitmap.size > single_pdu:

@@ -147,6 +147,21 @@ def encode_fastpath_pdu(*updates: FastPathUpdate) -> bytes:
     return FastPathUpdatePdu(updates).encode()
 
 
+def single_update_prefix(update_code: FastPathUpdateCode, data_length: int) -> bytes:
+    """The bytes before ``updateData`` in a PDU holding one unfragmented update.
+
+    ``prefix + data`` equals ``encode_fastpath_pdu(FastPathUpdate(update_code, data))``;
+    it lets an encoder join large payloads once instead of copying them per layer.
+    """
+    if data_length > 0xFFFF:
+        raise ValueError(f"updateData of {data_length} bytes exceeds the 16-bit size")
+    total = 1 + FASTPATH_UPDATE_HEADER_SIZE + data_length
+    total += 1 if total + 1 < 0x80 else 2
+    w = Writer().u8(0)
+    write_fastpath_length(w, total)
+    return w.u8(update_code).u16le(data_length).getvalue()
+
+
 def synchronize_update() -> bytes:
     """Fast-path Synchronize update, a complete PDU (MS-RDPBCGR 2.2.9.1.2.1.3)."""
     return encode_fastpath_pdu(FastPathUpdate(FastPathUpdateCode.FASTPATH_UPDATETYPE_SYNCHRONIZE))
