@@ -32,6 +32,7 @@ from rdscard.pdu.fastpath_output import (
     fragment_update,
     pointer_default_update,
     pointer_null_update,
+    single_update_prefix,
     split_fastpath_frames,
     synchronize_update,
 )
@@ -85,6 +86,15 @@ def test_several_updates_in_one_pdu_round_trip() -> None:
     assert frame[1:3] == bytes([0x80, len(frame)])  # two-byte length: 1 + 2 + 3 + 3 + 200
     assert len(frame) == 209
     assert FastPathUpdatePdu.decode(frame).updates == updates
+
+
+@pytest.mark.parametrize("length", [0, 1, 0x7B, 0x7C, 0x7D, 0x7F, 0x80, 0x1000, 0x7FF6])
+def test_single_update_prefix_matches_the_layered_encoder(length: int) -> None:
+    code = FastPathUpdateCode.FASTPATH_UPDATETYPE_BITMAP
+    data = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    expected = encode_fastpath_pdu(FastPathUpdate(code, data))
+    assert single_update_prefix(code, length) + data == expected
+    assert FastPathUpdatePdu.decode(expected).updates[0].data == data
 
 
 # -- bitmaps: byte-exact -----------------------------------------------------------
