@@ -423,6 +423,7 @@ def test_server_data_response_even_channels_and_message_channel() -> None:
     )
     server = ServerGccData.decode(ConferenceCreateResponse.decode(user_data).user_data)
     assert server.net == ServerNetworkData(1003, (1004, 1005))
+    assert server.net.channel_ids == (1004, 1005)
     assert server.net.encode()[-2:] == b"\xed\x03"  # no pad for an even count
     assert server.message_channel == ServerMessageChannelData(1006)
     assert server.security == ServerSecurityData(0, 0)

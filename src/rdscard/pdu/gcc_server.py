@@ -125,6 +125,11 @@ class ServerNetworkData:
     mcs_channel_id: int
     channel_id_array: tuple[int, ...] = ()
 
+    @property
+    def channel_ids(self) -> tuple[int, ...]:
+        """The static channel ids, in the order of the client's CS_NET channels."""
+        return self.channel_id_array
+
     def encode(self) -> bytes:
         count = len(self.channel_id_array)
         if count > MAX_CHANNELS:
