@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rdscard.errors import ProtocolError
-from rdscard.pdu import ber, mcs, per, tpkt, x224
+from rdscard.pdu import ber, gcc, mcs, per, tpkt, x224
 from rdscard.pdu.buffer import Reader, Writer
 from tests.unit.test_gcc import GCC_CONFERENCE_CREATE_REQUEST, GCC_CONFERENCE_CREATE_RESPONSE
 
@@ -103,6 +103,37 @@ SEND_DATA_INDICATION_HEADER = bytes.fromhex(
     "22"  # userData length 34
 )
 
+# Captured from xfreerdp 2.11.7 (/sec:tls /smartcard /size:800x600) on loopback:
+# its Connect-Initial after the TLS handshake. FreeRDP writes 65535 as proper
+# BER (02 03 00 ff ff), so this one re-encodes byte for byte.
+XFREERDP_CONNECT_INITIAL = bytes.fromhex(
+    "03 00 01 d3 02 f0 80"  # TPKT length 467, X.224 Data
+    "7f 65 82 01 c7 04 01 01 04 01 01 01 01 ff"  # Connect-Initial, selectors, upwardFlag
+    "30 1a 02 01 22 02 01 02 02 01 00 02 01 01 02 01 00 02 01 01 02 03 00 ff ff 02 01 02"
+    "30 19 02 01 01 02 01 01 02 01 01 02 01 01 02 01 00 02 01 01 02 02 04 20 02 01 02"
+    "30 20 02 03 00 ff ff 02 03 00 fc 17 02 03 00 ff ff 02 01 01 02 01 00 02 01 01"
+    "02 03 00 ff ff 02 01 02"
+    "04 82 01 61"  # userData, 353 bytes
+    "00 05 00 14 7c 00 01 81 58 00 08 00 10 00 01 c0 00 44 75 63 61 81 4a"  # T.124 "Duca"
+    "01 c0 ea 00"  # CS_CORE, 234 bytes
+    "0c 00 08 00 20 03 58 02 01 ca 03 aa 09 04 00 00 bb 47 00 00"  # RDP 10.7, 800x600
+    "76 00 6d 00" + "00" * 28  # clientName "vm"
+    + "04 00 00 00 00 00 00 00 0c 00 00 00" + "00" * 64  # keyboard, imeFileName
+    + "01 ca 01 00 00 00 00 00 18 00 0f 00 e3 05"  # colour depths, earlyCapabilityFlags
+    + "00" * 64  # clientDigProductId
+    + "07 00 01 00 00 00"  # connectionType autodetect, pad, serverSelectedProtocol SSL
+    + "00" * 18  # physical size, orientation, scale factors
+    + "04 c0 0c 00 4d 00 00 00 00 00 00 00"  # CS_CLUSTER
+    "02 c0 0c 00 00 00 00 00 00 00 00 00"  # CS_SECURITY: no RDP encryption
+    "03 c0 38 00 04 00 00 00"  # CS_NET, 4 channels
+    "72 64 70 64 72 00 00 00 00 00 80 c0"  # rdpdr
+    "72 64 70 73 6e 64 00 00 00 00 00 c0"  # rdpsnd
+    "63 6c 69 70 72 64 72 00 00 00 a0 c0"  # cliprdr
+    "64 72 64 79 6e 76 63 00 00 00 80 c0"  # drdynvc
+    "06 c0 08 00 00 00 00 00"  # CS_MCS_MSGCHANNEL
+    "0a c0 08 00 00 00 00 00"  # CS_MULTITRANSPORT
+)
+
 
 def _mcs(frame: bytes) -> bytes:
     return x224.unwrap_data(tpkt.unwrap(frame))
@@ -148,6 +179,23 @@ def test_connect_response_spec_example_is_byte_exact() -> None:
     assert _frame(built.encode()) == CONNECT_RESPONSE
     assert len(built.encode()) == 337 - 7
 
+
+def test_xfreerdp_connect_initial_round_trips_byte_exact() -> None:
+    assert len(XFREERDP_CONNECT_INITIAL) == 467
+    initial = mcs.ConnectInitial.decode(_mcs(XFREERDP_CONNECT_INITIAL))
+    assert initial.target_parameters.max_mcspdu_size == 65535
+    assert _frame(initial.encode()) == XFREERDP_CONNECT_INITIAL
+    request = gcc.ConferenceCreateRequest.decode(initial.user_data)
+    client = gcc.ClientGccData.decode(request.user_data)
+    assert client.core.client_name == "vm"
+    assert (client.core.desktop_width, client.core.desktop_height) == (800, 600)
+    assert client.core.server_selected_protocol == x224.Protocol.SSL
+    assert client.core.device_scale_factor == 0
+    assert client.net is not None
+    assert [c.name for c in client.net.channels] == ["rdpdr", "rdpsnd", "cliprdr", "drdynvc"]
+    assert client.message_channel is not None and client.multitransport is not None
+    assert client.encode() == request.user_data
+    assert request.encode() == initial.user_data
 
 @pytest.mark.parametrize(
     ("data", "field"),
