@@ -293,15 +293,19 @@ class DeactivateAll:
 class ShareData:
     """A Share Data PDU: TS_SHAREDATAHEADER (MS-RDPBCGR 2.2.8.1.1.1.2) and its body.
 
-    uncompressedLength is written as the body length and not checked when
-    reading (implementations differ); compressed bodies are refused since
-    the server never enables bulk compression.
+    Compressed bodies are refused: the server never enables bulk compression.
+    uncompressedLength is not checked when reading, since senders disagree
+    (Windows writes the whole PDU's length, FreeRDP the body's); it is kept,
+    with pad1, so that a decoded PDU encodes back to the same bytes. When
+    ``uncompressed_length`` is None the body length is written.
     """
 
     share_id: int
     body: ShareDataBody
     pdu_source: int = SERVER_CHANNEL_ID
     stream_id: int = StreamId.STREAM_LOW
+    uncompressed_length: int | None = None
+    pad1: int = 0
 
     PDU = "Share Data PDU"
 
@@ -313,16 +317,17 @@ class ShareData:
         body = self.body.encode()
         if len(body) > 0xFFFF - SHARE_DATA_HEADER_SIZE:
             raise ValueError(f"share data body too long ({len(body)} bytes)")
-        w = Writer().u32le(self.share_id).u8(0).u8(self.stream_id)
-        w.u16le(len(body)).u8(self.body.pdu_type2).u8(0).u16le(0).raw(body)
+        length = len(body) if self.uncompressed_length is None else self.uncompressed_length
+        w = Writer().u32le(self.share_id).u8(self.pad1).u8(self.stream_id)
+        w.u16le(length).u8(self.body.pdu_type2).u8(0).u16le(0).raw(body)
         return _control_pdu(PduType.PDUTYPE_DATAPDU, self.pdu_source, w.getvalue())
 
     @classmethod
     def read_body(cls, r: Reader, pdu_source: int) -> Self:
         share_id = r.u32le("shareId")
-        r.skip(1, "pad1")
+        pad1 = r.u8("pad1")
         stream_id = r.u8("streamId")
-        r.u16le("uncompressedLength")
+        uncompressed_length = r.u16le("uncompressedLength")
         pdu_type2 = r.u8("pduType2")
         compressed_type = r.u8("compressedType")
         r.u16le("compressedLength")
@@ -331,7 +336,7 @@ class ShareData:
         payload = r.rest()
         decoder = DATA_BODIES.get(pdu_type2)
         body = decoder(payload) if decoder else RawShareData(pdu_type2, payload)
-        return cls(share_id, body, pdu_source, stream_id)
+        return cls(share_id, body, pdu_source, stream_id, uncompressed_length, pad1)
 
 
 @dataclass(frozen=True)
