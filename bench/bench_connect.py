@@ -142,19 +142,19 @@ async def tls_baseline_server(cert: Path, key: Path) -> tuple[asyncio.Server, in
     return server, server.sockets[0].getsockname()[1]
 
 
+async def serve_baseline(cert: Path, key: Path) -> None:
+    """Run the TLS-only baseline server until killed, printing its port."""
+    _server, port = await tls_baseline_server(cert, key)
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
 def baseline_in_subprocess(cert: Path, key: Path, counts: list[int]) -> list[dict[str, float]]:
     """Run the TLS-only baseline server in a child process and measure it like rdscard."""
-    code = (
-        "import asyncio, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "import bench_connect as b\n"
-        "async def main():\n"
-        "    server, port = await b.tls_baseline_server(%r, %r)\n"
-        "    print(port, flush=True)\n"
-        "    await asyncio.Event().wait()\n"
-        "asyncio.run(main())\n"
-    ) % (str(Path(__file__).parent), str(cert), str(key))
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--tls-baseline-server", str(cert), str(key)],
+        stdout=subprocess.PIPE, text=True,
+    )
     assert child.stdout is not None
     port = int(child.stdout.readline())
     try:
@@ -167,7 +167,13 @@ def baseline_in_subprocess(cert: Path, key: Path, counts: list[int]) -> list[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--tls-baseline-server", nargs=2, metavar=("CERT", "KEY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tls_baseline_server:
+        asyncio.run(serve_baseline(Path(args.tls_baseline_server[0]),
+                                   Path(args.tls_baseline_server[1])))
+        return
     counts = [1, args.clients]
     with tempfile.TemporaryDirectory() as state:
         server = ServerProcess(state)
