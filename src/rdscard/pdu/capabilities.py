@@ -70,6 +70,7 @@ __all__ = [
     "CAPABILITY_HEADER_SIZE",
     "CHANNEL_CHUNK_LENGTH",
     "CHANNEL_CHUNK_MAX_LENGTH",
+    "KNOWN_SETS",
     "MAX_CAPABILITY_SETS",
     "BitmapCacheCapabilitySet",
     "BitmapCacheHostSupportCapabilitySet",
