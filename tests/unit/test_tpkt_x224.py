@@ -188,6 +188,21 @@ def test_connection_request_spec_example() -> None:
     assert len(encoded) == 40
 
 
+# Captured from xfreerdp 2.11.7 run with /sec:tls /u:alice.
+XFREERDP_CONNECTION_REQUEST = bytes.fromhex(
+    "03 00 00 2b 26 e0 00 00 00 00 00"  # TPKT length 43, CR TPDU (LI 38)
+    "43 6f 6f 6b 69 65 3a 20 6d 73 74 73 68 61 73 68 3d 61 6c 69 63 65 0d 0a"  # cookie alice
+    "01 00 08 00 01 00 00 00"  # RDP_NEG_REQ: PROTOCOL_SSL only
+)
+
+
+def test_xfreerdp_connection_request() -> None:
+    assert tpkt.next_frame_length(XFREERDP_CONNECTION_REQUEST[:4]) == 43
+    request = x224.ConnectionRequest.decode(tpkt.unwrap(XFREERDP_CONNECTION_REQUEST))
+    assert request.cookie == "alice"
+    assert request.requested_protocols == x224.Protocol.SSL
+    assert tpkt.wrap(request.encode()) == XFREERDP_CONNECTION_REQUEST
+
 def test_connection_request_without_negotiation_defaults_to_rdp() -> None:
     # A bare CR TPDU (LI 6), as very old clients send it.
     request = x224.ConnectionRequest.decode(bytes.fromhex("06 e0 00 00 00 00 00"))
