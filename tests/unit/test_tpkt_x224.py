@@ -203,6 +203,13 @@ def test_xfreerdp_connection_request() -> None:
     assert request.requested_protocols == x224.Protocol.SSL
     assert tpkt.wrap(request.encode()) == XFREERDP_CONNECTION_REQUEST
 
+def test_connection_request_cookie_in_a_local_code_page() -> None:
+    # "Cookie: mstshash=J\xfcrgen" as a client with code page 1252 sends it.
+    tpdu = bytes((6 + 17 + 6 + 2, 0xE0, 0, 0, 0, 0, 0)) + b"Cookie: mstshash=J\xfcrgen\r\n"
+    request = x224.ConnectionRequest.decode(tpdu)
+    assert request.cookie == "J\u00fcrgen"
+    assert request.encode() == tpdu
+
 def test_connection_request_without_negotiation_defaults_to_rdp() -> None:
     # A bare CR TPDU (LI 6), as very old clients send it.
     request = x224.ConnectionRequest.decode(bytes.fromhex("06 e0 00 00 00 00 00"))

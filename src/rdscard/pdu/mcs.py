@@ -41,6 +41,8 @@ __all__ = [
     "DomainParameters",
     "DomainPdu",
     "ErectDomainRequest",
+    "McsConnectInitial",
+    "McsConnectResponse",
     "McsPdu",
     "McsResult",
     "Segmentation",
@@ -383,6 +385,9 @@ DomainPdu = (
     | SendDataIndication
 )
 """Every domain PDU this module decodes."""
+
+McsConnectInitial = ConnectInitial
+McsConnectResponse = ConnectResponse
 
 McsPdu = DomainPdu | ConnectInitial | ConnectResponse
 """Anything that goes in an X.224 Data TPDU at the MCS layer."""

@@ -186,7 +186,8 @@ def _read_header(reader: Reader, expected: TpduCode, total: int) -> tuple[int, i
 class ConnectionRequest:
     """Client X.224 Connection Request PDU (MS-RDPBCGR 2.2.1.1), TPKT header excluded.
 
-    ``cookie`` is the IDENTIFIER of "Cookie: mstshash=IDENTIFIER"; a
+    ``cookie`` is the IDENTIFIER of "Cookie: mstshash=IDENTIFIER" (its bytes
+    read as Latin-1, since the client's ANSI code page is unknown); a
     ``routing_token`` is kept as raw bytes without its CR LF. At most one of
     them is present.
     """
@@ -209,7 +210,7 @@ class ConnectionRequest:
         if self.routing_token is not None:
             body.raw(self.routing_token).raw(CRLF)
         elif self.cookie is not None:
-            body.raw(COOKIE_PREFIX).raw(self.cookie.encode("ascii")).raw(CRLF)
+            body.raw(COOKIE_PREFIX).raw(self.cookie.encode("latin-1")).raw(CRLF)
         if self.negotiation is not None:
             body.raw(self.negotiation.encode())
         if self.correlation_info is not None:
@@ -244,10 +245,9 @@ class ConnectionRequest:
             text = rest[:end]
             reader.skip(end + 2, "cookie")
             if text.startswith(COOKIE_PREFIX):
-                identifier = text[len(COOKIE_PREFIX) :]
-                if not identifier.isascii():
-                    raise reader.error("cookie", "non-ASCII identifier")
-                cookie = identifier.decode("ascii")
+                # An ANSI string in the client's code page; the server ignores it
+                # (3.3.5.3.1), so any byte is accepted.
+                cookie = text[len(COOKIE_PREFIX) :].decode("latin-1")
             else:
                 routing_token = text
         negotiation: NegotiationRequest | None = None
