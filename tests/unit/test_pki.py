@@ -90,9 +90,9 @@ def test_der_long_lengths() -> None:
     [
         (KRBTGT_DER[:-1], "KRB5PrincipalName"),  # outer length promises one more byte
         (KRBTGT_DER + b"\x00", "(end)"),  # trailing byte
-        (b"\x31" + KRBTGT_DER[1:], "KRB5PrincipalName tag"),
+        (b"\x31" + KRBTGT_DER[1:], "KRB5PrincipalName tag"),  # SET, not SEQUENCE
         # name-string claims 0x17 bytes inside a 0x18 box holding 0x16: truncated inside
-        (KRBTGT_DER[:30] + b"\x17" + KRBTGT_DER[31:], "name-string"),  # SET, not SEQUENCE
+        (KRBTGT_DER[:30] + b"\x17" + KRBTGT_DER[31:], "name-string"),
         (bytes.fromhex("3081033003020100"), "KRB5PrincipalName length"),  # non-minimal length
     ],
 )
