@@ -77,7 +77,19 @@ async def rdp_client(
         if out:
             writer.write(out)
     elapsed = time.perf_counter() - start
+    # a real client keeps reading the rest of the screen; so does this one
+    drain = asyncio.create_task(_drain(reader))
+    _DRAINS.add(drain)
+    drain.add_done_callback(_DRAINS.discard)
     return elapsed, writer
+
+
+_DRAINS: set[asyncio.Task[None]] = set()
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
 
 
 async def tls_client(port: int, hold: asyncio.Event) -> tuple[float, asyncio.StreamWriter]:

@@ -138,11 +138,6 @@ class RdpAcceptor:
         for chunk in chunk_channel_data(data, self._chunk_size):
             self._send_mcs(channel_id, chunk)
 
-    def send_fastpath(self, pdu: bytes) -> None:
-        """Queue an already framed fast-path output PDU (graphics)."""
-        if self.phase is Phase.ACTIVE:
-            self._outbox += pdu
-
     def disconnect(self, error_info: int) -> None:
         """End the session from the server side with a reason the client shows."""
         if self.phase in (Phase.CLOSED, Phase.CONNECTION_REQUEST, Phase.TLS_HANDSHAKE):

@@ -26,6 +26,7 @@ from PIL import Image
 
 from rdscard.pdu.bitmap import encode_bitmap_updates
 from rdscard.pdu.input import FASTPATH_MAX_LENGTH, InputEvent
+from rdscard.screen.cache import FrameCache
 from rdscard.screen.diff import changed_rectangles
 from rdscard.screen.keyboard import (
     PIV_MAX_PIN_LENGTH,
@@ -44,7 +45,6 @@ from rdscard.screen.model import (
     View,
     tries_left_hint,
 )
-from rdscard.screen.render import render
 
 ScreenAction = PinAction
 
@@ -62,12 +62,14 @@ class LogonScreenController:
         status: str = DEFAULT_STATUS,
         product_name: str = "rdscard",
         max_pin_length: int = PIV_MAX_PIN_LENGTH,
+        frames: FrameCache | None = None,
     ) -> None:
         self._screen = LogonScreen(
             width, height, host_name=host_name, product_name=product_name, title=title,
             status=status,
         )
         self.pin = PinEntry(max_pin_length)
+        self._frames = frames if frames is not None else FrameCache(frames=4, encodings=2)
         self._rendered: tuple[LogonScreen, Image.Image] | None = None
         self._sent: Image.Image | None = None
         self.render_count = 0
@@ -143,7 +145,7 @@ class LogonScreenController:
     def render(self) -> Image.Image:
         """The current frame, drawn again only when the screen value changed."""
         if self._rendered is None or self._rendered[0] != self._screen:
-            self._rendered = (self._screen, render(self._screen))
+            self._rendered = (self._screen, self._frames.frame(self._screen))
             self.render_count += 1
         return self._rendered[1]
 
@@ -161,6 +163,9 @@ class LogonScreenController:
         frame = self.render()
         if frame is self._sent:
             return []
+        if self._sent is None:
+            self._sent = frame
+            return self._frames.full_updates(self._screen, bpp, max_pdu_size, max_request_size)
         rects = changed_rectangles(self._sent, frame)
         self._sent = frame
         if not rects:

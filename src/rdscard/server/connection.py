@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rdscard.server.listener import ServerContext
 
 READ_SIZE = 65536
+GRAPHICS_BATCH = 64 * 1024
 PROTOCOL_NAMES = {0: "RDP", 1: "TLS", 2: "CredSSP", 4: "RDSTLS", 8: "CredSSP-EX", 16: "RDSAAD"}
 
 
@@ -136,11 +137,34 @@ class Connection:
             elif isinstance(event, ClientShutdown):
                 self.log.info("session ending: %s", event.reason)
                 self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
-        if self.display is not None:
-            for pdu in self.display.updates(
-                self.acceptor.color_depth, max_request_size=self.acceptor.fastpath_max_request
-            ):
-                self.acceptor.send_fastpath(pdu)
+        if self.display is not None and self.acceptor.phase is Phase.ACTIVE:
+            await self.flush()
+            await self.send_graphics(
+                self.display.updates(
+                    self.acceptor.color_depth,
+                    max_request_size=self.acceptor.fastpath_max_request,
+                )
+            )
+
+    async def send_graphics(self, pdus: list[bytes]) -> None:
+        """Write fast-path updates in batches, waiting for the client between them.
+
+        The PDUs usually come from the server's shared frame cache; writing
+        them batch by batch keeps each connection's buffers small however
+        large the screen is.
+        """
+        batch: list[bytes] = []
+        size = 0
+        for pdu in pdus:
+            batch.append(pdu)
+            size += len(pdu)
+            if size >= GRAPHICS_BATCH:
+                self.writer.write(b"".join(batch))
+                await self.writer.drain()
+                batch, size = [], 0
+        if batch:
+            self.writer.write(b"".join(batch))
+            await self.writer.drain()
 
     async def start_tls(self, event: StartTls) -> None:
         """Send the Connection Confirm, then upgrade to TLS (MS-RDPBCGR 5.4.5.1)."""
@@ -191,7 +215,8 @@ class Connection:
         self.log.info("session active after %.0f ms (%dx%d, %d bpp)", elapsed,
                       event.desktop_width, event.desktop_height, event.color_depth)
         self.display = LogonScreenController(
-            event.desktop_width, event.desktop_height, host_name=self.context.host_name
+            event.desktop_width, event.desktop_height, host_name=self.context.host_name,
+            frames=self.context.frames,
         )
 
     async def close(self) -> None:

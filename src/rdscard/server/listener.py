@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from rdscard.config import Config
+from rdscard.screen.cache import FrameCache
 from rdscard.server.connection import run_connection
 from rdscard.server.sessions import SessionTable
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
@@ -30,6 +31,7 @@ class ServerContext:
     ssl_context: ssl.SSLContext
     host_name: str
     sessions: SessionTable = field(default_factory=SessionTable)
+    frames: FrameCache = field(default_factory=FrameCache)
 
 
 class RdpServer:
