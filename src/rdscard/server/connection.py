@@ -237,6 +237,13 @@ async def run_connection(
     connection.log.info("connection from %s", peer_text)
     try:
         await connection.run()
+    except asyncio.CancelledError:
+        connection.log.info("server shutting down: disconnecting the client")
+        connection.acceptor.disconnect(ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await connection.flush()
+        raise
     except ProtocolError as exc:
         connection.log.warning("closing: protocol error: %s", exc)
     except (ConnectionError, OSError) as exc:

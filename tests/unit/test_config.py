@@ -1,0 +1,69 @@
+"""The TOML configuration and the server certificate."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from rdscard.config import Config, ListenAddress, load_config, parse_config
+from rdscard.errors import ConfigError
+from rdscard.server.tls import ensure_server_certificate, server_ssl_context
+
+
+def test_defaults_and_overrides() -> None:
+    config = Config().with_overrides(listen="127.0.0.1:0", state_dir="/srv/state")
+    assert config.server.listen == ListenAddress("127.0.0.1", 0)
+    assert config.server.state_dir == Path("/srv/state")
+    assert Config().server.listen.port == 3389
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [("0.0.0.0:3389", "0.0.0.0", 3389), ("[::1]:4000", "::1", 4000), ("example", "example", 3389),
+     (":3390", "0.0.0.0", 3390)],
+)
+def test_listen_address_forms(text: str, host: str, port: int) -> None:
+    assert ListenAddress.parse(text) == ListenAddress(host, port)
+
+
+@pytest.mark.parametrize("text", ["host:port", "host:70000", "[::1", "[::1]x"])
+def test_bad_listen_address_names_the_problem(text: str) -> None:
+    with pytest.raises(ConfigError, match="listen address"):
+        ListenAddress.parse(text)
+
+
+def test_example_file_parses_to_the_defaults() -> None:
+    example = Path(__file__).parents[2] / "rdscard.example.toml"
+    assert load_config(example) == Config()
+
+
+def test_unknown_setting_is_an_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting.*listne"):
+        parse_config('[server]\nlistne = "1.2.3.4:1"\n')
+
+
+def test_wrong_type_and_half_a_certificate_are_errors() -> None:
+    with pytest.raises(ConfigError, match="max_connections"):
+        parse_config("[server]\nmax_connections = 'many'\n")
+    with pytest.raises(ConfigError, match="go together"):
+        parse_config('[server]\ncertificate = "/etc/cert.pem"\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[server\n")
+
+
+def test_generated_certificate_is_reused_and_private(tmp_path: Path) -> None:
+    first = ensure_server_certificate(tmp_path, None, None, "rdsh.test")
+    second = ensure_server_certificate(tmp_path, None, None, "rdsh.test")
+    assert first.generated and not second.generated
+    assert first.fingerprint_sha256 == second.fingerprint_sha256
+    assert len(first.fingerprint_sha256.split(":")) == 32
+    assert first.key_path.stat().st_mode & 0o777 == 0o600
+    context = server_ssl_context(first)
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_unreadable_configured_certificate_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server\.certificate"):
+        ensure_server_certificate(tmp_path, tmp_path / "missing.pem", tmp_path / "k.pem")
