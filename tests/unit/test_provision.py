@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rdscard.errors import ProtocolError
+from rdscard.pdu.tlv import tlv
 from rdscard.pki.piv_client import (
     DEFAULT_MANAGEMENT_KEY,
     PinBlockedError,
@@ -30,7 +31,6 @@ from rdscard.pki.piv_codec import (
     encode_certificate_object,
     pad_pin,
     parse_tlvs,
-    tlv,
 )
 
 
@@ -109,8 +109,8 @@ def test_tlv_duplicates_and_truncation_are_refused() -> None:
         parse_tlvs(bytes.fromhex("800100" "800100"), "test")
     with pytest.raises(ProtocolError, match="truncated"):
         parse_tlvs(bytes.fromhex("8005010203"), "test")
-    with pytest.raises(ProtocolError, match="length byte"):
-        parse_tlvs(bytes.fromhex("8083000001"), "test")
+    with pytest.raises(ProtocolError, match="indefinite"):
+        parse_tlvs(bytes.fromhex("80800000"), "test")
 
 
 def test_rsa_public_key_template() -> None:

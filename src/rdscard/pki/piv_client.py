@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from rdscard.errors import ProtocolError, RdscardError
+from rdscard.pdu.tlv import tlv
 from rdscard.pki.piv_codec import (
     CERT_OBJECT_FOR_SLOT,
     PIV_AID_SHORT,
@@ -36,7 +37,6 @@ from rdscard.pki.piv_codec import (
     encode_certificate_object,
     general_authenticate_data,
     pad_pin,
-    tlv,
     unwrap,
 )
 from rdscard.pki.transport import Transport

@@ -4,7 +4,7 @@ NIST SP 800-73-4 Part 1 (data model: object tags, key references,
 algorithm identifiers) and Part 2 (card commands: 3.1 SELECT, 3.2.1 VERIFY,
 3.2.2 CHANGE REFERENCE DATA, 3.2.3 RESET RETRY COUNTER, 3.2.4 GENERAL
 AUTHENTICATE, 3.3.2 PUT DATA, 3.3.3 GENERATE ASYMMETRIC KEY PAIR, 3.1.2 GET
-DATA), BER-TLV per ISO/IEC 7816-4 5.2. Pure functions: no I/O.
+DATA), on top of the BER-TLV codec of :mod:`rdscard.pdu.tlv`. Pure functions: no I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Final, Self
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rdscard.errors import ProtocolError
-from rdscard.pdu.buffer import Reader, Writer
+from rdscard.pdu.tlv import Tlv, decode_all, encode_tag, tlv
 
 PIV_AID: Final = bytes.fromhex("A000000308000010000100")
 PIV_AID_SHORT: Final = bytes.fromhex("A00000030800001000")
@@ -107,74 +107,25 @@ class Sw(IntEnum):
     INS_NOT_SUPPORTED = 0x6D00
 
 
-# -- BER-TLV (ISO/IEC 7816-4 5.2) --------------------------------------------
-
-
-def encode_tag(tag: int) -> bytes:
-    """Tag bytes, big-endian (one to three bytes)."""
-    return tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "big")
-
-
-def encode_length(length: int) -> bytes:
-    """BER length: short form below 128, then 81 xx or 82 xx xx."""
-    if length < 0x80:
-        return bytes([length])
-    if length <= 0xFF:
-        return bytes([0x81, length])
-    if length <= MAX_TLV_LENGTH:
-        return bytes([0x82]) + length.to_bytes(2, "big")
-    raise ValueError(f"BER-TLV length {length} too large")
-
-
-def tlv(tag: int, value: bytes) -> bytes:
-    """One BER-TLV element."""
-    return encode_tag(tag) + encode_length(len(value)) + value
-
-
-def read_tlv(reader: Reader, field: str) -> tuple[int, bytes]:
-    """One BER-TLV element from ``reader``: (tag, value)."""
-    first = reader.u8(f"{field} tag")
-    tag = first
-    if first & 0x1F == 0x1F:
-        for i in range(2):
-            byte = reader.u8(f"{field} tag")
-            tag = (tag << 8) | byte
-            if not byte & 0x80:
-                break
-            if i == 1:
-                raise reader.error(f"{field} tag", "tag longer than 3 bytes")
-    length = reader.u8(f"{field} length")
-    if length == 0x81:
-        length = reader.u8(f"{field} length")
-    elif length == 0x82:
-        length = reader.u16be(f"{field} length")
-    elif length >= 0x80:
-        raise reader.error(f"{field} length", f"unsupported length byte 0x{length:02X}")
-    return tag, reader.raw(length, f"{field} value 0x{tag:X}")
+# -- BER-TLV (ISO/IEC 7816-4 5.2, codec in rdscard.pdu.tlv) ---------------------
 
 
 def parse_tlvs(data: bytes, pdu: str, field: str = "TLV") -> dict[int, bytes]:
     """A flat run of BER-TLV elements as {tag: value}; duplicate tags are an error."""
-    reader = Reader(data, pdu)
     items: dict[int, bytes] = {}
-    while reader.remaining:
-        if len(items) == MAX_TLV_ITEMS:
-            raise reader.error(field, f"more than {MAX_TLV_ITEMS} elements")
-        tag, value = read_tlv(reader, field)
-        if tag in items:
-            raise reader.error(field, f"duplicate tag 0x{tag:X}")
-        items[tag] = value
+    for item in decode_all(data, pdu, max_length=MAX_TLV_LENGTH, max_items=MAX_TLV_ITEMS):
+        if item.tag in items:
+            raise ProtocolError(pdu, field, f"duplicate tag 0x{item.tag:X}")
+        items[item.tag] = item.value
     return items
 
 
 def unwrap(data: bytes, tag: int, pdu: str) -> bytes:
     """The value of the single element ``tag`` that makes up all of ``data``."""
-    reader = Reader(data, pdu)
-    got, value = read_tlv(reader, "outer")
-    if got != tag:
-        raise reader.error("outer tag", f"expected 0x{tag:X}, got 0x{got:X}")
-    reader.expect_end()
-    return value
+    item = Tlv.decode(data, pdu, MAX_TLV_LENGTH)
+    if item.tag != tag:
+        raise ProtocolError(pdu, "outer tag", f"expected 0x{tag:X}, got 0x{item.tag:X}")
+    return item.value
 
 
 # -- command builders --------------------------------------------------------
@@ -279,10 +230,7 @@ def decode_public_key(data: bytes, algorithm: int) -> rsa.RSAPublicKey | ec.Elli
 
 def general_authenticate_data(**items: bytes) -> bytes:
     """Dynamic authentication template 7C with items named a80, a81, a82, a85 (Part 2 3.2.4)."""
-    inner = Writer()
-    for name, value in items.items():
-        inner.raw(tlv(int(name[1:], 16), value))
-    return tlv(0x7C, inner.getvalue())
+    return tlv(0x7C, b"".join(tlv(int(name[1:], 16), value) for name, value in items.items()))
 
 
 def decode_general_authenticate(data: bytes) -> dict[int, bytes]:
