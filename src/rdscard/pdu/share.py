@@ -4,7 +4,8 @@ Everything on the MCS I/O channel after licensing starts with a Share Control
 Header (2.2.8.1.1.1.1). :func:`decode_share_pdu` turns one such PDU into
 :class:`DemandActive`, :class:`ConfirmActive`, :class:`DeactivateAll`,
 :class:`ShareData` (whose ``body`` is one of the classes of
-:mod:`rdscard.pdu.share_data`, re-exported here), :class:`FlowPdu` or, for a
+:mod:`rdscard.pdu.share_data` and :mod:`rdscard.pdu.share_session`,
+re-exported here), :class:`FlowPdu` or, for a
 pduType not modelled, :class:`RawShareControl`. :func:`wrap_share_data`
 builds a complete Share Data PDU from a body.
 """
@@ -30,27 +31,25 @@ from rdscard.pdu.share_data import (
     SYNCMSGTYPE_SYNC,
     Control,
     ControlAction,
-    ErrorInfo,
     FontList,
     FontMap,
-    InfoType,
     InputPdu,
     PduType2,
     PersistentKeyList,
     RawShareData,
     Rectangle16,
     RefreshRect,
-    SaveSessionInfo,
-    SetErrorInfo,
     ShareDataBody,
     ShutdownDenied,
     ShutdownRequest,
     SuppressOutput,
     Synchronize,
 )
+from rdscard.pdu.share_session import ErrorInfo, InfoType, SaveSessionInfo, SetErrorInfo
 
 __all__ = [
     "ALLOW_DISPLAY_UPDATES",
+    "DATA_BODIES",
     "FONTLIST_FIRST",
     "FONTLIST_LAST",
     "SERVER_CHANNEL_ID",
