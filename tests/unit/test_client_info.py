@@ -280,7 +280,7 @@ def test_security_header_truncated() -> None:
 # -- properties ------------------------------------------------------------------
 
 text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=40
 )
 
 
@@ -289,7 +289,7 @@ text = st.text(
     domain=text,
     user=text,
     password=st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\0"),
         max_size=60,
     ),
     shell=text,
