@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from rdscard.testbed.pcscd import PeerError
+from rdscard.testbed.ports import is_listening
 
 
 class VpcdCard(Protocol):
@@ -32,18 +32,14 @@ class VpcdCard(Protocol):
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    """Wait until something listens on ``host:port`` (the vpcd driver, here)."""
+    """Wait until the vpcd driver listens on local ``port`` (``host`` names it in errors)."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise PeerError(
-                    f"cannot reach vpcd at {host}:{port}: is pcscd running with the vpcd driver?"
-                ) from None
-            time.sleep(0.02)
+    while not is_listening(port):
+        if time.monotonic() > deadline:
+            raise PeerError(
+                f"cannot reach vpcd at {host}:{port}: is pcscd running with the vpcd driver?"
+            )
+        time.sleep(0.02)
 
 
 class CardInThread:

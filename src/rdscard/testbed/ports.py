@@ -30,3 +30,23 @@ def _is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def is_listening(port: int) -> bool:
+    """Whether a local TCP socket listens on ``port`` (Linux ``/proc/net/tcp``).
+
+    Unlike a probe connection this is invisible to the listener: the vpcd
+    driver would take a probe for a card being inserted and removed.
+    """
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    listening = len(fields) > 3 and fields[3] == "0A"  # TCP_LISTEN
+                    if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            continue
+    return False
