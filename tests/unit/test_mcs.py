@@ -350,7 +350,6 @@ def test_disconnect_provider_ultimatum_reasons() -> None:
         ("28 00", "(end)"),  # attach user request with a trailing byte
         ("38 00 06 03", "channelId"),  # truncated join request
         ("64 00 06 03 eb 70 05 00", "userData"),  # length 5, one byte present
-        ("04 05 00 00 00 00 00 01 00", "subHeight"),  # integer of 5 bytes
     ],
 )
 def test_domain_pdu_rejects_malformed(data: str, field: str) -> None:
@@ -475,3 +474,15 @@ def test_per_numeric_string_round_trip(text: str) -> None:
     per.write_numeric_string(writer, text, 1)
     assert len(writer) == 1 + (len(text) + 1) // 2
     assert per.read_numeric_string(Reader(writer.getvalue(), "t"), 1, "n") == text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "04 00 01 00 01",  # aardwolf's fixed Erect Domain body (malformed PER)
+        "04 05 00 00 00 00 00 01 00",  # an integer of 5 bytes
+    ],
+)
+def test_erect_domain_body_is_ignored_when_malformed(data: str) -> None:
+    """A server ignores subHeight/subInterval (MS-RDPBCGR 3.3.5.3.5), as Windows does."""
+    assert mcs.decode_domain_pdu(bytes.fromhex(data)) == mcs.ErectDomainRequest(0, 0)

@@ -585,3 +585,12 @@ def test_demand_active_round_trip(
         pdu_source=source,
     )
     assert decode_share_pdu(pdu.encode()) == pdu
+
+
+def test_total_length_past_the_mcs_pdu_is_clamped_for_back_to_back_decoding() -> None:
+    """aardwolf's client Synchronize says totalLength 28 for a 22-byte PDU."""
+    data = bytes.fromhex("1c001700eb03ea03010000021c001f0000000100eb03")
+    (pdu,) = share.decode_share_pdus(data)
+    assert isinstance(pdu, share.ShareData)
+    assert isinstance(pdu.body, share.Synchronize)
+    assert pdu.body.target_user == 0x03EB

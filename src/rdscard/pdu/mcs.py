@@ -163,7 +163,17 @@ class ErectDomainRequest(_DomainPduBase):
 
     @classmethod
     def _decode_body(cls, reader: Reader, low_bits: int) -> Self:
-        return cls(per.read_integer(reader, "subHeight"), per.read_integer(reader, "subInterval"))
+        # A server ignores subHeight and subInterval, and so do Windows servers:
+        # some clients send a fixed, malformed body (aardwolf: 00 01 00 01).
+        # Keep the values when they parse, accept the PDU either way.
+        body = Reader(reader.rest(), reader.pdu)
+        try:
+            height = per.read_integer(body, "subHeight")
+            interval = per.read_integer(body, "subInterval")
+            body.expect_end()
+        except ProtocolError:
+            return cls()
+        return cls(height, interval)
 
 
 @dataclass(frozen=True, slots=True)

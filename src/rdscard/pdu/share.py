@@ -370,9 +370,16 @@ class RawShareControl:
 SharePdu = DemandActive | ConfirmActive | DeactivateAll | ShareData | FlowPdu | RawShareControl
 
 
-def _read_share_pdu(r: Reader) -> SharePdu:
-    """Read one Share Control PDU from ``r``, consuming exactly totalLength bytes."""
+def _read_share_pdu(r: Reader, *, clamp: bool = False) -> SharePdu:
+    """Read one Share Control PDU from ``r``, consuming exactly totalLength bytes.
+
+    With ``clamp``, a totalLength running past the end of the enclosing MCS
+    PDU is cut to it: the MCS length is authoritative, and some clients
+    (aardwolf) count the header bytes twice. The body must still decode.
+    """
     total_length = r.u16le("totalLength")
+    if clamp and total_length != FLOW_MARKER and total_length - 2 > r.remaining:
+        total_length = r.remaining + 2
     if total_length == FLOW_MARKER:
         r.skip(1, "pad8bits")
         pdu_type_flow = r.u8("pduTypeFlow")
@@ -407,9 +414,9 @@ def decode_share_pdu(data: bytes) -> SharePdu:
 def decode_share_pdus(data: bytes) -> list[SharePdu]:
     """Decode back-to-back Share Control PDUs (a sender may pack several in one MCS PDU)."""
     r = Reader(data, "Share Control PDU")
-    pdus = [_read_share_pdu(r)]
+    pdus = [_read_share_pdu(r, clamp=True)]
     while r.remaining:
-        pdus.append(_read_share_pdu(r))
+        pdus.append(_read_share_pdu(r, clamp=True))
     return pdus
 
 

@@ -235,7 +235,7 @@ class RdpAcceptor:
         self._pending_joins.discard(pdu.channel_id)
         self._send_x224(
             mcs.ChannelJoinConfirm(
-                result=0 if known else 14,  # rt-no-such-channel
+                result=0 if known else mcs.McsResult.RT_NO_SUCH_CHANNEL,
                 initiator=pdu.initiator,
                 requested=pdu.channel_id,
                 channel_id=pdu.channel_id if known else None,
@@ -249,7 +249,16 @@ class RdpAcceptor:
             self._on_client_info(data)
             return
         if self.phase is Phase.CHANNEL_CONNECTION:
-            raise ProtocolError("Client Info PDU", "channel", "sent before every channel joined")
+            # Some clients (aardwolf) skip joins they do not need; Windows servers
+            # accept the Client Info once the I/O channel itself is joined.
+            if IO_CHANNEL_ID in self._pending_joins:
+                raise ProtocolError("Client Info PDU", "channel", "sent before joining I/O")
+            for channel_id in self._pending_joins - {USER_CHANNEL_ID}:
+                name = self._channel_names.pop(channel_id)
+                del self._channel_ids[name]
+            self._pending_joins.clear()
+            self._on_client_info(data)
+            return
         for pdu in share.decode_share_pdus(data):
             self._on_share_pdu(pdu)
 
@@ -293,6 +302,9 @@ class RdpAcceptor:
         self.fastpath_max_request = policy.multifragment_max(pdu.capability_sets)
         self._finalization_seen.clear()
         self.phase = Phase.FINALIZATION
+        # The server Synchronize goes first: some clients (aardwolf) wait for it
+        # before sending their own finalisation PDUs; xfreerdp takes any order.
+        self._send_share_data(policy.server_synchronize(USER_CHANNEL_ID))
 
     def _on_share_data(self, pdu: share.ShareData) -> None:
         body = pdu.body

@@ -141,10 +141,17 @@ def finalization_step(body: ShareDataBody) -> str | None:
     return None
 
 
+def server_synchronize(user_channel_id: int) -> ShareDataBody:
+    """The server's Synchronize PDU (MS-RDPBCGR 2.2.1.19), sent right after Confirm Active."""
+    return Synchronize(target_user=user_channel_id)
+
+
 def finalization_replies(user_channel_id: int) -> tuple[ShareDataBody, ...]:
-    """The server's finalisation PDUs (MS-RDPBCGR 2.2.1.19 - 2.2.1.22), in order."""
+    """The server's other finalisation PDUs (MS-RDPBCGR 2.2.1.20 - 2.2.1.22), in order.
+
+    Sent when the client's Font List arrives.
+    """
     return (
-        Synchronize(target_user=user_channel_id),
         Control.cooperate(),
         Control.granted_control(grant_id=user_channel_id, control_id=SERVER_CHANNEL_ID),
         FontMap(),
