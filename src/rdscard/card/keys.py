@@ -109,13 +109,16 @@ def _admin(ctx: CardContext, cmd: CommandApdu) -> Reply:
     state, session = ctx.state, ctx.session
     witness, challenge = session.witness, session.challenge
     session.witness = session.challenge = None
-    if cmd.p1 != state.management_key_algorithm:
-        return reply(StatusWord.INCORRECT_P1_P2)
     items = _template(cmd.data)
     if items is None:
         return reply(StatusWord.INCORRECT_DATA)
     w, c, r = (find(items, t) for t in (WITNESS, CHALLENGE, RESPONSE))
     size = crypto.block_size(state.management_key_algorithm)
+    if cmd.p1 == 0x00 and c is not None and not c.value and w is None and r is None:
+        # OpenSC's GET CHALLENGE: a challenge that authenticates nothing.
+        return reply(StatusWord.SUCCESS, tlv(TEMPLATE, tlv(CHALLENGE, ctx.rng(size))))
+    if cmd.p1 != state.management_key_algorithm:
+        return reply(StatusWord.INCORRECT_P1_P2)
     key, alg = state.management_key, state.management_key_algorithm
 
     def ok_size(item: Tlv) -> bool:

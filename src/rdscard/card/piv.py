@@ -211,13 +211,15 @@ class VirtualPivCard:
     # -- commands of the card itself -----------------------------------------------
     def _select(self, cmd: CommandApdu) -> Reply:
         """SELECT (SP 800-73-4 Part 2 3.1.1): the PIV AID or a right-truncation of it."""
-        if cmd.p1 != 0x04 or cmd.p2 != 0x00:
+        if cmd.p1 != 0x04 or cmd.p2 not in (0x00, 0x0C):
             return reply(StatusWord.INCORRECT_P1_P2)
         if not (MIN_SELECT_AID <= len(cmd.data) <= len(PIV_AID)
                 and PIV_AID.startswith(cmd.data)):
             return reply(StatusWord.FILE_NOT_FOUND)
         if not self.session.selected:
             self.session = Session(selected=True)
+        if cmd.p2 == 0x0C:  # no response data wanted
+            return OK
         return reply(StatusWord.SUCCESS, application_property_template())
 
     def _get_version(self, _ctx: object, cmd: CommandApdu) -> Reply:
