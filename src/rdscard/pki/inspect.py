@@ -17,6 +17,13 @@ from rdscard.errors import ProtocolError
 from rdscard.pki.ca import OID_MS_UPN, OID_PKINIT_SAN
 from rdscard.pki.der import Krb5PrincipalName, decode_upn
 
+_EKU_NAMES = {
+    "1.3.6.1.4.1.311.10.3.4": "msEFS",
+    "1.3.6.1.4.1.311.20.2.2": "msSmartcardLogin",
+    "1.3.6.1.5.2.3.4": "pkInitClientAuth",
+    "1.3.6.1.5.2.3.5": "pkInitKDC",
+}
+
 
 @dataclass(frozen=True)
 class CertSummary:
@@ -79,7 +86,7 @@ def summarize(cert: x509.Certificate) -> CertSummary:
                 problems.append(str(exc))
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        ekus = tuple(getattr(oid, "_name", None) or oid.dotted_string for oid in eku)
+        ekus = tuple(_EKU_NAMES.get(oid.dotted_string) or oid._name for oid in eku)
     except x509.ExtensionNotFound:
         ekus = ()
     return CertSummary(

@@ -19,16 +19,11 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
+from rdscard.card.vpcd import VpcdCard, serve_card_to_vpcd
 from rdscard.testbed.pcscd import PeerError
 from rdscard.testbed.ports import is_listening
-
-
-class VpcdCard(Protocol):
-    """What the vpcd connector needs from a card."""
-
-    def transmit(self, apdu: bytes) -> bytes: ...
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
@@ -49,7 +44,7 @@ class CardInThread:
     leaving the ``with`` block) disconnects, which pcscd reports as removal.
     """
 
-    def __init__(self, card: object, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, card: VpcdCard, port: int, host: str = "127.0.0.1") -> None:
         self.card = card
         self.host = host
         self.port = port
@@ -70,8 +65,6 @@ class CardInThread:
             raise PeerError("the card thread did not start")
 
     def _run(self) -> None:
-        from rdscard.card.vpcd import serve_card_to_vpcd
-
         loop = asyncio.new_event_loop()
         self._loop = loop
         stop = asyncio.Event()
@@ -103,7 +96,8 @@ class CardInThread:
             raise PeerError(f"the card on vpcd port {self.port} did not stop")
 
     def __enter__(self) -> Self:
-        self.insert()
+        if self._thread is None:  # not inserted yet
+            self.insert()
         return self
 
     def __exit__(

@@ -4,7 +4,13 @@ The KDC trusts the test PKI's root (with the issuing CA as an intermediate
 pool), proves itself with the PKI's KDC certificate, accepts the Smart Card
 Logon EKU (``pkinit_eku_checking = scLogin``) and maps each user's UPN to its
 principal with a ``pkinit_cert_match`` string attribute, since MIT does not
-match a bare UPN SAN to ``user@REALM``.
+match a bare UPN SAN to ``user@REALM``. For that attribute to decide, the KDC
+runs the certauth modules ``pkinit_eku`` and ``dbmatch`` only: ``pkinit_san``
+would reject a UPN-only certificate before ``dbmatch`` is asked.
+
+The client side (krb5.conf) trusts the root, and picks the Smart Card Logon
+certificate on a card holding several (``pkinit_cert_match = <EKU>msScLogin``),
+as MIT refuses to choose among several by itself.
 """
 
 from __future__ import annotations
@@ -123,6 +129,7 @@ class MitKdc:
         pkinit_anchors = FILE:{layout.root_cert}
         pkinit_pool = FILE:{layout.issuing_cert}
         pkinit_eku_checking = kpServerAuth
+        pkinit_cert_match = <EKU>msScLogin
     }}
 
 [domain_realm]
