@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from rdscard.config import Config
 from rdscard.screen.cache import FrameCache
 from rdscard.server.connection import run_connection
+from rdscard.server.control import ControlServer
 from rdscard.server.sessions import SessionTable
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
@@ -42,6 +43,7 @@ class RdpServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.context: ServerContext | None = None
+        self._control: ControlServer | None = None
 
     async def start(self) -> None:
         """Prepare TLS and start listening."""
@@ -54,6 +56,8 @@ class RdpServer:
         log.info("TLS certificate %s, SHA-256 fingerprint %s", cert.cert_path,
                  cert.fingerprint_sha256)
         self.context = ServerContext(self.config, server_ssl_context(cert), host_name)
+        self._control = ControlServer(self.context.sessions, cfg.state_dir)
+        await self._control.start()
         self._server = await asyncio.start_server(
             self._accept, cfg.listen.host, cfg.listen.port, reuse_address=True, limit=1 << 20
         )
@@ -100,6 +104,8 @@ class RdpServer:
 
     async def close(self) -> None:
         """Stop listening and end every connection."""
+        if self._control is not None:
+            await self._control.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):

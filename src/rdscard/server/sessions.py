@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import pwd
 import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -28,6 +30,12 @@ class SessionInfo:
     user: str = ""
     desktop: str = ""
     channels: tuple[str, ...] = ()
+    # The local account the session's programs run as: the server's own until
+    # a sign-in maps the card's user to an account.
+    account: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
+    uid: int = field(default_factory=os.geteuid)
+    gid: int = field(default_factory=os.getegid)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class SessionTable:

@@ -167,3 +167,25 @@ def test_garbage_closes_only_that_connection(
     )
     assert rdp_server.process.poll() is None
     time.sleep(0.2)
+
+
+def test_session_list_and_exec_reach_the_live_session(
+    screen: VirtualScreen, client: Client, rdp_server: ServerProcess
+) -> None:
+    import subprocess
+    import sys
+
+    session = wait_active(rdp_server, client.sessions_before, client)
+    base = [sys.executable, "-m", "rdscard.cli.main", "session", "--state-dir",
+            str(rdp_server.state_dir)]
+    listing = subprocess.run([*base, "list"], capture_output=True, text=True, check=True)
+    row = next(line for line in listing.stdout.splitlines() if line.split()[0] == str(session))
+    assert "active" in row and "1024x768x32" in row
+    ran = subprocess.run(
+        [*base, "exec", str(session), "--", "sh", "-c", "echo $RDSCARD_SESSION:$USER"],
+        capture_output=True, text=True, check=True,
+    )
+    assert ran.stdout.strip() == f"{session}:root"
+    missing = subprocess.run([*base, "exec", "99999", "--", "true"], capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "no session 99999" in missing.stderr

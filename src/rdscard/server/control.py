@@ -1,0 +1,122 @@
+"""The administrator's control socket of a running server.
+
+A UNIX socket ``control.sock`` in the state directory (mode 0600, root
+only, peer-checked with SO_PEERCRED) answering one JSON request per line
+with one JSON reply line: ``{"command": "list"}`` lists the live sessions,
+``{"command": "session", "session": N}`` gives one session's account and
+environment (what ``rdscard session exec`` needs to run a program inside
+it). No secret is ever part of a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rdscard.server.sessions import SessionInfo, SessionTable
+
+log = logging.getLogger("rdscard.control")
+
+CONTROL_SOCKET_NAME = "control.sock"
+MAX_REQUEST = 4096
+
+
+def peer_uid(sock: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a UNIX socket (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", raw)
+    return pid, uid
+
+
+def describe(info: SessionInfo) -> dict[str, Any]:
+    """The JSON form of a session record."""
+    record = asdict(info)
+    record["channels"] = list(info.channels)
+    return record
+
+
+class ControlServer:
+    """Serves the control socket for one server process."""
+
+    def __init__(self, sessions: SessionTable, state_dir: Path) -> None:
+        self.sessions = sessions
+        self.path = state_dir / CONTROL_SOCKET_NAME
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Create the socket (replacing a stale one) with mode 0600."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        """Stop serving and remove the socket."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        pid, uid = peer_uid(sock)
+        try:
+            if uid != 0 and uid != os.geteuid():
+                log.warning("control socket: refused process %d of uid %d", pid, uid)
+                return
+            line = await reader.readline()
+            if len(line) > MAX_REQUEST:
+                return
+            writer.write(json.dumps(self.answer(line)).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def answer(self, line: bytes) -> dict[str, Any]:
+        """The reply to one request line."""
+        try:
+            request = json.loads(line)
+            command = request["command"]
+        except (ValueError, KeyError, TypeError):
+            return {"error": "bad request: expected a JSON object with a command"}
+        if command == "list":
+            return {"sessions": [describe(s) for s in self.sessions]}
+        if command == "session":
+            info = self.sessions.get(request.get("session", -1))
+            if info is None:
+                return {"error": f"no session {request.get('session')!r} on this server"}
+            return {"session": describe(info)}
+        return {"error": f"unknown command {command!r}"}
+
+
+def query(state_dir: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """Send one request to a running server's control socket (for the CLI)."""
+    path = state_dir / CONTROL_SOCKET_NAME
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
