@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from rdscard.protocol.events import (
     StartTls,
 )
 from rdscard.screen import LogonScreenController
+from rdscard.server.channels import ChannelContext, ChannelHandler
 from rdscard.server.sessions import SessionInfo, SessionLogger
 
 if TYPE_CHECKING:
@@ -71,6 +73,8 @@ class Connection:
             )
         )
         self.display: LogonScreenController | None = None
+        self.channels: dict[str, ChannelHandler] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.accepted_at = time.perf_counter()
 
     async def run(self) -> None:
@@ -132,8 +136,7 @@ class Connection:
                 if self.display is not None:
                     self.display.refresh()
             elif isinstance(event, ChannelData):
-                self.log.debug("channel %s: %d bytes (no handler)", event.channel_name,
-                               len(event.data))
+                self.on_channel_data(event)
             elif isinstance(event, ClientShutdown):
                 self.log.info("session ending: %s", event.reason)
                 self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
@@ -218,6 +221,48 @@ class Connection:
             event.desktop_width, event.desktop_height, host_name=self.context.host_name,
             frames=self.context.frames,
         )
+        self.open_channels()
+
+    def open_channels(self) -> None:
+        """Create the handlers of the joined channels this server serves."""
+        for name, factory in self.context.channel_factories.items():
+            if name in self.acceptor.channels:
+                send = functools.partial(self.send_channel_message, name)
+                self.channels[name] = factory(ChannelContext(self.info, self.log, send))
+                self.log.info("channel %s open", name)
+
+    def send_channel_message(self, name: str, data: bytes) -> None:
+        """Queue a channel message to the client (callable from any task of this session)."""
+        if self.acceptor.phase is not Phase.ACTIVE or self.writer.is_closing():
+            return
+        self.acceptor.send_channel_data(name, data)
+        self.writer.write(self.acceptor.data_to_send())
+
+    def on_channel_data(self, event: ChannelData) -> None:
+        """Hand a channel message to its handler; a failing handler closes only itself."""
+        handler = self.channels.get(event.channel_name)
+        if handler is None:
+            self.log.debug("channel %s: %d bytes (no handler)", event.channel_name,
+                           len(event.data))
+            return
+        try:
+            handler.on_data(event.data)
+        except ProtocolError as exc:
+            self.log.warning("channel %s closed: protocol error from the client: %s",
+                             event.channel_name, exc)
+            del self.channels[event.channel_name]
+            task = asyncio.get_running_loop().create_task(handler.close())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def close_channels(self) -> None:
+        """Close every channel handler."""
+        channels, self.channels = self.channels, {}
+        for name, handler in channels.items():
+            try:
+                await handler.close()
+            except Exception:
+                self.log.exception("channel %s failed to close", name)
 
     async def close(self) -> None:
         """Close the transport."""
@@ -249,6 +294,7 @@ async def run_connection(
     except (ConnectionError, OSError) as exc:
         connection.log.info("connection lost: %s", exc)
     finally:
+        await connection.close_channels()
         context.sessions.close(info.session_id)
         await connection.close()
         connection.log.info("closed")

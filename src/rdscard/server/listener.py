@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rdscard.config import Config
 from rdscard.screen.cache import FrameCache
+from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
 from rdscard.server.sessions import SessionTable
@@ -33,6 +34,7 @@ class ServerContext:
     host_name: str
     sessions: SessionTable = field(default_factory=SessionTable)
     frames: FrameCache = field(default_factory=FrameCache)
+    channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
 
 
 class RdpServer:
