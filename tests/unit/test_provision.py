@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rdscard.card.piv import VirtualPivCard
+from rdscard.card.state import CardState
+from rdscard.cli.main import main
 from rdscard.errors import ProtocolError
 from rdscard.pdu.tlv import tlv
+from rdscard.pki.ca import RealmPki
 from rdscard.pki.piv_client import (
     DEFAULT_MANAGEMENT_KEY,
     PinBlockedError,
@@ -32,6 +40,16 @@ from rdscard.pki.piv_codec import (
     pad_pin,
     parse_tlvs,
 )
+from rdscard.pki.provision import (
+    DEFAULT_PIN,
+    DEFAULT_PUK,
+    Credentials,
+    ProvisionOptions,
+    provision,
+    read_status,
+)
+from rdscard.pki.transport import InProcessTransport
+from rdscard.testbed.ports import free_tcp_port
 
 
 class ScriptedCard:
@@ -311,3 +329,125 @@ def test_short_response_is_a_protocol_error() -> None:
     card = ScriptedCard([("00200080", "90")])
     with pytest.raises(ProtocolError, match="SW1-SW2"):
         PivClient(card).pin_status()
+
+
+# -- provisioning the virtual card in process ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> RealmPki:
+    return RealmPki.create(tmp_path_factory.mktemp("pki"), "EXAMPLE.TEST", "example.test")
+
+
+def _new_card() -> tuple[VirtualPivCard, PivClient]:
+    card = VirtualPivCard(CardState.new(serial=0x1234))
+    return card, PivClient(InProcessTransport(card))
+
+
+def test_provisioned_keys_match_their_certificates(pki: RealmPki) -> None:
+    _, client = _new_card()
+    steps: list[str] = []
+    result = provision(client, pki, "alice", Credentials(), ProvisionOptions(),
+                       progress=steps.append)
+    assert set(result.certificates) == {KeyRef.AUTHENTICATION, KeyRef.KEY_MANAGEMENT}
+    assert steps[0] == "selecting the PIV application" and steps[-1] == "writing the CHUID"
+    status = read_status(client)
+    assert status.certificates == result.certificates
+    assert status.chuid is not None and len(status.chuid.guid) == 16
+    assert status.pin.tries_left == 3
+    # The 9A key signs what its certificate verifies (PKCS#1 v1.5 over a SHA-256 DigestInfo).
+    digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + bytes(32)
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(digest_info)) + b"\x00" + digest_info
+    client.verify_pin(DEFAULT_PIN)
+    signature = client.rsa_private(KeyRef.AUTHENTICATION, block)
+    public = result.certificates[KeyRef.AUTHENTICATION].public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(signature, bytes(32), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    # The 9D key decrypts what is encrypted to its certificate.
+    kmk = result.certificates[KeyRef.KEY_MANAGEMENT].public_key()
+    assert isinstance(kmk, rsa.RSAPublicKey)
+    raw = client.rsa_private(KeyRef.KEY_MANAGEMENT, kmk.encrypt(b"file key", padding.PKCS1v15()))
+    assert raw.endswith(b"\x00file key") and raw[:2] == b"\x00\x02"
+
+
+def test_ecc_card_with_new_secrets(pki: RealmPki) -> None:
+    _, client = _new_card()
+    aes_key = bytes(range(16))
+    credentials = Credentials(new_pin=bytearray(b"24681357"), new_puk=bytearray(b"87654321"),
+                              new_management_key=bytearray(aes_key),
+                              new_management_algorithm=Algorithm.AES_128)
+    result = provision(client, pki, "bob", credentials,
+                       ProvisionOptions(key_type="p256", slots=(KeyRef.AUTHENTICATION,),
+                                        write_chuid=False))
+    public = result.certificates[KeyRef.AUTHENTICATION].public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    with pytest.raises(WrongPinError):
+        client.verify_pin(DEFAULT_PIN)
+    client.verify_pin(b"24681357")
+    digest = hashlib.sha256(b"logon").digest()
+    signature = client.sign_ecdsa(KeyRef.AUTHENTICATION, digest)
+    public.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    with pytest.raises(PivError):
+        client.authenticate_admin()  # the factory 3DES key no longer works
+    client.authenticate_admin(aes_key, Algorithm.AES_128)
+
+
+def test_pin_blocks_and_puk_unblocks(pki: RealmPki) -> None:
+    _, client = _new_card()
+    client.select()
+    for left in (2, 1, 0):
+        with pytest.raises(WrongPinError) as wrong:
+            client.verify_pin(b"000000")
+        assert wrong.value.tries_left == left
+    assert client.pin_status().blocked
+    with pytest.raises(PinBlockedError):
+        client.verify_pin(DEFAULT_PIN)
+    client.unblock_pin(DEFAULT_PUK, b"112233")
+    assert client.pin_status().tries_left == 3
+    client.verify_pin(b"112233")
+    assert client.pin_status().verified
+
+
+def test_provision_without_admin_key_fails_clearly(pki: RealmPki) -> None:
+    _, client = _new_card()
+    credentials = Credentials(management_key=bytearray(bytes(24)))
+    with pytest.raises(PivError, match="wrong management key"):
+        provision(client, pki, "alice", credentials)
+    assert repr(credentials) == "Credentials(<hidden>)"
+    credentials.wipe()
+    assert credentials.management_key == bytes(24) and credentials.pin == bytes(6)
+
+
+def test_cli_creates_and_shows_a_virtual_card(pki: RealmPki, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "carol.card"
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("97531246\n")
+    assert main(["card", "create", "--pki", str(pki.directory), "--user", "carol",
+                 "--state", str(state), "--pin-file", str(pin_file), "--key-type", "p256"]) == 0
+    created = capsys.readouterr()
+    assert "slot 9A: CN=carol (Authentication)" in created.out
+    assert "97531246" not in created.out + created.err
+    assert main(["card", "status", "--state", str(state)]) == 0
+    shown = capsys.readouterr().out
+    assert "PIN: 3 tries left" in shown and "UPN:      carol@example.test" in shown
+    assert "key:      ECC secp256r1" in shown
+    card = VirtualPivCard(CardState.load(state))
+    client = PivClient(InProcessTransport(card))
+    client.select()
+    client.verify_pin(b"97531246")
+    assert main(["card", "create", "--pki", str(pki.directory), "--user", "carol",
+                 "--state", str(state)]) == 2  # refuses to overwrite
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_insert_names_the_missing_vpcd(tmp_path: Path, pki: RealmPki,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "dave.card"
+    assert main(["card", "create", "--pki", str(pki.directory), "--user", "dave",
+                 "--state", str(state), "--slots", "9a"]) == 0
+    capsys.readouterr()
+    port = free_tcp_port()
+    assert main(["card", "insert", "--state", str(state), "--vpcd", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach vpcd at 127.0.0.1:{port}" in err and "vpcd driver" in err
