@@ -187,7 +187,9 @@ class VirtualPivCard:
         if len(data) <= ne:
             return status(sw, data)
         self._pending = data[ne:]
-        return status(StatusWord.BYTES_REMAINING | (min(len(self._pending), 0xFF)), data[:ne])
+        # SW2 counts what is left; 00 stands for 256 bytes or more (a short Le of 00)
+        left = min(len(self._pending), MAX_SHORT_NE) & 0xFF
+        return status(StatusWord.BYTES_REMAINING | left, data[:ne])
 
     def _get_response(self, cmd: CommandApdu) -> bytes:
         """GET RESPONSE (ISO/IEC 7816-4 7.6.1): the next part of a long response."""
