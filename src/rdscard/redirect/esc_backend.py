@@ -1,0 +1,380 @@
+"""The session's cards as the RDP client has them: MS-RDPESC calls over rdpdr.
+
+:class:`EscBackend` is the production :class:`SmartCardBackend`: every call
+of a program in the session becomes an MS-RDPESC IOCTL (3.1.4) sent to
+that session's client through the rdpdr channel. It keeps the pcsc-lite
+reader table current with a GetStatusChange loop of its own on a context
+of its own (``\\\\?PnP?\\Notification`` included), so blocking waits never
+share a context with other calls: FreeRDP serialises the calls of one
+context. Contexts and card handles stay opaque: the client's bytes are
+echoed exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol, TypeVar
+
+from rdscard.errors import ProtocolError
+from rdscard.pdu.esc.base import NdrMessage
+from rdscard.pdu.esc.card import (
+    ConnectReturn,
+    ConnectWCall,
+    HCardAndDispositionCall,
+    ReconnectCall,
+    ReconnectReturn,
+    StatusCall,
+    StatusReturn,
+)
+from rdscard.pdu.esc.constants import PNP_NOTIFICATION, ScardIoctl, ScardReaderState, ScardReturn
+from rdscard.pdu.esc.context import (
+    ContextCall,
+    EstablishContextCall,
+    EstablishContextReturn,
+    ListReadersCall,
+    ListReadersReturn,
+    LongReturn,
+)
+from rdscard.pdu.esc.io import (
+    ControlCall,
+    ControlReturn,
+    GetAttribCall,
+    GetAttribReturn,
+    SCardIORequest,
+    SetAttribCall,
+    TransmitCall,
+    TransmitReturn,
+)
+from rdscard.pdu.esc.status_change import (
+    GetStatusChangeReturn,
+    GetStatusChangeWCall,
+    ReaderStateReturn,
+    ReaderStateW,
+)
+from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
+from rdscard.redirect import translate
+from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError
+
+log = logging.getLogger("rdscard.redirect")
+
+INFINITE = 0xFFFFFFFF
+MAX_READERS = 16
+MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
+R = TypeVar("R", bound=NdrMessage)
+
+
+class IoctlChannel(Protocol):
+    """Sends one MS-RDPESC IOCTL to the client's smart card device."""
+
+    async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
+        """The output buffer of a completed IOCTL.
+
+        Raises ScardError(SCARD_E_NO_SERVICE) when the device or the client
+        is gone, and ScardError(SCARD_F_COMM_ERROR) when the client failed
+        the I/O request itself.
+        """
+        ...
+
+
+def _check(code: int) -> None:
+    if code != ScardReturn.SCARD_S_SUCCESS:
+        raise ScardError(code)
+
+
+def _multi_string(raw: bytes | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        text = raw.decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise ProtocolError("ListReaders_Return", "mszReaderNames", "invalid UTF-16") from None
+    return [name for name in text.split("\0") if name]
+
+
+class EscBackend:
+    """A :class:`SmartCardBackend` over one client's MS-RDPESC device."""
+
+    def __init__(self, channel: IoctlChannel, *, call_timeout: float = 30.0) -> None:
+        self._channel = channel
+        self._call_timeout = call_timeout
+        self._readers: dict[str, ReaderInfo] = {}
+        self._windows_states: dict[str, int] = {}
+        self._changed = asyncio.Event()
+        self._handles: dict[bytes, tuple[RedirScardHandle, str]] = {}
+        self._handle_ids = itertools.count(1)
+        self._monitor: asyncio.Task[None] | None = None
+        self._monitor_context: RedirScardContext | None = None
+        self._closed = False
+        self._counter = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Start keeping the reader table current."""
+        if self._monitor is None:
+            self._monitor = asyncio.get_running_loop().create_task(self._watch_readers())
+
+    async def close(self) -> None:
+        """The client is gone: no readers, wake every waiter, stop the monitor."""
+        self._closed = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._monitor
+        self._readers.clear()
+        self._handles.clear()
+        self._notify()
+
+    # -- the reader table ----------------------------------------------------------
+    def readers(self) -> Sequence[ReaderInfo]:
+        """The current pcsc-lite reader table."""
+        return list(self._readers.values())
+
+    async def wait_for_reader_change(self) -> None:
+        """Return at the next change of the reader table."""
+        if self._closed:
+            return
+        event = self._changed
+        await event.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _next_counter(self) -> int:
+        self._counter = (self._counter + 1) & 0xFFFF
+        return self._counter
+
+    async def _watch_readers(self) -> None:
+        try:
+            context = await self.establish_context(2)  # SCARD_SCOPE_SYSTEM
+            self._monitor_context = RedirScardContext(context)
+            while not self._closed:
+                names = await self._list_readers(self._monitor_context)
+                self._sync_reader_names(names)
+                await self._wait_for_status_change(self._monitor_context, names)
+        except asyncio.CancelledError:
+            raise
+        except ScardError as exc:
+            log.info("smart card reader monitor stopped: %s", exc)
+        except ProtocolError as exc:
+            log.warning("smart card reader monitor stopped: protocol error: %s", exc)
+        finally:
+            if self._readers:
+                self._readers.clear()
+                self._notify()
+
+    async def _list_readers(self, context: RedirScardContext) -> list[str]:
+        call = ListReadersCall(context, 0, None, 0, INFINITE)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_LISTREADERSW, call, ListReadersReturn)
+        except ScardError as exc:
+            if exc.code == ScardReturn.SCARD_E_NO_READERS_AVAILABLE:
+                return []
+            raise
+        return _multi_string(reply.msz)[:MAX_READERS]
+
+    def _sync_reader_names(self, names: list[str]) -> None:
+        changed = False
+        for gone in set(self._readers) - set(names):
+            del self._readers[gone]
+            self._windows_states.pop(gone, None)
+            changed = True
+        for name in names:
+            if name not in self._readers:
+                self._readers[name] = ReaderInfo(name, self._next_counter(), translate.PCSC_UNKNOWN)
+                self._windows_states[name] = 0
+                changed = True
+        if changed:
+            self._notify()
+
+    async def _wait_for_status_change(self, context: RedirScardContext, names: list[str]) -> None:
+        states = [ReaderStateW(PNP_NOTIFICATION, ReaderStateReturn(len(names) << 16, 0, 0))]
+        states += [
+            ReaderStateW(name, ReaderStateReturn(self._windows_states.get(name, 0), 0, 0))
+            for name in names
+        ]
+        call = GetStatusChangeWCall(context, INFINITE, tuple(states))
+        try:
+            reply = await self._call(
+                ScardIoctl.SCARD_IOCTL_GETSTATUSCHANGEW, call, GetStatusChangeReturn, timeout=None
+            )
+        except ScardError as exc:
+            if exc.code in (ScardReturn.SCARD_E_TIMEOUT, ScardReturn.SCARD_E_CANCELLED):
+                return
+            raise
+        for name, state in zip(names, reply.rg_reader_states[1:], strict=False):
+            self._update_reader(name, state)
+
+    def _update_reader(self, name: str, state: ReaderStateReturn) -> None:
+        if state.dw_event_state & ScardReaderState.SCARD_STATE_UNAVAILABLE:
+            return
+        self._windows_states[name] = state.dw_event_state & ~ScardReaderState.SCARD_STATE_CHANGED
+        bits, sharing = translate.reader_state_from_windows(state.dw_event_state)
+        old = self._readers.get(name)
+        if old is None:
+            return
+        atr = state.rgb_atr[: state.cb_atr] if bits & translate.PCSC_PRESENT else b""
+        protocol = old.protocol if atr and atr == old.atr else 0
+        new = ReaderInfo(name, old.event_counter, bits, sharing, atr, protocol)
+        if new != old:
+            self._readers[name] = replace(new, event_counter=self._next_counter())
+            self._notify()
+
+    # -- calls -------------------------------------------------------------------
+    async def _call(
+        self, code: int, call: NdrMessage, reply_type: type[R], *, timeout: float | None = -1.0
+    ) -> R:
+        if self._closed:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
+        limit = self._call_timeout if timeout == -1.0 else timeout
+        output = await self._channel.ioctl(code, call.encode(), timeout=limit)
+        reply = reply_type.decode(output)
+        _check(getattr(reply, "return_code", 0))
+        return reply
+
+    def _handle(self, handle: bytes) -> tuple[RedirScardHandle, str]:
+        try:
+            return self._handles[handle]
+        except KeyError:
+            raise ScardError(ScardReturn.SCARD_E_INVALID_HANDLE) from None
+
+    async def establish_context(self, scope: int) -> bytes:
+        """SCardEstablishContext on the client."""
+        reply = await self._call(
+            ScardIoctl.SCARD_IOCTL_ESTABLISHCONTEXT, EstablishContextCall(scope),
+            EstablishContextReturn,
+        )
+        return reply.context.pb_context
+
+    async def release_context(self, context: bytes) -> None:
+        """SCardReleaseContext on the client."""
+        await self._call(
+            ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ContextCall(RedirScardContext(context)),
+            LongReturn,
+        )
+
+    async def cancel(self, context: bytes) -> None:
+        """SCardCancel on the client."""
+        await self._call(
+            ScardIoctl.SCARD_IOCTL_CANCEL, ContextCall(RedirScardContext(context)), LongReturn
+        )
+
+    async def connect(
+        self, context: bytes, reader: str, share_mode: int, preferred_protocols: int
+    ) -> tuple[bytes, int]:
+        """SCardConnect on the client; returns (our handle token, pcsc-lite protocol)."""
+        call = ConnectWCall(
+            reader, RedirScardContext(context), share_mode,
+            translate.protocols_to_windows(preferred_protocols),
+        )
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_CONNECTW, call, ConnectReturn)
+        protocol = translate.protocols_from_windows(reply.dw_active_protocol)
+        token = next(self._handle_ids).to_bytes(4, "little")
+        self._handles[token] = (reply.h_card, reader)
+        self._set_reader_protocol(reader, protocol)
+        return token, protocol
+
+    def _set_reader_protocol(self, reader: str, protocol: int) -> None:
+        info = self._readers.get(reader)
+        if info is not None and info.protocol != protocol:
+            self._readers[reader] = replace(info, protocol=protocol)
+
+    async def reconnect(
+        self, handle: bytes, share_mode: int, preferred_protocols: int, initialization: int
+    ) -> int:
+        """SCardReconnect on the client."""
+        h_card, reader = self._handle(handle)
+        call = ReconnectCall(
+            h_card, share_mode, translate.protocols_to_windows(preferred_protocols),
+            initialization,
+        )
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_RECONNECT, call, ReconnectReturn)
+        protocol = translate.protocols_from_windows(reply.dw_active_protocol)
+        self._set_reader_protocol(reader, protocol)
+        return protocol
+
+    async def disconnect(self, handle: bytes, disposition: int) -> None:
+        """SCardDisconnect on the client."""
+        h_card, _ = self._handle(handle)
+        del self._handles[handle]
+        await self._call(
+            ScardIoctl.SCARD_IOCTL_DISCONNECT, HCardAndDispositionCall(h_card, disposition),
+            LongReturn,
+        )
+
+    async def begin_transaction(self, handle: bytes) -> None:
+        """SCardBeginTransaction on the client."""
+        h_card, _ = self._handle(handle)
+        await self._call(
+            ScardIoctl.SCARD_IOCTL_BEGINTRANSACTION, HCardAndDispositionCall(h_card, 0),
+            LongReturn,
+        )
+
+    async def end_transaction(self, handle: bytes, disposition: int) -> None:
+        """SCardEndTransaction on the client."""
+        h_card, _ = self._handle(handle)
+        await self._call(
+            ScardIoctl.SCARD_IOCTL_ENDTRANSACTION, HCardAndDispositionCall(h_card, disposition),
+            LongReturn,
+        )
+
+    async def transmit(
+        self, handle: bytes, protocol: int, apdu: bytes, max_response: int
+    ) -> tuple[int, bytes]:
+        """SCardTransmit on the client; returns (pcsc-lite receive protocol, response)."""
+        h_card, _ = self._handle(handle)
+        call = TransmitCall(
+            h_card,
+            SCardIORequest(translate.protocols_to_windows(protocol)),
+            len(apdu),
+            apdu,
+            None,
+            0,
+            min(max_response, MAX_RECEIVE),
+        )
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
+        received = reply.pio_recv_pci.dw_protocol if reply.pio_recv_pci is not None else 0
+        return translate.protocols_from_windows(received) or protocol, reply.pb_recv_buffer or b""
+
+    async def control(
+        self, handle: bytes, control_code: int, data: bytes, max_response: int
+    ) -> bytes:
+        """SCardControl on the client (control code translated to Windows form)."""
+        h_card, _ = self._handle(handle)
+        call = ControlCall(
+            h_card, translate.control_code_to_windows(control_code), len(data), data or None,
+            0, max_response,
+        )
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_CONTROL, call, ControlReturn)
+        return reply.pv_out_buffer or b""
+
+    async def status(self, handle: bytes) -> CardStatus:
+        """SCardStatus on the client."""
+        h_card, reader = self._handle(handle)
+        call = StatusCall(h_card, 0, INFINITE, 32)
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_STATUSW, call, StatusReturn)
+        names = _multi_string(reply.msz_reader_names)
+        return CardStatus(
+            names[0] if names else reader,
+            translate.card_state_from_windows(reply.dw_state),
+            translate.protocols_from_windows(reply.dw_protocol),
+            reply.pb_atr[: reply.cb_atr_len],
+        )
+
+    async def get_attrib(self, handle: bytes, attribute: int, max_length: int) -> bytes:
+        """SCardGetAttrib on the client."""
+        h_card, _ = self._handle(handle)
+        call = GetAttribCall(h_card, attribute, 0, max_length)
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_GETATTRIB, call, GetAttribReturn)
+        return reply.pb_attr or b""
+
+    async def set_attrib(self, handle: bytes, attribute: int, value: bytes) -> None:
+        """SCardSetAttrib on the client."""
+        h_card, _ = self._handle(handle)
+        call = SetAttribCall(h_card, attribute, len(value), value)
+        await self._call(ScardIoctl.SCARD_IOCTL_SETATTRIB, call, LongReturn)
