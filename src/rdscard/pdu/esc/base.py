@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, Self
 
-from rdscard.pdu.ndr import NdrReader, NdrWriter, decode_top, encode_top
+from rdscard.errors import ProtocolError
+from rdscard.pdu.ndr import NdrReader, NdrWriter, decode_top, encode_top, open_body
 
 
 class NdrMessage:
@@ -35,8 +36,39 @@ class NdrMessage:
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        """Decode a type-serialized structure, headers included."""
-        return decode_top(data, cls.PDU, cls.read)
+        """Decode a type-serialized structure, headers included.
+
+        A return whose body holds only a failing ReturnCode (FreeRDP answers
+        a failed EstablishContext that way) decodes as :meth:`failure`.
+        """
+        try:
+            return decode_top(data, cls.PDU, cls.read)
+        except ProtocolError:
+            short = cls._short_failure(data)
+            if short is None:
+                raise
+            return short
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A return carrying ``return_code`` and no data (returns only)."""
+        raise NotImplementedError(f"{cls.PDU} is not a return")
+
+    @classmethod
+    def _short_failure(cls, data: bytes) -> Self | None:
+        try:
+            body = open_body(data, cls.PDU)
+        except ProtocolError:
+            return None
+        if len(body) != 8 or body[4:] != bytes(4):
+            return None
+        code = int.from_bytes(body[:4], "little")
+        if code == 0:
+            return None
+        try:
+            return cls.failure(code)
+        except NotImplementedError:
+            return None
 
 
 def check_u32(value: int, name: str) -> None:

@@ -114,6 +114,11 @@ class ReadCacheReturn(NdrMessage):
         check_u32(self.return_code, "ReturnCode")
         check_sized(self.cb_data_len, self.pb_data, MAX_CACHE_DATA, "pbData")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, None)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         write_sized_bytes(w, self.cb_data_len, self.pb_data)
@@ -212,6 +217,11 @@ class GetDeviceTypeIdReturn(NdrMessage):
     def __post_init__(self) -> None:
         check_u32(self.return_code, "ReturnCode")
         check_u32(self.dw_device_id, "dwDeviceId")
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)

@@ -80,6 +80,11 @@ class ConnectReturn(NdrMessage):
         check_u32(self.return_code, "ReturnCode")
         check_u32(self.dw_active_protocol, "dwActiveProtocol")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, RedirScardHandle(RedirScardContext()), 0)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         self.h_card.write(w)
@@ -134,6 +139,11 @@ class ReconnectReturn(NdrMessage):
     def __post_init__(self) -> None:
         check_u32(self.return_code, "ReturnCode")
         check_u32(self.dw_active_protocol, "dwActiveProtocol")
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
@@ -236,6 +246,11 @@ class StatusReturn(NdrMessage):
         """The reader names; raises ProtocolError when malformed."""
         return decode_multistring(self.msz_reader_names or b"", wide, self.PDU, "mszReaderNames")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, None, 0, 0, b"", 0)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         write_sized_bytes(w, self.c_bytes, self.msz_reader_names)
@@ -298,6 +313,11 @@ class StateReturn(NdrMessage):
         check_u32(self.dw_protocol, "dwProtocol")
         check_sized(self.cb_atr_len, self.rg_atr, MAX_ATR_SIZE, "rgAtr")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, 0, 0, None)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         w.u32(self.dw_state)
@@ -340,6 +360,11 @@ class GetTransmitCountReturn(NdrMessage):
     def __post_init__(self) -> None:
         check_u32(self.return_code, "ReturnCode")
         check_u32(self.c_transmit_count, "cTransmitCount")
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)

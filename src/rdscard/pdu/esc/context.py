@@ -55,6 +55,11 @@ class EstablishContextReturn(NdrMessage):
     def __post_init__(self) -> None:
         check_u32(self.return_code, "ReturnCode")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, RedirScardContext())
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         self.context.write(w)
@@ -91,6 +96,11 @@ class LongReturn(NdrMessage):
 
     def __post_init__(self) -> None:
         check_u32(self.return_code, "ReturnCode")
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
@@ -210,6 +220,11 @@ class ListReadersReturn(NdrMessage):
     def names(self, wide: bool) -> tuple[str, ...]:
         """The reader (or group) names of ``msz``; raises ProtocolError when malformed."""
         return decode_multistring(self.msz or b"", wide, self.PDU, "msz")
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, None)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)

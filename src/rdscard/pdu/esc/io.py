@@ -140,6 +140,11 @@ class TransmitReturn(NdrMessage):
         """A return carrying ``response`` (or nothing) and no receive PCI."""
         return cls(return_code, None, len(response) if response is not None else 0, response)
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, None, 0, None)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         _write_optional_request(w, self.pio_recv_pci)
@@ -207,6 +212,11 @@ class ControlReturn(NdrMessage):
             self.cb_out_buffer_size, self.pv_out_buffer, MAX_BUFFER_SIZE_EXTENDED, "pvOutBuffer"
         )
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, None)
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         write_sized_bytes(w, self.cb_out_buffer_size, self.pv_out_buffer)
@@ -267,6 +277,11 @@ class GetAttribReturn(NdrMessage):
     def with_data(cls, return_code: int, data: bytes | None) -> Self:
         """A return carrying ``data`` (or nothing), with the length to match."""
         return cls(return_code, len(data) if data is not None else 0, data)
+
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, 0, None)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)

@@ -204,6 +204,11 @@ class GetStatusChangeReturn(NdrMessage):
         if len(self.rg_reader_states) > self.LIMIT:
             raise ValueError(f"at most {self.LIMIT} reader states")
 
+    @classmethod
+    def failure(cls, return_code: int) -> Self:
+        """A failed return: ``return_code`` and no data."""
+        return cls(return_code, ())
+
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
         _write_states(w, self.rg_reader_states)
