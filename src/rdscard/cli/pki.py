@@ -61,8 +61,8 @@ def _print_cert(title: str, path: Path) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    print(f"creating the test PKI for {args.realm} in {args.dir}", file=sys.stderr)
     pki = RealmPki.create(args.dir, args.realm, args.domain, overwrite=args.force)
+    print(f"created the test PKI for {pki.realm} in {pki.directory}", file=sys.stderr)
     for user in args.user:
         print(f"issuing a software-key certificate for {user}", file=sys.stderr)
         pki.create_software_user(user)
