@@ -76,11 +76,21 @@ class DisplayConfig:
 
 
 @dataclass(frozen=True)
+class RedirectionConfig:
+    """``[redirection]``: smart card redirection (the policy "allow smart card redirection")."""
+
+    enabled: bool = True
+    socket_dir: Path = Path("/run/rdscard")
+    call_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    redirection: RedirectionConfig = field(default_factory=RedirectionConfig)
 
     def with_overrides(
         self, *, listen: str | None = None, state_dir: str | Path | None = None
@@ -156,6 +166,21 @@ def _display(table: dict[str, Any]) -> DisplayConfig:
     return cfg
 
 
+def _redirection(table: dict[str, Any]) -> RedirectionConfig:
+    cfg = RedirectionConfig()
+    if "enabled" in table:
+        cfg = replace(cfg, enabled=_take(table, "enabled", bool, "redirection"))
+    if "socket_dir" in table:
+        cfg = replace(cfg, socket_dir=Path(_take(table, "socket_dir", str, "redirection")))
+    if "call_timeout" in table:
+        seconds = _take(table, "call_timeout", float, "redirection")
+        if seconds <= 0:
+            raise ConfigError("redirection.call_timeout must be a positive number of seconds")
+        cfg = replace(cfg, call_timeout=seconds)
+    _reject_unknown(table, "redirection")
+    return cfg
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse configuration text; errors name the file and the setting."""
     try:
@@ -165,10 +190,11 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         server = _server(dict(data.pop("server", {})))
         display = _display(dict(data.pop("display", {})))
+        redirection = _redirection(dict(data.pop("redirection", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return Config(server=server, display=display)
+    return Config(server=server, display=display, redirection=redirection)
 
 
 def load_config(path: Path | None) -> Config:
