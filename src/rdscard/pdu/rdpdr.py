@@ -301,9 +301,7 @@ class GeneralCapabilitySet:
     protocol_minor_version: int = 13
     io_code1: int = IO_CODE1_ALL
     io_code2: int = 0
-    extended_pdu: int = (
-        ExtendedPdu.RDPDR_DEVICE_REMOVE_PDUS | ExtendedPdu.RDPDR_USER_LOGGEDON_PDU
-    )
+    extended_pdu: int = ExtendedPdu.RDPDR_DEVICE_REMOVE_PDUS | ExtendedPdu.RDPDR_USER_LOGGEDON_PDU
     extra_flags1: int = 0
     extra_flags2: int = 0
     special_type_device_cap: int = 0
