@@ -254,9 +254,12 @@ ALL_TYPES: list[type[NdrMessage]] = sorted(
 @given(messages())
 def test_round_trip(message: NdrMessage) -> None:
     data = message.encode()
-    assert data[:8] == COMMON_TYPE_HEADER
-    assert int.from_bytes(data[8:12], "little") == len(data) - 16
-    assert len(data) % 8 == 0
+    if isinstance(message, AccessStartedEventCall):
+        assert len(data) == 4  # sent bare, without type serialization headers
+    else:
+        assert data[:8] == COMMON_TYPE_HEADER
+        assert int.from_bytes(data[8:12], "little") == len(data) - 16
+        assert len(data) % 8 == 0
     decoded = type(message).decode(data)
     assert decoded == message
     assert decoded.encode() == data

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
+from rdscard.errors import ProtocolError
 from rdscard.pdu.esc.base import NdrMessage, check_u32
 from rdscard.pdu.esc.constants import MAX_MULTISTRING_BYTES
 from rdscard.pdu.ndr import (
@@ -113,7 +114,11 @@ class LongReturn(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class AccessStartedEventCall(NdrMessage):
-    """MS-RDPESC 2.2.2.30 ScardAccessStartedEvent_Call (also sent for ReleaseStartedEvent)."""
+    """MS-RDPESC 2.2.2.30 ScardAccessStartedEvent_Call (also sent for ReleaseStartedEvent).
+
+    Four unused bytes with no NDR serialization and no headers: Windows
+    sends them bare and FreeRDP skips the headers for these two IOCTLs.
+    """
 
     PDU = "ScardAccessStartedEvent_Call"
     unused: int = 0
@@ -128,6 +133,17 @@ class AccessStartedEventCall(NdrMessage):
     def read(cls, r: NdrReader) -> Callable[[], Self]:
         unused = r.u32("Unused")
         return lambda: cls(unused)
+
+    def encode(self) -> bytes:
+        """The four bytes of Unused."""
+        return self.unused.to_bytes(4, "little")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        """Exactly four bytes."""
+        if len(data) != 4:
+            raise ProtocolError(cls.PDU, "Unused", f"{len(data)} bytes, expected 4")
+        return cls(int.from_bytes(data, "little"))
 
 
 @dataclass(frozen=True, slots=True)
