@@ -362,6 +362,31 @@ def test_reset_retry_counter() -> None:
     assert tx(card, "0024008110" + b"12345678".hex() + b"12345678".hex())[1] == 0x6983
 
 
+def test_set_pin_retries_and_reset() -> None:
+    card = selected()
+    assert tx(card, "00FA0805")[1] == 0x6982
+    admin(card)
+    assert tx(card, "00FA0805")[1] == 0x6982  # the PIN too
+    tx(card, "0024008010" + _pad(b"123456") + _pad(b"24682468"))
+    tx(card, "0020008008" + _pad(b"24682468"))
+    assert tx(card, "00FA0005")[1] == 0x6A86
+    assert tx(card, "00FA0805")[1] == 0x9000
+    assert (card.state.pin, card.state.pin_retries_left, card.state.puk_retries_limit) == (
+        b"123456", 8, 5)
+    assert tx(card, "00FB0000")[1] == 0x6985  # not blocked
+    card.state.keys[0x9E] = SlotKey(0x11, der(ec.generate_private_key(ec.SECP256R1())))
+    for _ in range(8):
+        tx(card, PIN_BAD)
+    for _ in range(5):
+        tx(card, "002C008010" + "00" * 16)
+    assert tx(card, "00FB0000")[1] == 0x9000
+    state = card.state
+    assert state.keys == {} and list(state.data_objects) == [0x7E]
+    assert (state.pin_retries_left, state.puk_retries_left) == (3, 3)
+    assert state.management_key == DEFAULT_MANAGEMENT_KEY and not card.session.admin
+    assert tx(card, PIN_OK)[1] == 0x9000
+
+
 # -- card management key -----------------------------------------------------------------
 @pytest.mark.parametrize(("alg", "size"), [(0x03, 24), (0x08, 16), (0x0A, 24), (0x0C, 32)])
 def test_admin_authentication_each_algorithm(alg: int, size: int) -> None:

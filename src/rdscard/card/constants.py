@@ -34,6 +34,8 @@ class Ins(IntEnum):
     GET_DATA = 0xCB
     PUT_DATA = 0xDB
     GET_METADATA = 0xF7  # YubiKey
+    SET_PIN_RETRIES = 0xFA  # YubiKey
+    RESET = 0xFB  # YubiKey
     GET_SERIAL = 0xF8  # YubiKey
     GET_VERSION = 0xFD  # YubiKey
     SET_MANAGEMENT_KEY = 0xFF  # YubiKey

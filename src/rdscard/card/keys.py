@@ -23,7 +23,7 @@ from rdscard.card.constants import (
     is_asymmetric_slot,
 )
 from rdscard.card.session import OK, CardContext, Reply, reply
-from rdscard.card.state import SlotKey
+from rdscard.card.state import DEFAULT_PIN, DEFAULT_PUK, SlotKey
 from rdscard.errors import ProtocolError
 from rdscard.pdu.apdu import CommandApdu, StatusWord
 from rdscard.pdu.tlv import Tlv, decode_all, find, tlv
@@ -206,7 +206,7 @@ def get_metadata(ctx: CardContext, cmd: CommandApdu) -> Reply:
     state, ref = ctx.state, cmd.p2
     if ref in (KeyRef.PIV_PIN, KeyRef.PUK):
         pin = ref == KeyRef.PIV_PIN
-        default = state.pin == b"123456" if pin else state.puk == b"12345678"
+        default = state.pin == DEFAULT_PIN if pin else state.puk == DEFAULT_PUK
         limit = state.pin_retries_limit if pin else state.puk_retries_limit
         left = state.pin_retries_left if pin else state.puk_retries_left
         return reply(StatusWord.SUCCESS, tlv(0x01, b"\xff") + tlv(0x05, bytes((default,)))

@@ -1,8 +1,9 @@
 """PIN and PUK commands: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER.
 
-SP 800-73-4 Part 2 3.2.1-3.2.3. Reference data travels padded with FF to 8
-bytes; each failed comparison spends one try and answers 63Cx (x tries
-left); a counter at zero answers 6983; a success restores the counter.
+SP 800-73-4 Part 2 3.2.1-3.2.3, plus the YubiKey SET PIN RETRIES and
+RESET. Reference data travels padded with FF to 8 bytes; each failed
+comparison spends one try and answers 63Cx (x tries left); a counter at
+zero answers 6983; a success restores the counter.
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
-from rdscard.card.constants import KeyRef
+from rdscard.card.constants import DEFAULT_MANAGEMENT_KEY, Algorithm, KeyRef, Tag
+from rdscard.card.objects import discovery_object
 from rdscard.card.session import OK, CardContext, Reply, reply
-from rdscard.card.state import PIN_MAX, PIN_MIN, CardState
+from rdscard.card.state import (
+    DEFAULT_PIN,
+    DEFAULT_PUK,
+    DEFAULT_RETRIES,
+    MAX_RETRIES,
+    PIN_MAX,
+    PIN_MIN,
+    CardState,
+)
 from rdscard.pdu.apdu import CommandApdu, StatusWord
 
 REFERENCE_SIZE: Final = 8
@@ -130,5 +140,47 @@ def reset_retry_counter(ctx: CardContext, cmd: CommandApdu) -> Reply:
         return _tries(ctx.state.puk_retries_left)
     ctx.state.pin = new_pin
     ctx.state.pin_retries_left = ctx.state.pin_retries_limit
+    ctx.changed()
+    return OK
+
+
+def set_pin_retries(ctx: CardContext, cmd: CommandApdu) -> Reply:
+    """SET PIN RETRIES (YubiKey): P1 PIN tries, P2 PUK tries; PIN and PUK back to defaults.
+
+    Needs the management key and the PIN, as on a YubiKey.
+    """
+    if not ctx.session.admin or not ctx.session.pin_verified:
+        return reply(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
+    if not (1 <= cmd.p1 <= MAX_RETRIES and 1 <= cmd.p2 <= MAX_RETRIES):
+        return reply(StatusWord.INCORRECT_P1_P2)
+    state = ctx.state
+    state.pin, state.puk = DEFAULT_PIN, DEFAULT_PUK
+    state.pin_retries_limit = state.pin_retries_left = cmd.p1
+    state.puk_retries_limit = state.puk_retries_left = cmd.p2
+    ctx.session.pin_verified = ctx.session.pin_always = False
+    ctx.changed()
+    return OK
+
+
+def reset_card(ctx: CardContext, cmd: CommandApdu) -> Reply:
+    """RESET (YubiKey): only once PIN and PUK are both blocked; back to a blank card.
+
+    Keys, certificates and other objects go; the Discovery Object, default
+    PIN, PUK, retry counts and management key come back.
+    """
+    if cmd.p1 or cmd.p2:
+        return reply(StatusWord.INCORRECT_P1_P2)
+    state = ctx.state
+    if state.pin_retries_left or state.puk_retries_left:
+        return reply(StatusWord.CONDITIONS_OF_USE_NOT_SATISFIED)
+    state.pin, state.puk = DEFAULT_PIN, DEFAULT_PUK
+    state.pin_retries_limit = state.pin_retries_left = DEFAULT_RETRIES
+    state.puk_retries_limit = state.puk_retries_left = DEFAULT_RETRIES
+    state.management_key_algorithm = Algorithm.TDES
+    state.management_key = DEFAULT_MANAGEMENT_KEY
+    state.keys.clear()
+    state.data_objects.clear()
+    state.data_objects[Tag.DISCOVERY] = discovery_object()[2:]
+    ctx.session.clear_security()
     ctx.changed()
     return OK

@@ -3,11 +3,11 @@
 :class:`VirtualPivCard` implements the PIV Card Application of SP 800-73-4
 Part 2 (SELECT, GET DATA, PUT DATA, VERIFY, CHANGE REFERENCE DATA, RESET
 RETRY COUNTER, GENERAL AUTHENTICATE, GENERATE ASYMMETRIC KEY PAIR) with
-the YubiKey extensions OpenSC and yubico-piv-tool probe (GET VERSION, GET
-SERIAL, SET MANAGEMENT KEY, GET METADATA), over ISO/IEC 7816-4 command
-chaining and GET RESPONSE. It does no I/O: :meth:`transmit` takes command
-bytes and returns response bytes, never raising; persistence is the
-owner's job, through ``on_change``.
+the YubiKey extensions OpenSC and yubico-piv-tool use (GET VERSION, GET
+SERIAL, SET MANAGEMENT KEY, GET METADATA, SET PIN RETRIES, RESET), over
+ISO/IEC 7816-4 command chaining and GET RESPONSE. It does no I/O:
+:meth:`transmit` takes command bytes and returns response bytes, never
+raising; persistence is the owner's job, through ``on_change``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class VirtualPivCard:
             Ins.VERIFY: pin.verify,
             Ins.CHANGE_REFERENCE_DATA: pin.change_reference_data,
             Ins.RESET_RETRY_COUNTER: pin.reset_retry_counter,
+            Ins.SET_PIN_RETRIES: pin.set_pin_retries,
+            Ins.RESET: pin.reset_card,
             Ins.GENERAL_AUTHENTICATE: keys.general_authenticate,
             Ins.GENERATE_ASYMMETRIC_KEY_PAIR: keys.generate_key_pair,
             Ins.SET_MANAGEMENT_KEY: keys.set_management_key,

@@ -40,6 +40,8 @@ MAX_RETRIES: Final = 15
 MAX_OBJECT_SIZE: Final = 32768
 MAX_SERIAL: Final = 0xFFFFFFFF
 DEFAULT_RETRIES: Final = 3
+DEFAULT_PIN: Final = b"123456"
+DEFAULT_PUK: Final = b"12345678"
 VALIDITY_YEARS: Final = 5
 
 
@@ -92,7 +94,7 @@ class CardState:
     __str__ = __repr__
 
     @classmethod
-    def new(cls, serial: int, pin: bytes = b"123456", puk: bytes = b"12345678", *,
+    def new(cls, serial: int, pin: bytes = DEFAULT_PIN, puk: bytes = DEFAULT_PUK, *,
             pin_retries: int = DEFAULT_RETRIES, puk_retries: int = DEFAULT_RETRIES,
             rng: Callable[[int], bytes] = os.urandom,
             today: datetime.date | None = None) -> Self:
