@@ -87,16 +87,8 @@ def selected(state: CardState | None = None, **kw: object) -> VirtualPivCard:
     return card
 
 
-def tdes(key: bytes, block: bytes, decrypt: bool = False) -> bytes:
-    c = Cipher(TripleDES(key), modes.ECB())
-    op = c.decryptor() if decrypt else c.encryptor()
-    return op.update(block) + op.finalize()
-
-
 def block(alg: int, key: bytes, data: bytes, decrypt: bool = False) -> bytes:
-    if alg == 0x03:
-        return tdes(key, data, decrypt)
-    c = Cipher(algorithms.AES(key), modes.ECB())
+    c = Cipher(TripleDES(key) if alg == 0x03 else algorithms.AES(key), modes.ECB())
     op = c.decryptor() if decrypt else c.encryptor()
     return op.update(data) + op.finalize()
 
@@ -316,11 +308,7 @@ def test_verify_reset_status_and_bad_parameters() -> None:
     assert tx(card, "002000" + "9A08" + b"123456".hex() + "FFFF")[1] == 0x6A88
     assert tx(card, "0020018008313233343536FFFF")[1] == 0x6A86
     assert card.state.pin_retries_left == 3
-
-
-def test_verify_puk() -> None:
-    card = selected()
-    assert tx(card, "0020008108" + b"12345678".hex())[1] == 0x9000
+    assert tx(card, "0020008108" + b"12345678".hex())[1] == 0x9000  # the PUK
     assert tx(card, "0020008100")[1] == 0x9000
     assert tx(card, "0020008108" + b"87654321".hex())[1] == 0x63C2
 
@@ -435,7 +423,7 @@ def test_card_challenge_and_get_challenge() -> None:
     challenge = bytes.fromhex("0102030405060708")
     out, sw = send(card, 0x87, 0x03, 0x9B, tlv(0x7C, tlv(0x81, challenge) + tlv(0x82)))
     assert sw == 0x9000
-    assert Tlv.decode(out).children() == [Tlv(0x82, tdes(DEFAULT_MANAGEMENT_KEY, challenge))]
+    assert Tlv.decode(out).children() == [Tlv(0x82, block(3, DEFAULT_MANAGEMENT_KEY, challenge))]
     assert not card.session.admin
     out, sw = tx(card, "0087009B047C02810000")  # OpenSC's GET CHALLENGE
     assert sw == 0x9000 and len(Tlv.decode(out).children()[0].value) == 8
