@@ -644,3 +644,13 @@ def test_control_round_trip(device: int, cid: int, code: int, buf: bytes, out_le
     assert DeviceControlRequest.decode(request.encode()) == request
     response = DeviceControlResponse(device, cid, code, buf)
     assert DeviceControlResponse.decode(response.encode()) == response
+
+
+def test_client_name_with_freerdp_double_terminator() -> None:
+    """FreeRDP 2.11.7 counts the name's NUL twice: "vm" arrives as v m NUL NUL (8 bytes)."""
+    from rdscard.pdu.rdpdr import ClientNameRequest
+
+    name = "vm".encode("utf-16-le") + bytes(4)
+    data = (bytes.fromhex("7244 4e43") + (1).to_bytes(4, "little") + bytes(4)
+            + len(name).to_bytes(4, "little") + name)
+    assert ClientNameRequest.decode(data).computer_name == "vm"

@@ -278,9 +278,15 @@ class NdrReader:
         return text
 
     def end(self) -> None:
-        """Only padding to the 8-byte object boundary may remain."""
+        """Only padding to the 8-byte object boundary may remain.
+
+        FreeRDP 2.x pads an already aligned body with 8 more bytes (its
+        GetStatusChange_Return, for one): a whole extra 8-byte block of
+        padding is accepted too.
+        """
         left = self._r.remaining
-        if left != _pad(self._r.offset, 8):
+        pad = _pad(self._r.offset, 8)
+        if left not in (pad, pad + 8):
             raise self.error("(end)", f"{left} trailing bytes")
         self._r.skip(left, "(end)")
 

@@ -277,8 +277,11 @@ class ClientNameRequest:
             if length < 1 or raw[-1:] != b"\0":
                 raise r.error("ComputerName", "not a NUL-terminated ASCII string")
             text = raw[:-1].decode("latin-1")
-        if "\0" in text:
-            raise r.error("ComputerName", "NUL inside the name")
+        # FreeRDP 2.x counts the terminator twice ("vm" arrives as v m NUL NUL):
+        # the name ends at the first NUL, padding NULs after it are accepted.
+        text, _, padding = text.partition("\0")
+        if padding.strip("\0"):
+            raise r.error("ComputerName", "characters after the terminating NUL")
         return cls(computer_name=text, unicode_flag=unicode_flag, code_page=code_page)
 
 
