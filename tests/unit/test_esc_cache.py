@@ -1,4 +1,4 @@
-"""ReadCache, WriteCache, GetReaderIcon and GetDeviceTypeId (MS-RDPESC 2.2.1.9-10, 2.2.2.25-33)."""
+"""ReadCache, WriteCache, GetReaderIcon and GetDeviceTypeId (MS-RDPESC 2.2.1.9-10, 2.2.2, 2.2.3)."""
 
 from __future__ import annotations
 

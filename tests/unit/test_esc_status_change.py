@@ -1,4 +1,4 @@
-"""GetStatusChange and LocateCards (MS-RDPESC 2.2.1.5-2.2.1.8, 2.2.2.11-2.2.2.14, 2.2.3.5)."""
+"""GetStatusChange and LocateCards (MS-RDPESC 2.2.1.5-2.2.1.7, 2.2.1.11, 2.2.2, 2.2.3.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Card cache and reader information calls (MS-RDPESC 2.2.1.9-2.2.1.10, 2.2.2.25-2.2.2.32).
+"""Card cache and reader information calls (MS-RDPESC 2.2.1.9-2.2.1.10, 2.2.2, 2.2.3).
 
 ReadCache and WriteCache (A and W) with their common parts, GetReaderIcon
 and GetDeviceTypeId, and their returns.
@@ -175,7 +175,7 @@ class WriteCacheWCall(WriteCacheACall):
 
 @dataclass(frozen=True, slots=True)
 class GetReaderIconCall(NdrMessage):
-    """MS-RDPESC 2.2.2.32 GetReaderIcon_Call (the reader name is UTF-16)."""
+    """MS-RDPESC 2.2.2 GetReaderIcon_Call (the reader name is UTF-16)."""
 
     PDU = "GetReaderIcon_Call"
     context: RedirScardContext
@@ -193,14 +193,14 @@ class GetReaderIconCall(NdrMessage):
 
 
 class GetDeviceTypeIdCall(GetReaderIconCall):
-    """MS-RDPESC 2.2.2.33 GetDeviceTypeId_Call (same layout as GetReaderIcon_Call)."""
+    """MS-RDPESC 2.2.2 GetDeviceTypeId_Call (same layout as GetReaderIcon_Call)."""
 
     __slots__ = ()
     PDU = "GetDeviceTypeId_Call"
 
 
 class GetReaderIconReturn(ReadCacheReturn):
-    """MS-RDPESC 2.2.3.14 GetReaderIcon_Return (same layout as ReadCache_Return)."""
+    """MS-RDPESC 2.2.3 GetReaderIcon_Return (same layout as ReadCache_Return)."""
 
     __slots__ = ()
     PDU = "GetReaderIcon_Return"
@@ -208,7 +208,7 @@ class GetReaderIconReturn(ReadCacheReturn):
 
 @dataclass(frozen=True, slots=True)
 class GetDeviceTypeIdReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.15 GetDeviceTypeId_Return."""
+    """MS-RDPESC 2.2.3 GetDeviceTypeId_Return."""
 
     PDU = "GetDeviceTypeId_Return"
     return_code: int

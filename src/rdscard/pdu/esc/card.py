@@ -1,4 +1,4 @@
-"""Card handle calls and returns (MS-RDPESC 2.2.1.3, 2.2.2.13-2.2.2.18, 2.2.3.8-2.2.3.10).
+"""Card handle calls and returns (MS-RDPESC 2.2.1, 2.2.2.13-2.2.2.18, 2.2.3).
 
 Connect (A and W), Reconnect, Disconnect / BeginTransaction /
 EndTransaction (HCardAndDisposition_Call), Status (A and W), State and
@@ -27,7 +27,7 @@ from rdscard.pdu.ndr import (
 
 @dataclass(frozen=True, slots=True)
 class ConnectACall(NdrMessage):
-    """MS-RDPESC 2.2.2.13 ConnectA_Call: szReader and Connect_Common (2.2.1.3)."""
+    """MS-RDPESC 2.2.2.13 ConnectA_Call: szReader and Connect_Common (2.2.1)."""
 
     PDU = "ConnectA_Call"
     WIDE: ClassVar[bool] = False
@@ -69,7 +69,7 @@ class ConnectWCall(ConnectACall):
 
 @dataclass(frozen=True, slots=True)
 class ConnectReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.8 Connect_Return."""
+    """MS-RDPESC 2.2.3 Connect_Return."""
 
     PDU = "Connect_Return"
     return_code: int
@@ -130,7 +130,7 @@ class ReconnectCall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class ReconnectReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.9 Reconnect_Return."""
+    """MS-RDPESC 2.2.3 Reconnect_Return."""
 
     PDU = "Reconnect_Return"
     return_code: int
@@ -298,7 +298,7 @@ class StateCall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class StateReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.11 State_Return."""
+    """MS-RDPESC 2.2.3.9 State_Return."""
 
     PDU = "State_Return"
     return_code: int
@@ -335,7 +335,7 @@ class StateReturn(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class GetTransmitCountCall(NdrMessage):
-    """MS-RDPESC 2.2.2.26 GetTransmitCount_Call."""
+    """MS-RDPESC 2.2.2 GetTransmitCount_Call."""
 
     PDU = "GetTransmitCount_Call"
     h_card: RedirScardHandle
@@ -351,7 +351,7 @@ class GetTransmitCountCall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class GetTransmitCountReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.13 GetTransmitCount_Return."""
+    """MS-RDPESC 2.2.3 GetTransmitCount_Return."""
 
     PDU = "GetTransmitCount_Return"
     return_code: int

@@ -1,4 +1,4 @@
-"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.3.1-2.2.3.4).
+"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.2.30, 2.2.3.2-2.2.3.4).
 
 EstablishContext, ReleaseContext / IsValidContext / Cancel (Context_Call),
 ListReaderGroups and ListReaders (A and W share one layout: the

@@ -1,4 +1,4 @@
-"""Card I/O calls and returns (MS-RDPESC 2.2.1.8, 2.2.2.19-2.2.2.22, 2.2.3.11-2.2.3.12).
+"""Card I/O calls and returns (MS-RDPESC 2.2.1.8, 2.2.2.19-2.2.2.22, 2.2.3).
 
 Transmit with its SCardIO_Request PCI structures, Control, GetAttrib and
 SetAttrib; GetAttrib_Return's layout also serves every byte-buffer return.
@@ -199,7 +199,7 @@ class ControlCall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class ControlReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.12 Control_Return."""
+    """MS-RDPESC 2.2.3 Control_Return."""
 
     PDU = "Control_Return"
     return_code: int

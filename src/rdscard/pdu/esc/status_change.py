@@ -1,4 +1,4 @@
-"""Reader state calls and returns (MS-RDPESC 2.2.1.5-2.2.1.7, 2.2.2.11-2.2.2.14, 2.2.3.5).
+"""Reader state calls and returns (MS-RDPESC 2.2.1.5-2.2.1.7, 2.2.1.11, 2.2.2, 2.2.3.5).
 
 GetStatusChange (A and W) and LocateCards / LocateCardsByATR (A and W),
 with the reader state structures they carry, and the return both share.
@@ -41,7 +41,7 @@ def _check_atr(cb_atr: int, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReaderStateReturn:
-    """MS-RDPESC 2.2.1.7 ReaderState_Return (also the common part of 2.2.1.5).
+    """MS-RDPESC 2.2.1.11 ReaderState_Return, the fields of ReaderState_Common_Call (2.2.1.5).
 
     ``rgb_atr`` is kept as all 36 bytes (zero-padded when shorter) so that
     bytes past ``cb_atr`` survive a round trip; :attr:`atr` is the ATR.
@@ -84,7 +84,7 @@ class ReaderStateReturn:
 
 @dataclass(frozen=True, slots=True)
 class ReaderStateA:
-    """MS-RDPESC 2.2.1.5 ReaderStateA: a reader name and ReaderState_Common_Call."""
+    """MS-RDPESC 2.2.1.6 ReaderStateA: a reader name and ReaderState_Common_Call."""
 
     WIDE: ClassVar[bool] = False
     sz_reader: str | None
@@ -109,7 +109,7 @@ class ReaderStateA:
 
 @dataclass(frozen=True, slots=True)
 class ReaderStateW(ReaderStateA):
-    """MS-RDPESC 2.2.1.6 ReaderStateW: the name in UTF-16."""
+    """MS-RDPESC 2.2.1.7 ReaderStateW: the name in UTF-16."""
 
     WIDE: ClassVar[bool] = True
 
@@ -192,7 +192,11 @@ def _check_kind(states: Sequence[object], kind: type) -> None:
 
 @dataclass(frozen=True, slots=True)
 class GetStatusChangeReturn(NdrMessage):
-    """MS-RDPESC 2.2.3.5 GetStatusChange_Return (for both A and W)."""
+    """MS-RDPESC 2.2.3.5 GetStatusChange_Return (for both A and W).
+
+    The specification gives the shared typedef a range of 0-10 readers; a
+    GetStatusChange call may carry 11, so its return accepts 11 too.
+    """
 
     PDU = "GetStatusChange_Return"
     LIMIT: ClassVar[int] = MAX_GET_STATUS_CHANGE_READERS
@@ -221,7 +225,7 @@ class GetStatusChangeReturn(NdrMessage):
 
 
 class LocateCardsReturn(GetStatusChangeReturn):
-    """MS-RDPESC 2.2.3.6 LocateCards_Return (GetStatusChange_Return's layout, 10 readers)."""
+    """MS-RDPESC 2.2.3.5 LocateCards_Return: at most 10 reader states."""
 
     __slots__ = ()
     PDU = "LocateCards_Return"
@@ -230,7 +234,7 @@ class LocateCardsReturn(GetStatusChangeReturn):
 
 @dataclass(frozen=True, slots=True)
 class LocateCardsACall(NdrMessage):
-    """MS-RDPESC 2.2.2.13 LocateCardsA_Call: card names as a multi-string."""
+    """MS-RDPESC 2.2.2 LocateCardsA_Call: card names as a multi-string."""
 
     PDU = "LocateCardsA_Call"
     STATE: ClassVar[type[ReaderStateA]] = ReaderStateA
@@ -262,7 +266,7 @@ class LocateCardsACall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class LocateCardsWCall(LocateCardsACall):
-    """MS-RDPESC 2.2.2.14 LocateCardsW_Call."""
+    """MS-RDPESC 2.2.2 LocateCardsW_Call."""
 
     PDU = "LocateCardsW_Call"
     STATE: ClassVar[type[ReaderStateA]] = ReaderStateW
@@ -270,7 +274,7 @@ class LocateCardsWCall(LocateCardsACall):
 
 @dataclass(frozen=True, slots=True)
 class LocateCardsAtrMask:
-    """MS-RDPESC 2.2.1.8 LocateCards_ATRMask: an ATR and the mask to compare it under."""
+    """MS-RDPESC 2.2.1 LocateCards_ATRMask: an ATR and the mask to compare it under."""
 
     cb_atr: int
     rgb_atr: bytes = b""
@@ -298,7 +302,7 @@ class LocateCardsAtrMask:
 
 @dataclass(frozen=True, slots=True)
 class LocateCardsByATRACall(NdrMessage):
-    """MS-RDPESC 2.2.2.23 LocateCardsByATRA_Call."""
+    """MS-RDPESC 2.2.2 LocateCardsByATRA_Call."""
 
     PDU = "LocateCardsByATRA_Call"
     STATE: ClassVar[type[ReaderStateA]] = ReaderStateA
@@ -346,7 +350,7 @@ class LocateCardsByATRACall(NdrMessage):
 
 @dataclass(frozen=True, slots=True)
 class LocateCardsByATRWCall(LocateCardsByATRACall):
-    """MS-RDPESC 2.2.2.24 LocateCardsByATRW_Call."""
+    """MS-RDPESC 2.2.2 LocateCardsByATRW_Call."""
 
     PDU = "LocateCardsByATRW_Call"
     STATE: ClassVar[type[ReaderStateA]] = ReaderStateW
