@@ -132,6 +132,10 @@ class NtStatus(IntEnum):
     STATUS_DEVICE_NOT_CONNECTED = 0xC000009D
 
 
+_COMPONENTS: Final = {c.value: c for c in Component}
+_PACKET_IDS: Final = {p.value: p for p in PacketId}
+
+
 # -- header ----------------------------------------------------------------
 
 
@@ -148,15 +152,13 @@ class RdpdrHeader:
     @classmethod
     def read(cls, r: Reader) -> Self:
         component = r.u16le("Component")
-        try:
-            comp = Component(component)
-        except ValueError:
-            raise r.error("Component", f"unknown component 0x{component:04X}") from None
+        comp = _COMPONENTS.get(component)
+        if comp is None:
+            raise r.error("Component", f"unknown component 0x{component:04X}")
         packet = r.u16le("PacketId")
-        try:
-            pid = PacketId(packet)
-        except ValueError:
-            raise r.error("PacketId", f"unknown packet id 0x{packet:04X}") from None
+        pid = _PACKET_IDS.get(packet)
+        if pid is None:
+            raise r.error("PacketId", f"unknown packet id 0x{packet:04X}")
         return cls(comp, pid)
 
     @classmethod

@@ -407,33 +407,25 @@ class RdpdrServer:
         return events
 
     def _on_io_completion(self, message: bytes) -> list[RdpdrEvent]:
-        header = read_io_completion_header(message)
-        pending = self._pending.get(header.completion_id)
+        # Only Device Control Requests are ever sent, so every answer is a DR_CONTROL_RSP.
+        response = DeviceControlResponse.decode(message)
+        cid = response.completion_id
+        pending = self._pending.get(cid)
         if pending is None:
-            if header.completion_id in self._retired:
-                del self._retired[header.completion_id]
+            if cid in self._retired:
+                del self._retired[cid]
                 return []
             raise ProtocolError(
-                DeviceControlResponse.PDU,
-                "CompletionId",
-                f"no request pending with id {header.completion_id}",
+                DeviceControlResponse.PDU, "CompletionId", f"no request pending with id {cid}"
             )
-        if header.device_id != pending.device_id:
+        if response.device_id != pending.device_id:
             raise ProtocolError(
                 DeviceControlResponse.PDU,
                 "DeviceId",
-                f"reply from device {header.device_id} to a request for {pending.device_id}",
+                f"reply from device {response.device_id} to a request for {pending.device_id}",
             )
-        response = DeviceControlResponse.decode(message)
-        del self._pending[header.completion_id]
-        return [
-            IoctlCompleted(
-                response.completion_id,
-                response.device_id,
-                response.io_status,
-                response.output_buffer,
-            )
-        ]
+        del self._pending[cid]
+        return [IoctlCompleted(cid, response.device_id, response.io_status, response.output_buffer)]
 
     def _on_stale_completion(self, message: bytes) -> list[RdpdrEvent]:
         # After restart() the client may still answer IOCTLs of the old session.
