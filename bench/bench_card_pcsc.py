@@ -55,7 +55,9 @@ def client(rounds: int) -> None:
     piv = PivClient(recorder)
     piv.select()
     piv.verify_pin(b"123456")
-    block = b"\x00\x01" + b"\xff" * 202 + b"\x00" + bytes(51)
+    # an EMSA-PKCS1-v1_5 block over SHA-256, as pkcs11-tool and kinit send it
+    info = bytes.fromhex("3031300d060960864801650304020105000420") + bytes(32)
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(info)) + b"\x00" + info
     actions: dict[str, Callable[[], object]] = {
         "select": piv.select,
         "get_data_cert_1_5k": lambda: piv.get_data(DataObject.X509_CERT_DIGITAL_SIGNATURE),

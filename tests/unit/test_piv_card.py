@@ -654,3 +654,23 @@ def test_state_load_missing_and_invalid(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="not valid JSON"):
         CardState.load(tmp_path / "bad.json")
+
+
+def test_fast_rsa_signature_path_matches_the_raw_private_operation() -> None:
+    """An EMSA-PKCS1-v1_5 block signed by OpenSSL equals the plain CRT exponentiation."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa
+
+    from rdscard.card import crypto
+
+    key = _rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    prefix = bytes.fromhex("3031300d060960864801650304020105000420")
+    info = prefix + hashlib.sha256(b"data").digest()
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(info)) + b"\x00" + info
+    numbers = key.private_numbers()
+    expected = pow(int.from_bytes(block, "big"), numbers.d, numbers.public_numbers.n)
+    assert crypto.rsa_private(key, block) == expected.to_bytes(256, "big")
+    odd = b"\x00\x02" + block[2:]  # not a signature block: the exponentiation path
+    expected = pow(int.from_bytes(odd, "big"), numbers.d, numbers.public_numbers.n)
+    assert crypto.rsa_private(key, odd) == expected.to_bytes(256, "big")
