@@ -74,7 +74,10 @@ def exchange(transmit: Callable[[bytes], bytes], apdu: bytes) -> tuple[bytes, in
 
 def rsa_sign(transmit: Callable[[bytes], bytes]) -> None:
     transmit(VERIFY)
-    template = tlv(0x7C, tlv(0x82) + tlv(0x81, b"\x00\x01" + b"\xff" * 200 + bytes(54)))
+    # an EMSA-PKCS1-v1_5 block over SHA-256, as pkcs11-tool and kinit send it
+    info = bytes.fromhex("3031300d060960864801650304020105000420") + bytes(32)
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(info)) + b"\x00" + info
+    template = tlv(0x7C, tlv(0x82) + tlv(0x81, block))
     transmit(CommandApdu(0x10, 0x87, 0x07, 0x9A, template[:255]).encode())
     exchange(transmit, CommandApdu(0x00, 0x87, 0x07, 0x9A, template[255:], 256).encode())
 
