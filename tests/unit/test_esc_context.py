@@ -1,4 +1,4 @@
-"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.3.1-2.2.3.4) as bytes on the wire."""
+"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.2.30, 2.2.3.2-2.2.3.4) as bytes on the wire."""
 
 from __future__ import annotations
 
@@ -104,6 +104,9 @@ def test_failed_establish_context_in_freerdp_form() -> None:
     ret = EstablishContextReturn.decode(ESTABLISH_FAILED_FREERDP)
     assert ret == EstablishContextReturn.failure(ScardReturn.SCARD_E_NO_SERVICE)
     assert ret.context.pb_context == b""
+    # ...also with the extra 8-byte padding block xfreerdp 2.x may add.
+    padded = bytes.fromhex(HEADERS + "1000000000000000" "1d001080" + "00" * 12)
+    assert EstablishContextReturn.decode(padded) == ret
     # We encode the full structure (cbContext 0, null pointer), which decodes back.
     assert EstablishContextReturn.decode(ret.encode()) == ret
 

@@ -18,15 +18,20 @@ construct ends. Alignment is relative to the first byte after the headers.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Generic, Self, TypeVar
 
 from rdscard.errors import ProtocolError
-from rdscard.pdu.buffer import Reader, Writer, decode_utf16le
+from rdscard.pdu.buffer import Reader, Writer
 
 T = TypeVar("T")
+
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_I32: Final = struct.Struct("<i")
 
 COMMON_TYPE_HEADER: Final = bytes.fromhex("01100800cccccccc")
 PRIVATE_HEADER_LENGTH: Final = 8
@@ -50,48 +55,67 @@ class NdrWriter:
     __slots__ = ("_buf", "_deferred", "_next_referent")
 
     def __init__(self) -> None:
-        self._buf = Writer()
+        self._buf = bytearray()
         self._next_referent = 0
         self._deferred: list[Callable[[NdrWriter], None]] | None = None
 
     # -- primitives ----------------------------------------------------------
     def align(self, alignment: int) -> None:
         """Zero padding up to a multiple of ``alignment`` (2, 4 or 8)."""
-        self._buf.zeros(_pad(len(self._buf), alignment))
+        pad = -len(self._buf) % alignment
+        if pad:
+            self._buf += bytes(pad)
 
     def u8(self, value: int) -> None:
         """An unsigned small."""
-        self._buf.u8(value)
+        self._buf.append(value & 0xFF)
 
     def u16(self, value: int) -> None:
         """An aligned unsigned short."""
-        self.align(2)
-        self._buf.u16le(value)
+        buf = self._buf
+        if len(buf) & 1:
+            buf.append(0)
+        buf += _U16.pack(value & 0xFFFF)
 
     def u32(self, value: int) -> None:
         """An aligned unsigned long."""
-        self.align(4)
-        self._buf.u32le(value)
+        buf = self._buf
+        pad = -len(buf) & 3
+        if pad:
+            buf += bytes(pad)
+        buf += _U32.pack(value & 0xFFFFFFFF)
 
     def i32(self, value: int) -> None:
         """An aligned signed long (HRESULT-style return codes included)."""
-        self.align(4)
-        self._buf.u32le(value & 0xFFFFFFFF)
+        self.u32(value & 0xFFFFFFFF)
 
     def raw(self, data: bytes) -> None:
         """Bytes with no alignment (a fixed-size byte array)."""
-        self._buf.raw(data)
+        self._buf += data
 
     def fixed_bytes(self, data: bytes, size: int) -> None:
         """A fixed array ``byte[size]``: ``data`` zero-padded to ``size``."""
         if len(data) > size:
             raise ValueError(f"{len(data)} bytes do not fit byte[{size}]")
-        self._buf.raw(data).zeros(size - len(data))
+        self._buf += data
+        self._buf += bytes(size - len(data))
 
     # -- constructed types ---------------------------------------------------
+    def write_construct(self, write: Callable[[NdrWriter], None]) -> None:
+        """Write a construct with ``write``, then the referents of its pointers."""
+        outer = self._deferred
+        queue: list[Callable[[NdrWriter], None]] = []
+        self._deferred = queue
+        try:
+            write(self)
+        finally:
+            self._deferred = outer
+        for referent in queue:
+            self.write_construct(referent)
+
     @contextmanager
     def construct(self) -> Iterator[Self]:
-        """A construct whose embedded pointers' referents follow it."""
+        """The context-manager form of :meth:`write_construct`."""
         outer = self._deferred
         self._deferred = []
         try:
@@ -99,9 +123,8 @@ class NdrWriter:
             queue = self._deferred
         finally:
             self._deferred = outer
-        for write in queue:
-            with self.construct():
-                write(self)
+        for referent in queue:
+            self.write_construct(referent)
 
     def pointer(self, write: Callable[[NdrWriter], None] | None) -> None:
         """A unique pointer: null for ``None``, else a referent written later."""
@@ -117,7 +140,7 @@ class NdrWriter:
     def conformant_bytes(self, data: bytes) -> None:
         """A conformant byte array: max count, then the bytes."""
         self.u32(len(data))
-        self._buf.raw(data)
+        self._buf += data
 
     def varying_string(self, text: str, wide: bool) -> None:
         """A ``[string]`` char/wchar_t array with its NUL: max, offset 0, actual."""
@@ -126,11 +149,11 @@ class NdrWriter:
         self.u32(count)
         self.u32(0)
         self.u32(count)
-        self._buf.raw(encoded)
+        self._buf += encoded
 
     def getvalue(self) -> bytes:
         """The serialized body, without headers."""
-        return self._buf.getvalue()
+        return bytes(self._buf)
 
 
 class Ref(Generic[T]):
@@ -154,45 +177,50 @@ class Ref(Generic[T]):
 class NdrReader:
     """Reader over one NDR-serialized body (after the headers)."""
 
-    __slots__ = ("_deferred", "_next_referent", "_r")
+    __slots__ = ("_data", "_deferred", "_end", "_next_referent", "_pos", "pdu")
 
     def __init__(self, body: bytes, pdu: str) -> None:
-        self._r = Reader(body, pdu)
+        self._data = body
+        self._pos = 0
+        self._end = len(body)
+        self.pdu = pdu
         self._next_referent = 0
         self._deferred: list[Callable[[NdrReader], None]] | None = None
 
-    @property
-    def pdu(self) -> str:
-        """The name of the structure being decoded."""
-        return self._r.pdu
-
     def error(self, field: str, reason: str) -> ProtocolError:
         """A protocol error for ``field`` of this structure."""
-        return self._r.error(field, reason)
+        return ProtocolError(self.pdu, field, reason)
+
+    def _take(self, n: int, field: str) -> int:
+        start = self._pos
+        if n < 0 or self._end - start < n:
+            raise self.error(field, f"truncated: need {n} bytes, {self._end - start} left")
+        self._pos = start + n
+        return start
 
     # -- primitives ----------------------------------------------------------
     def align(self, alignment: int, field: str) -> None:
         """Skip padding up to a multiple of ``alignment``."""
-        self._r.skip(_pad(self._r.offset, alignment), field)
+        self._take(-self._pos % alignment, field)
 
     def u8(self, field: str) -> int:
         """An unsigned small."""
-        return self._r.u8(field)
+        return self._data[self._take(1, field)]
 
     def u16(self, field: str) -> int:
         """An aligned unsigned short."""
-        self.align(2, field)
-        return self._r.u16le(field)
+        self._pos += self._pos & 1
+        return int(_U16.unpack_from(self._data, self._take(2, field))[0])
 
     def u32(self, field: str) -> int:
         """An aligned unsigned long."""
-        self.align(4, field)
-        return self._r.u32le(field)
+        self._pos += -self._pos & 3
+        return int(_U32.unpack_from(self._data, self._take(4, field))[0])
 
     def i32(self, field: str) -> int:
         """An aligned signed long."""
-        self.align(4, field)
-        return self._r.i32le(field)
+        self._pos += -self._pos & 3
+        return int(_I32.unpack_from(self._data, self._take(4, field))[0])
 
     def bounded_u32(self, field: str, limit: int) -> int:
         """An unsigned long that must not exceed ``limit`` (IDL ``[range]``)."""
@@ -203,12 +231,26 @@ class NdrReader:
 
     def raw(self, n: int, field: str) -> bytes:
         """``n`` bytes with no alignment."""
-        return self._r.raw(n, field)
+        start = self._take(n, field)
+        return self._data[start : start + n]
 
     # -- constructed types ---------------------------------------------------
+    def read_construct(self, read: Callable[[NdrReader], T]) -> T:
+        """Read a construct with ``read``, then the referents of its pointers."""
+        outer = self._deferred
+        queue: list[Callable[[NdrReader], None]] = []
+        self._deferred = queue
+        try:
+            result = read(self)
+        finally:
+            self._deferred = outer
+        for referent in queue:
+            self.read_construct(referent)
+        return result
+
     @contextmanager
     def construct(self) -> Iterator[Self]:
-        """A construct whose embedded pointers' referents follow it."""
+        """The context-manager form of :meth:`read_construct`."""
         outer = self._deferred
         self._deferred = []
         try:
@@ -216,9 +258,8 @@ class NdrReader:
             queue = self._deferred
         finally:
             self._deferred = outer
-        for read in queue:
-            with self.construct():
-                read(self)
+        for referent in queue:
+            self.read_construct(referent)
 
     def pointer(
         self, field: str, read: Callable[[NdrReader], T], *, required: bool = False
@@ -255,7 +296,7 @@ class NdrReader:
     def conformant_bytes(self, field: str, limit: int, expected: int | None = None) -> bytes:
         """A conformant byte array: max count, then the bytes."""
         count = self.conformant_count(field, limit, expected)
-        return self._r.raw(count, field)
+        return self.raw(count, field)
 
     def varying_string(self, field: str, wide: bool, limit: int = MAX_STRING_CHARS) -> str:
         """A ``[string]`` char/wchar_t array: max, offset, actual, text with its NUL."""
@@ -269,7 +310,7 @@ class NdrReader:
         if actual == 0:
             raise self.error(field, "string without its terminating NUL")
         width = 2 if wide else 1
-        raw = self._r.raw(actual * width, field)
+        raw = self.raw(actual * width, field)
         if raw[-width:] != bytes(width):
             raise self.error(field, "string does not end with NUL")
         text = decode_string(raw[:-width], wide, self, field)
@@ -284,11 +325,11 @@ class NdrReader:
         GetStatusChange_Return, for one): a whole extra 8-byte block of
         padding is accepted too.
         """
-        left = self._r.remaining
-        pad = _pad(self._r.offset, 8)
+        left = self._end - self._pos
+        pad = -self._pos % 8
         if left not in (pad, pad + 8):
             raise self.error("(end)", f"{left} trailing bytes")
-        self._r.skip(left, "(end)")
+        self._pos = self._end
 
 
 # -- headers (MS-RPCE 2.2.6.1, 2.2.6.2) ------------------------------------------
@@ -323,8 +364,7 @@ def open_body(data: bytes, pdu: str) -> bytes:
 def encode_top(write: Callable[[NdrWriter], None]) -> bytes:
     """Serialize one top-level structure written by ``write``, headers included."""
     w = NdrWriter()
-    with w.construct():
-        write(w)
+    w.write_construct(write)
     return serialize(w.getvalue())
 
 
@@ -335,8 +375,7 @@ def decode_top(data: bytes, pdu: str, read: Callable[[NdrReader], Callable[[], T
     every deferred referent has been read.
     """
     r = NdrReader(open_body(data, pdu), pdu)
-    with r.construct():
-        build = read(r)
+    build = r.read_construct(read)
     r.end()
     return build()
 
@@ -349,15 +388,13 @@ def encode_string(text: str, wide: bool) -> bytes:
 
 def decode_string(raw: bytes, wide: bool, r: NdrReader | Reader, field: str) -> str:
     """Inverse of :func:`encode_string`, raising the protocol error on bad text."""
-    reader = r._r if isinstance(r, NdrReader) else r
-    if wide:
-        if len(raw) % 2:
-            raise reader.error(field, f"odd UTF-16 length {len(raw)}")
-        return decode_utf16le(raw, reader, field)
+    if wide and len(raw) % 2:
+        raise r.error(field, f"odd UTF-16 length {len(raw)}")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-16-le" if wide else "utf-8")
     except UnicodeDecodeError as exc:
-        raise reader.error(field, f"invalid UTF-8: {exc.reason}") from None
+        kind = "UTF-16" if wide else "UTF-8"
+        raise r.error(field, f"invalid {kind}: {exc.reason}") from None
 
 
 def encode_multistring(names: tuple[str, ...] | list[str], wide: bool) -> bytes:

@@ -60,7 +60,8 @@ class NdrMessage:
             body = open_body(data, cls.PDU)
         except ProtocolError:
             return None
-        if len(body) != 8 or body[4:] != bytes(4):
+        # ReturnCode and padding, possibly with FreeRDP's extra 8-byte block.
+        if len(body) not in (8, 16) or any(body[4:]):
             return None
         code = int.from_bytes(body[:4], "little")
         if code == 0:
