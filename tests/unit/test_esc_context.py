@@ -1,4 +1,4 @@
-"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.2.30, 2.2.3.2-2.2.3.4) as bytes on the wire."""
+"""Context calls and returns (MS-RDPESC 2.2.2.1-2.2.2.4, 2.2.2.30, 2.2.3.2-2.2.3.4) on the wire."""
 
 from __future__ import annotations
 
