@@ -20,6 +20,7 @@ from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
 from rdscard.server.sessions import SessionTable
+from rdscard.server.smartcard_channel import CHANNEL_NAME, smart_card_channel_factory
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
 log = logging.getLogger("rdscard.server")
@@ -58,6 +59,10 @@ class RdpServer:
         log.info("TLS certificate %s, SHA-256 fingerprint %s", cert.cert_path,
                  cert.fingerprint_sha256)
         self.context = ServerContext(self.config, server_ssl_context(cert), host_name)
+        if self.config.redirection.enabled:
+            self.context.channel_factories[CHANNEL_NAME] = smart_card_channel_factory(
+                self.config.redirection
+            )
         self._control = ControlServer(self.context.sessions, cfg.state_dir)
         await self._control.start()
         self._server = await asyncio.start_server(

@@ -1,0 +1,193 @@
+"""The rdpdr channel of one session, serving its smart card to the session.
+
+Glue between three pieces: the sans-IO rdpdr server machine
+(:class:`rdscard.protocol.rdpdr.RdpdrServer`, MS-RDPEFS), the MS-RDPESC
+backend (:class:`EscBackend`) that turns PC/SC calls into IOCTLs, and the
+session's pcsc-lite socket (:class:`PcscSocketServer` serving a
+:class:`PcscliteService`). When the client announces its smart card device
+the socket appears and ``PCSCLITE_CSOCK_NAME`` joins the session's
+environment; when the device, the channel or the connection goes away every
+pending call fails at once and the socket is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rdscard.config import RedirectionConfig
+from rdscard.errors import RdscardError
+from rdscard.pdu.esc.constants import ScardReturn
+from rdscard.protocol import rdpdr
+from rdscard.redirect.backend import ScardError
+from rdscard.redirect.esc_backend import EscBackend
+from rdscard.redirect.pcsclite_service import PcscliteService
+from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandler
+from rdscard.server.pcsc_socket import PcscSocketServer
+
+CHANNEL_NAME = "rdpdr"
+EXPIRY_INTERVAL = 1.0
+
+
+class SmartCardChannel:
+    """One session's rdpdr channel with smart card redirection."""
+
+    def __init__(self, context: ChannelContext, config: RedirectionConfig) -> None:
+        self.context = context
+        self.config = config
+        self.log = context.log
+        self.machine = rdpdr.RdpdrServer(
+            client_id=context.session.session_id, default_timeout=config.call_timeout
+        )
+        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self.device_id: int | None = None
+        self.backend: EscBackend | None = None
+        self.socket: PcscSocketServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._send(self.machine.start())
+        self._spawn(self._expire_loop())
+
+    # -- plumbing ----------------------------------------------------------------
+    def _send(self, messages: list[bytes]) -> None:
+        for message in messages:
+            self.context.send(message)
+
+    def _flush(self) -> None:
+        self._send(self.machine.data_to_send())
+
+    def _spawn(self, coroutine: object) -> None:
+        assert asyncio.iscoroutine(coroutine)
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expire_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(EXPIRY_INTERVAL)
+            self._on_events(self.machine.expire(time.monotonic()))
+
+    # -- the channel -----------------------------------------------------------------
+    def on_data(self, data: bytes) -> None:
+        """A complete rdpdr message from the client."""
+        events = self.machine.receive(data, time.monotonic())
+        self._flush()
+        self._on_events(events)
+
+    def _on_events(self, events: Sequence[rdpdr.RdpdrEvent]) -> None:
+        for event in events:
+            if isinstance(event, rdpdr.IoctlCompleted):
+                future = self._pending.pop(event.completion_id, None)
+                if future is not None and not future.done():
+                    if event.io_status != 0:
+                        future.set_exception(ScardError(
+                            ScardReturn.SCARD_F_COMM_ERROR,
+                            f"the client failed the smart card call (IoStatus "
+                            f"0x{event.io_status:08X})",
+                        ))
+                    else:
+                        future.set_result(event.output)
+            elif isinstance(event, rdpdr.IoctlFailed):
+                future = self._pending.pop(event.completion_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(ScardError(ScardReturn.SCARD_E_TIMEOUT, event.reason))
+            elif isinstance(event, rdpdr.ClientIdentified):
+                self.log.info("rdpdr: client %r", event.name)
+            elif isinstance(event, rdpdr.SmartCardDeviceAnnounced):
+                self._on_smart_card(event.device_id, event.dos_name)
+            elif isinstance(event, rdpdr.DeviceRemoved) and event.device_id == self.device_id:
+                self.log.info("rdpdr: the client removed its smart card device")
+                self._spawn(self._stop_redirection())
+
+    def _on_smart_card(self, device_id: int, name: str) -> None:
+        if self.device_id is not None or self._closed:
+            return
+        if not self.config.enabled:
+            self.log.info("rdpdr: smart card device %r ignored: redirection is disabled "
+                          "([redirection] enabled = false)", name)
+            return
+        self.device_id = device_id
+        self.backend = EscBackend(self, call_timeout=self.config.call_timeout)
+        self.backend.start()
+        session = self.context.session
+        directory = self.config.socket_dir / f"session-{session.session_id}"
+        service = PcscliteService(self.backend, log=self.log)
+        self.socket = PcscSocketServer(service, directory, session.uid, session.gid)
+        self._spawn(self._start_socket())
+
+    async def _start_socket(self) -> None:
+        assert self.socket is not None
+        try:
+            self.config.socket_dir.mkdir(parents=True, exist_ok=True)
+            Path(self.config.socket_dir).chmod(0o755)
+            await self.socket.start()
+        except (OSError, RdscardError) as exc:
+            self.log.error("cannot create the session's smart card socket in %s: %s "
+                           "(check [redirection] socket_dir)", self.config.socket_dir, exc)
+            return
+        self.context.session.env.update(self.socket.env)
+        self.log.info("smart card redirected: programs in the session use %s",
+                      self.socket.env["PCSCLITE_CSOCK_NAME"])
+
+    # -- IoctlChannel ------------------------------------------------------------------
+    async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
+        """Send one MS-RDPESC IOCTL to the client's smart card device."""
+        if self._closed or self.device_id is None:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "no smart card device")
+        try:
+            completion_id = self.machine.device_control(
+                self.device_id, code, payload, now=time.monotonic(),
+                timeout=math.inf if timeout is None else timeout,
+            )
+        except rdpdr.RdpdrStateError as exc:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, str(exc)) from None
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[completion_id] = future
+        self._flush()
+        return await future
+
+    # -- teardown -------------------------------------------------------------------------
+    async def _stop_redirection(self) -> None:
+        self.device_id = None
+        self._fail_pending()
+        backend, self.backend = self.backend, None
+        socket, self.socket = self.socket, None
+        if backend is not None:
+            await backend.close()
+        if socket is not None:
+            self.context.session.env.pop("PCSCLITE_CSOCK_NAME", None)
+            await socket.close()
+            await socket.service.close()
+
+    def _fail_pending(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(
+                    ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client went away")
+                )
+        self._pending.clear()
+
+    async def close(self) -> None:
+        """The channel or the connection is gone: end everything at once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._on_events(self.machine.close())
+        await self._stop_redirection()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def smart_card_channel_factory(config: RedirectionConfig) -> ChannelFactory:
+    """The :data:`ChannelFactory` of the rdpdr channel."""
+
+    def factory(context: ChannelContext) -> ChannelHandler:
+        return SmartCardChannel(context, config)
+
+    return factory

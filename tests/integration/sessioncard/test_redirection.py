@@ -1,0 +1,103 @@
+"""Programs inside an RDP session use the card in the client's reader (xfreerdp /smartcard)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from rdscard.pki.ca import CertProfile, RealmPki
+from tests.integration.card.conftest import OPENSC_PKCS11, PIN, READER_0, WAIT_SCRIPT
+from tests.integration.sessioncard.conftest import RedirectedSession
+
+pytestmark = pytest.mark.integration
+
+
+def test_opensc_in_the_session_sees_the_clients_reader_and_card(
+    redirected: RedirectedSession,
+) -> None:
+    listing = redirected.run("opensc-tool", "-l").stdout
+    line = next(row for row in listing.splitlines() if READER_0 in row)
+    assert "Yes" in line
+    name = redirected.run("opensc-tool", "-r", "0", "-n").stdout
+    assert name.strip() == "Personal Identity Verification Card"
+    status = redirected.run("yubico-piv-tool", "-r", "Virtual", "-a", "status").stdout
+    assert "CHUID" in status or "Slot 9a" in status
+
+
+def test_pkcs11_signs_in_the_session_with_the_clients_card(
+    redirected: RedirectedSession, pki: RealmPki, tmp_path: Path
+) -> None:
+    objects = redirected.run(
+        "pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN, "-O"
+    ).stdout
+    assert "Certificate for PIV Authentication" in objects
+    data = tmp_path / "in.bin"
+    out = tmp_path / "sig.bin"
+    data.write_bytes(b"signed inside the session")
+    os.chmod(tmp_path, 0o755)
+    redirected.run(
+        "pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN, "--sign",
+        "--mechanism", "SHA256-RSA-PKCS", "--id", "01", "-i", str(data), "-o", str(out),
+    )
+    cert_path = pki.layout.user_cert("alice", CertProfile.AUTHENTICATION)
+    public = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(out.read_bytes(), data.read_bytes(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def _session_waiter(redirected: RedirectedSession, want: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "rdscard.cli.main", "session", "--state-dir",
+            str(redirected.server.state_dir), "exec", str(redirected.session), "--",
+            sys.executable, "-c", WAIT_SCRIPT, READER_0, want, "20"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_card_removal_and_insertion_wake_a_waiting_program(
+    redirected: RedirectedSession,
+) -> None:
+    waiter = _session_waiter(redirected, "empty")
+    time.sleep(1.0)
+    redirected.card.remove()
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and out.strip() == "empty", err
+    waiter = _session_waiter(redirected, "present")
+    time.sleep(1.0)
+    redirected.card.insert()
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and out.strip() == "present", err
+
+
+def test_closing_the_client_ends_a_waiting_program_promptly(
+    redirected: RedirectedSession,
+) -> None:
+    waiter = _session_waiter(redirected, "empty")
+    time.sleep(1.0)
+    redirected.client.close()
+    started = time.monotonic()
+    out, _ = waiter.communicate(timeout=30)
+    assert time.monotonic() - started < 3.0
+    assert out.strip() != "empty"  # it ended with an error, not a card removal
+    assert redirected.server.process.poll() is None  # the server stays up
+
+
+def test_session_socket_is_private(redirected: RedirectedSession) -> None:
+    directory = redirected.socket.parent
+    mode = directory.stat().st_mode
+    assert stat.S_IMODE(mode) == 0o700
+    assert stat.S_ISSOCK(redirected.socket.stat().st_mode)
+    # another user cannot reach it: the directory stops them, the peer check would too
+    probe = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         "env", f"PCSCLITE_CSOCK_NAME={redirected.socket}", "opensc-tool", "-l"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert READER_0 not in probe.stdout
