@@ -178,6 +178,14 @@ def test_list_reader_groups_call() -> None:
     assert ListReaderGroupsCall.decode(data) == call
 
 
+def test_unpadded_started_event_return_from_xfreerdp() -> None:
+    # xfreerdp does not pad its answer to AccessStartedEvent: ObjectBufferLength 4.
+    data = bytes.fromhex(HEADERS + "0400000000000000" "1d001080")
+    assert LongReturn.decode(data) == LongReturn(ScardReturn.SCARD_E_NO_SERVICE)
+    with pytest.raises(ProtocolError):
+        LongReturn.decode(bytes.fromhex(HEADERS + "0400000001000000" "1d001080"))
+
+
 def test_access_started_event_call_is_four_bare_bytes() -> None:
     # Windows sends four uninitialized bytes, e.g. 28 b7 9d 02.
     call = AccessStartedEventCall.decode(bytes.fromhex("28b79d02"))

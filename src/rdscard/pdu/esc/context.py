@@ -16,11 +16,14 @@ from rdscard.errors import ProtocolError
 from rdscard.pdu.esc.base import NdrMessage, check_u32
 from rdscard.pdu.esc.constants import MAX_MULTISTRING_BYTES
 from rdscard.pdu.ndr import (
+    COMMON_TYPE_HEADER,
+    HEADERS_LENGTH,
     NdrReader,
     NdrWriter,
     RedirScardContext,
     check_sized,
     decode_multistring,
+    decode_top,
     read_sized_bytes,
     write_sized_bytes,
 )
@@ -102,6 +105,21 @@ class LongReturn(NdrMessage):
     def failure(cls, return_code: int) -> Self:
         """A failed return: ``return_code`` and no data."""
         return cls(return_code)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        """Decode, also accepting xfreerdp's unpadded answer to the StartedEvent IOCTLs.
+
+        xfreerdp skips the 8-byte padding for AccessStartedEvent and
+        ReleaseStartedEvent, so ObjectBufferLength is 4 there.
+        """
+        if (
+            len(data) == HEADERS_LENGTH + 4
+            and data[: len(COMMON_TYPE_HEADER)] == COMMON_TYPE_HEADER
+            and data[8:16] == bytes.fromhex("0400000000000000")
+        ):
+            return cls(int.from_bytes(data[16:20], "little"))
+        return decode_top(data, cls.PDU, cls.read)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
