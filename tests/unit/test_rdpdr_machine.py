@@ -17,7 +17,6 @@ from rdscard.pdu.rdpdr import (
     ClientCoreCapabilityResponse,
     ClientDeviceListAnnounceRequest,
     ClientDeviceListRemove,
-    ClientNameRequest,
     DeviceAnnounce,
     DeviceCapabilitySet,
     DeviceType,
@@ -44,22 +43,28 @@ from rdscard.protocol.rdpdr import (
     ReadyForIoctls,
     SmartCardDeviceAnnounced,
 )
+from tests.unit.test_rdpdr_pdu import (
+    XFREERDP_ANNOUNCE_REPLY,
+    XFREERDP_CLIENT_CAPABILITY,
+    XFREERDP_CLIENT_NAME,
+    XFREERDP_CONTROL_OUTPUT,
+    XFREERDP_CONTROL_RESPONSE,
+    XFREERDP_DEVICE_LIST,
+)
 
-CLIENT_ID = 7
+CLIENT_ID = 1
 SCARD = DeviceAnnounce(DeviceType.RDPDR_DTYP_SMARTCARD, 1, "SCARD", b"SCARD\0")
 
-# What xfreerdp 2.11.7 sends, in order (see test_rdpdr_pdu for the bytes).
-ANNOUNCE_REPLY = ClientAnnounceReply(
-    client_id=CLIENT_ID, version_major=1, version_minor=12
-).encode()
-CLIENT_NAME = ClientNameRequest("pc1").encode()
+# What xfreerdp 2.11.7 sends, in order (bytes captured from the real client).
+ANNOUNCE_REPLY = XFREERDP_ANNOUNCE_REPLY
+CLIENT_NAME = XFREERDP_CLIENT_NAME
 
 
 def client_caps(extended_pdu: int = 7) -> bytes:
     return ClientCoreCapabilityResponse(
         (
             GeneralCapabilitySet(
-                protocol_minor_version=12, extended_pdu=extended_pdu, extra_flags1=1
+                protocol_minor_version=13, extended_pdu=extended_pdu, extra_flags1=1
             ),
             DeviceCapabilitySet(CapabilityType.CAP_PRINTER_TYPE, 1),
             DeviceCapabilitySet(CapabilityType.CAP_PORT_TYPE, 1),
@@ -114,9 +119,9 @@ HANDSHAKE: list[tuple[str, bytes | None, list[bytes], list[object], RdpdrPhase]]
                     SMARTCARD_CAPABILITY,
                 )
             ).encode(),
-            ServerClientIdConfirm(client_id=CLIENT_ID, version_major=1, version_minor=12).encode(),
+            ServerClientIdConfirm(client_id=CLIENT_ID, version_major=1, version_minor=13).encode(),
         ],
-        [ClientIdentified("pc1", CLIENT_ID, 12)],
+        [ClientIdentified("vm", CLIENT_ID, 13)],
         RdpdrPhase.WAIT_CLIENT_CAPABILITY,
     ),
     ("client capability", client_caps(), [], [], RdpdrPhase.READY),
@@ -140,9 +145,69 @@ def test_handshake_table() -> None:
             assert server.receive(message, 0.0) == events, step
             assert server.data_to_send() == sent, step
         assert server.phase == phase, step
-    assert server.client_name == "pc1"
+    assert server.client_name == "vm"
     assert server.smart_card_devices == {1: "SCARD"}
     assert server.client_capabilities is not None
+
+
+# A whole xfreerdp 2.11.7 /smartcard session as captured: client messages and
+# the exact server messages each one produced.
+XFREERDP_TRANSCRIPT: list[tuple[bytes | None, list[str]]] = [
+    (None, ["72446e4901000d0001000000"]),  # Server Announce 1.13, ClientId 1
+    (XFREERDP_ANNOUNCE_REPLY, []),
+    (
+        XFREERDP_CLIENT_NAME,
+        [
+            # Server Core Capability: general (version 2, 44 bytes) + smart card
+            "7244505302000000"
+            "01002c0002000000"
+            "0000000000000000"
+            "01000d00"
+            "ffff0000"
+            "00000000"
+            "05000000"
+            "00000000"
+            "00000000"
+            "01000000"
+            "0500080001000000",
+            # Server Client ID Confirm
+            "7244434301000d0001000000",
+        ],
+    ),
+    (XFREERDP_CLIENT_CAPABILITY, []),
+    # Device Reply (STATUS_SUCCESS), then User Logged On
+    (XFREERDP_DEVICE_LIST, ["724472640100000000000000", "72444c55"]),
+    # the re-announce after User Logged On: answered again, reported once
+    (XFREERDP_DEVICE_LIST, ["724472640100000000000000"]),
+]
+
+
+def test_xfreerdp_transcript() -> None:
+    server = RdpdrServer(CLIENT_ID, send_user_logged_on=True)
+    events: list[object] = []
+    for message, expected in XFREERDP_TRANSCRIPT:
+        if message is None:
+            sent = server.start()
+        else:
+            events += server.receive(message, 0.0)
+            sent = server.data_to_send()
+        assert [m.hex() for m in sent] == expected
+    assert events == [
+        ClientIdentified("vm", 1, 13),
+        SmartCardDeviceAnnounced(1, "SCARD"),
+        ReadyForIoctls(1),
+    ]
+    ndr = bytes.fromhex("01100800cccccccc08000000000000000200000000000000")
+    cid = server.device_control(1, 0x00090014, ndr, now=0.0)
+    assert cid == 1
+    assert server.data_to_send() == [
+        bytes.fromhex("724452490100000000000000010000000e00000000000000000800001800000014000900")
+        + bytes(20)
+        + ndr
+    ]
+    assert server.receive(XFREERDP_CONTROL_RESPONSE, 0.1) == [
+        IoctlCompleted(1, 1, 0, XFREERDP_CONTROL_OUTPUT)
+    ]
 
 
 def test_general_capability_is_version_2_and_44_bytes() -> None:

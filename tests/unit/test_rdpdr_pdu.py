@@ -131,22 +131,29 @@ def test_spec_device_create_request() -> None:
     assert decode_io_request(SPEC_DEVICE_CREATE) == pdu
 
 
-# -- what xfreerdp 2.11.7 sends (channels/rdpdr/client/rdpdr_main.c) ---------------------
+# -- what xfreerdp 2.11.7 sends ------------------------------------------------------------
+# Captured from xfreerdp 2.11.7 /smartcard (Debian 12) talking to RdpdrServer
+# (client id 1) on host "vm"; its own pcsc-lite answered the IOCTL.
 
-# Client Announce Reply after our Server Announce 1.13 with ClientId 7: the
-# client answers with min(12, 13) as its minor version.
-XFREERDP_ANNOUNCE_REPLY = bytes.fromhex("7244434301000c0007000000")
+# Client Announce Reply: xfreerdp echoes version 1.13 and the ClientId.
+XFREERDP_ANNOUNCE_REPLY = bytes.fromhex(
+    "7244"  # RDPDR_CTYP_CORE
+    "4343"  # PAKID_CORE_CLIENTID_CONFIRM
+    "0100"  # VersionMajor = 1
+    "0d00"  # VersionMinor = 13
+    "01000000"  # ClientId = 1
+)
 
-# Client Name Request for the host "pc1": always Unicode, CodePage 0,
-# ComputerNameLen counts the terminator.
+# Client Name Request: always Unicode, CodePage 0. ComputerNameLen counts
+# the terminator twice: "vm" arrives as v, m, NUL, NUL (8 bytes).
 XFREERDP_CLIENT_NAME = bytes.fromhex(
     "7244"  # RDPDR_CTYP_CORE
     "4e43"  # PAKID_CORE_CLIENT_NAME (0x434E)
     "01000000"  # UnicodeFlag = 1
     "00000000"  # CodePage = 0
     "08000000"  # ComputerNameLen = 8
-    "700063003100"
-    "0000"  # "pc1" + NUL
+    "76006d00"  # "vm"
+    "00000000"  # two UTF-16 NULs
 )
 
 # Client Core Capability Response: five sets, general first.
@@ -155,34 +162,30 @@ XFREERDP_CLIENT_CAPABILITY = bytes.fromhex(
     "5043"  # PAKID_CORE_CLIENT_CAPABILITY (0x4350)
     "0500"  # numCapabilities = 5
     "0000"  # Padding
-    "0100"
-    "2c00"
-    "02000000"  # CAP_GENERAL_TYPE, 44 bytes, GENERAL_CAPABILITY_VERSION_02
+    "01002c00"  # CAP_GENERAL_TYPE, CapabilityLength 44
+    "02000000"  # GENERAL_CAPABILITY_VERSION_02
     "00000000"  # osType
     "00000000"  # osVersion
-    "0100"
-    "0c00"  # protocolMajorVersion 1, protocolMinorVersion 12
+    "0100"  # protocolMajorVersion = 1
+    "0d00"  # protocolMinorVersion = 13
     "ffff0000"  # ioCode1 = client & server bits
     "00000000"  # ioCode2
     "07000000"  # extendedPDU = DEVICE_REMOVE | CLIENT_DISPLAY_NAME | USER_LOGGEDON
     "01000000"  # extraFlags1 = ENABLE_ASYNCIO
     "00000000"  # extraFlags2
     "00000000"  # SpecialTypeDeviceCap
-    "0200"
-    "0800"
-    "01000000"  # CAP_PRINTER_TYPE, version 1
-    "0300"
-    "0800"
-    "01000000"  # CAP_PORT_TYPE, version 1
-    "0400"
-    "0800"
-    "02000000"  # CAP_DRIVE_TYPE, version 2
-    "0500"
-    "0800"
-    "01000000"  # CAP_SMARTCARD_TYPE, version 1
+    "02000800"
+    "01000000"  # CAP_PRINTER_TYPE, 8 bytes, version 1
+    "03000800"
+    "01000000"  # CAP_PORT_TYPE, 8 bytes, version 1
+    "04000800"
+    "02000000"  # CAP_DRIVE_TYPE, 8 bytes, version 2
+    "05000800"
+    "01000000"  # CAP_SMARTCARD_TYPE, 8 bytes, version 1
 )
 
-# Client Device List Announce with the smart card device of /smartcard.
+# Client Device List Announce with the smart card device of /smartcard
+# (sent twice: once after the Client ID Confirm, once after User Logged On).
 XFREERDP_DEVICE_LIST = bytes.fromhex(
     "7244"  # RDPDR_CTYP_CORE
     "4144"  # PAKID_CORE_DEVICELIST_ANNOUNCE (0x4441)
@@ -194,35 +197,49 @@ XFREERDP_DEVICE_LIST = bytes.fromhex(
     "534341524400"  # DeviceData = "SCARD\0"
 )
 
-# Device Control Response to CompletionId 5 with an 8-byte output buffer.
-XFREERDP_CONTROL_RESPONSE = bytes.fromhex(
-    "7244"  # RDPDR_CTYP_CORE
-    "4349"  # PAKID_CORE_DEVICE_IOCOMPLETION (0x4943)
-    "01000000"  # DeviceId = 1
-    "05000000"  # CompletionId = 5
-    "00000000"  # IoStatus = STATUS_SUCCESS
-    "08000000"  # OutputBufferLength = 8
-    "0110080000000000"  # OutputBuffer (an NDR common header)
+# Device Control Response to an EstablishContext IOCTL (CompletionId 1).
+XFREERDP_CONTROL_OUTPUT = bytes.fromhex(
+    "01100800cccccccc"  # NDR common type header
+    "1800000000000000"  # private header: ObjectBufferLength 24, filler
+    "00000000"  # ReturnCode = SCARD_S_SUCCESS
+    "08000000"  # Context.cbContext = 8
+    "00000200"  # Context.pbContext referent id 0x00020000
+    "08000000"  # conformant array size 8
+    "3412000000000000"  # the context (pcsc-lite's 0x1234)
+)
+XFREERDP_CONTROL_RESPONSE = (
+    bytes.fromhex(
+        "7244"  # RDPDR_CTYP_CORE
+        "4349"  # PAKID_CORE_DEVICE_IOCOMPLETION (0x4943)
+        "01000000"  # DeviceId = 1
+        "01000000"  # CompletionId = 1
+        "00000000"  # IoStatus = STATUS_SUCCESS
+        "28000000"  # OutputBufferLength = 40
+    )
+    + XFREERDP_CONTROL_OUTPUT
 )
 
 
 def test_xfreerdp_announce_reply() -> None:
     pdu = ClientAnnounceReply.decode(XFREERDP_ANNOUNCE_REPLY)
-    assert pdu == ClientAnnounceReply(client_id=7, version_major=1, version_minor=12)
+    assert pdu == ClientAnnounceReply(client_id=1, version_major=1, version_minor=13)
     assert pdu.encode() == XFREERDP_ANNOUNCE_REPLY
+    assert len(pdu.encode()) == 12
 
 
 def test_xfreerdp_client_name() -> None:
     pdu = ClientNameRequest.decode(XFREERDP_CLIENT_NAME)
-    assert pdu == ClientNameRequest("pc1", unicode_flag=1, code_page=0)
-    assert pdu.encode() == XFREERDP_CLIENT_NAME
+    assert pdu == ClientNameRequest("vm", unicode_flag=1, code_page=0)
+    # Encoding writes the terminator once, as the spec has it.
+    assert pdu.encode() == XFREERDP_CLIENT_NAME[:12] + bytes.fromhex("0600000076006d000000")
+    assert ClientNameRequest.decode(pdu.encode()) == pdu
 
 
 def test_xfreerdp_client_capability() -> None:
     pdu = ClientCoreCapabilityResponse.decode(XFREERDP_CLIENT_CAPABILITY)
     general = pdu.general
     assert general == GeneralCapabilitySet(
-        protocol_minor_version=12,
+        protocol_minor_version=13,
         io_code1=0xFFFF,
         extended_pdu=7,
         extra_flags1=1,
@@ -233,24 +250,23 @@ def test_xfreerdp_client_capability() -> None:
     assert pdu.capabilities[3] == DeviceCapabilitySet(CapabilityType.CAP_DRIVE_TYPE, 2)
     assert pdu.has(CapabilityType.CAP_SMARTCARD_TYPE)
     assert pdu.encode() == XFREERDP_CLIENT_CAPABILITY
-    assert len(XFREERDP_CLIENT_CAPABILITY) == 8 + 44 + 4 * 8
+    assert len(XFREERDP_CLIENT_CAPABILITY) == 8 + 44 + 4 * 8 == 84
 
 
 def test_xfreerdp_device_list() -> None:
     pdu = ClientDeviceListAnnounceRequest.decode(XFREERDP_DEVICE_LIST)
     assert pdu.devices == (DeviceAnnounce(DeviceType.RDPDR_DTYP_SMARTCARD, 1, "SCARD", b"SCARD\0"),)
     assert pdu.encode() == XFREERDP_DEVICE_LIST
+    assert len(pdu.encode()) == 34
 
 
 def test_xfreerdp_control_response() -> None:
     pdu = DeviceControlResponse.decode(XFREERDP_CONTROL_RESPONSE)
-    assert pdu == DeviceControlResponse(
-        1, 5, NtStatus.STATUS_SUCCESS, bytes.fromhex("0110080000000000")
-    )
+    assert pdu == DeviceControlResponse(1, 1, NtStatus.STATUS_SUCCESS, XFREERDP_CONTROL_OUTPUT)
     assert pdu.encode() == XFREERDP_CONTROL_RESPONSE
-    assert len(pdu.encode()) == pdu.size == 28
+    assert len(pdu.encode()) == pdu.size == 60
     header = read_io_completion_header(XFREERDP_CONTROL_RESPONSE)
-    assert (header.device_id, header.completion_id, header.io_status) == (1, 5, 0)
+    assert (header.device_id, header.completion_id, header.io_status) == (1, 1, 0)
 
 
 # -- what the server sends ----------------------------------------------------------------
@@ -651,6 +667,11 @@ def test_client_name_with_freerdp_double_terminator() -> None:
     from rdscard.pdu.rdpdr import ClientNameRequest
 
     name = "vm".encode("utf-16-le") + bytes(4)
-    data = (bytes.fromhex("7244 4e43") + (1).to_bytes(4, "little") + bytes(4)
-            + len(name).to_bytes(4, "little") + name)
+    data = (
+        bytes.fromhex("7244 4e43")
+        + (1).to_bytes(4, "little")
+        + bytes(4)
+        + len(name).to_bytes(4, "little")
+        + name
+    )
     assert ClientNameRequest.decode(data).computer_name == "vm"
