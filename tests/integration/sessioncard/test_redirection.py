@@ -101,3 +101,53 @@ def test_session_socket_is_private(redirected: RedirectedSession) -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert READER_0 not in probe.stdout
+
+
+PYSCARD_SCRIPT = """
+from smartcard.scard import *
+hresult, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+assert hresult == SCARD_S_SUCCESS, SCardGetErrorMessage(hresult)
+hresult, readers = SCardListReaders(ctx, [])
+assert hresult == SCARD_S_SUCCESS, SCardGetErrorMessage(hresult)
+print("readers", readers)
+hresult, card, protocol = SCardConnect(ctx, readers[0], SCARD_SHARE_SHARED,
+                                       SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+assert hresult == SCARD_S_SUCCESS, SCardGetErrorMessage(hresult)
+select = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00]
+hresult, response = SCardTransmit(card, protocol, select)
+assert hresult == SCARD_S_SUCCESS, SCardGetErrorMessage(hresult)
+print("sw", bytes(response[-2:]).hex())
+hresult, reader, state, proto, atr = SCardStatus(card)
+print("status", reader, bytes(atr).hex())
+SCardDisconnect(card, SCARD_LEAVE_CARD)
+SCardReleaseContext(ctx)
+"""
+
+
+def test_pyscard_lists_connects_and_transmits_in_the_session(
+    redirected: RedirectedSession,
+) -> None:
+    out = redirected.run(sys.executable, "-c", PYSCARD_SCRIPT).stdout
+    assert f"readers ['{READER_0}', " in out
+    assert "sw 9000" in out
+    assert f"status {READER_0} 3bf8" in out
+
+
+def test_pkcs11_decrypts_and_passes_its_self_test_in_the_session(
+    redirected: RedirectedSession, pki: RealmPki, tmp_path: Path
+) -> None:
+    cert_path = pki.layout.user_cert("alice", CertProfile.KEY_MANAGEMENT)
+    public = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    secret = b"for the key management key only"
+    encrypted, decrypted = tmp_path / "enc.bin", tmp_path / "dec.bin"
+    encrypted.write_bytes(public.encrypt(secret, padding.PKCS1v15()))
+    os.chmod(tmp_path, 0o755)
+    redirected.run(
+        "pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN, "--decrypt",
+        "--mechanism", "RSA-PKCS", "--id", "03", "-i", str(encrypted), "-o", str(decrypted),
+    )
+    assert decrypted.read_bytes() == secret
+    test = redirected.run("pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN,
+                          "--test", check=False)
+    assert "No errors" in test.stdout, test.stdout + test.stderr
