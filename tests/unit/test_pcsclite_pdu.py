@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdscard.errors import ProtocolError
@@ -462,6 +462,7 @@ STRUCT_DECODERS: list[Callable[[bytes], object]] = [
 ]
 
 
+@settings(deadline=None)
 @pytest.mark.parametrize("decoder", STRUCT_DECODERS)
 @given(data=st.binary(max_size=400))
 def test_struct_decoders_raise_only_protocol_error(
@@ -471,6 +472,7 @@ def test_struct_decoders_raise_only_protocol_error(
         decoder(data)
 
 
+@settings(deadline=None)
 @pytest.mark.parametrize("size", [4, 8, 12, 24, 32, 152, 184, 280, 2944])
 @given(data=st.data())
 def test_exact_size_structs_raise_only_protocol_error(size: int, data: st.DataObject) -> None:
@@ -480,6 +482,7 @@ def test_exact_size_structs_raise_only_protocol_error(size: int, data: st.DataOb
             decoder(body)
 
 
+@settings(deadline=None)
 @pytest.mark.parametrize("command", list(Command))
 @given(data=st.binary(max_size=400))
 def test_decode_reply_raises_only_protocol_error(command: Command, data: bytes) -> None:
@@ -487,6 +490,7 @@ def test_decode_reply_raises_only_protocol_error(command: Command, data: bytes) 
         decode_reply(command, data)
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=60), max_size=8))
 def test_request_reader_raises_only_protocol_error(chunks: list[bytes]) -> None:
     reader = PcscRequestReader()

@@ -6,7 +6,7 @@ import contextlib
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdscard.errors import ProtocolError
@@ -516,6 +516,7 @@ def test_bad_client_id() -> None:
 HEADERS = [bytes.fromhex("7244") + pid.to_bytes(2, "little") for pid in PacketId]
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(HEADERS), st.binary(max_size=80)), max_size=5))
 def test_arbitrary_messages_raise_only_protocol_error(
     messages: list[tuple[bytes, bytes]],
@@ -527,6 +528,7 @@ def test_arbitrary_messages_raise_only_protocol_error(
             server.receive(header + body, 0.0)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_during_handshake(data: bytes) -> None:
     server = RdpdrServer(CLIENT_ID)
