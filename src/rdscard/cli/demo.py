@@ -1,25 +1,41 @@
 """``rdscard demo``: the end-to-end demo on the embedded defaults.
 
-Starts an rdscard server on loopback (state in a temporary directory), a
-virtual X screen and the stock xfreerdp client connected to it over TLS;
-waits for the session to become active, types a PIN into the client's
-window and reports what the client showed, with screenshots.
+Plays both computers on loopback, everything in a temporary directory: the
+client computer (a test PKI, the project's virtual PIV card in a vpcd
+reader of a private pcscd, the stock xfreerdp on a virtual X screen) and
+the RD Session Host (an rdscard server). It waits for the session, checks
+the logon screen in a screenshot, types a PIN, then runs OpenSC in the
+session against the client's redirected card, and reports each step.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rdscard.card.piv import VirtualPivCard
+from rdscard.card.state import CardState
 from rdscard.config import Config
 from rdscard.errors import RdscardError
+from rdscard.pki.ca import RealmPki
+from rdscard.pki.piv_client import PivClient
+from rdscard.pki.provision import Credentials, provision
+from rdscard.pki.transport import InProcessTransport
 from rdscard.screen.layout import count_pin_bullets
 from rdscard.server.listener import RdpServer
+from rdscard.server.sessions import SessionInfo
+from rdscard.testbed.cards import CardInThread, wait_for_port
+from rdscard.testbed.pcscd import IsolatedPcscd
+from rdscard.testbed.ports import free_tcp_port
 from rdscard.xclient import VirtualScreen, XFreeRdp, logon_screen_visible, wait_for
 
 
@@ -78,6 +94,9 @@ class BackgroundServer:
         self._thread.join(10)
 
 
+DEMO_PIN = "123456"
+
+
 def _step(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
@@ -86,60 +105,105 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``rdscard demo``."""
     output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rdscard-demo-") as state:
-        config = Config().with_overrides(listen="127.0.0.1:0", state_dir=state)
-        _step("starting the rdscard server on loopback")
-        server = BackgroundServer(config).start()
-        port = server.server.port
-        _step(f"server listening on 127.0.0.1:{port}")
-        try:
-            return _drive_client(server, port, output)
-        finally:
-            server.stop()
-
-
-def _drive_client(server: BackgroundServer, port: int, output: Path) -> int:
-    width, height = 1024, 768
-    with VirtualScreen(width + 64, height + 64) as screen:
-        _step(f"virtual screen {screen.display} started; connecting xfreerdp /sec:tls")
-        client = XFreeRdp(screen, "127.0.0.1", port, size=(width, height))
-        try:
-            sessions = server.server.context
-            assert sessions is not None
-            active = wait_for(
-                lambda: any(s.phase == "active" for s in sessions.sessions), timeout=20
+    with tempfile.TemporaryDirectory(prefix="rdscard-demo-") as work:
+        root = Path(work)
+        with contextlib.ExitStack() as stack:
+            client_env = _client_card(root, stack) if os.geteuid() == 0 else None
+            if client_env is None:
+                _step("not root: the client-side pcscd cannot start, so no smart card this time")
+            config = Config().with_overrides(listen="127.0.0.1:0", state_dir=root / "state")
+            config = replace(
+                config, redirection=replace(config.redirection, socket_dir=root / "run")
             )
-            if not active:
+            _step("starting the rdscard server on loopback")
+            server = BackgroundServer(config).start()
+            stack.callback(server.stop)
+            _step(f"server listening on 127.0.0.1:{server.server.port}")
+            return _drive_client(server, output, client_env)
+    return 1
+
+
+def _client_card(root: Path, stack: contextlib.ExitStack) -> dict[str, str]:
+    """The client computer's side: a test PKI, a virtual PIV card in a vpcd reader."""
+    _step("client side: creating a test PKI and alice's virtual PIV card (RSA-2048 keys)")
+    pki = RealmPki.create(root / "pki", "EXAMPLE.TEST", "example.test")
+    state = CardState.new(serial=0x2026, pin=DEMO_PIN.encode(), puk=b"12345678")
+    card = VirtualPivCard(state)
+    provision(PivClient(InProcessTransport(card)), pki, "alice", Credentials())
+    daemon = IsolatedPcscd(root / "pcscd", free_tcp_port(2))
+    daemon.start()
+    stack.callback(daemon.stop)
+    port = daemon.vpcd_ports()[0]
+    wait_for_port("127.0.0.1", port)
+    inserted = CardInThread(card, port)
+    inserted.insert()
+    stack.callback(inserted.remove)
+    _step(f"client side: the card is in reader {daemon.reader_names()[0]!r} of a private pcscd")
+    return daemon.env
+
+
+def _drive_client(
+    server: BackgroundServer, output: Path, client_env: dict[str, str] | None
+) -> int:
+    width, height = 1024, 768
+    context = server.server.context
+    assert context is not None
+    with VirtualScreen(width + 64, height + 64) as screen:
+        extra = ["/smartcard"] if client_env is not None else []
+        _step(f"virtual screen {screen.display}; connecting xfreerdp /sec:tls {' '.join(extra)}")
+        client = XFreeRdp(screen, "127.0.0.1", server.server.port, size=(width, height),
+                          extra_args=extra, env=client_env)
+        try:
+            if not wait_for(lambda: any(s.phase == "active" for s in context.sessions), 20):
                 raise RdscardError(
                     "the client did not reach the active session:\n" + client.output()
                 )
-            session = next(s for s in sessions.sessions if s.phase == "active")
+            session = next(s for s in context.sessions if s.phase == "active")
             _step(
                 f"session {session.session_id} active: client {session.client_name!r}, "
                 f"desktop {session.desktop}, channels {', '.join(session.channels) or 'none'}"
             )
-            time.sleep(1.0)
-            shot = screen.screenshot()
-            shot.save(output / "logon-screen.png")
-            origin = client.window_origin()
-            if not logon_screen_visible(shot, origin, width, height):
-                raise RdscardError("the logon screen is not visible in the client's window")
-            _step(f"the client shows the logon screen ({output / 'logon-screen.png'})")
-            client.type_keys("1", "2", "3", "4")
-            wait_for(
-                lambda: count_pin_bullets(screen.screenshot(), width, height, origin) == 4,
-                timeout=10,
-            )
-            shot = screen.screenshot()
-            shot.save(output / "pin-typed.png")
-            bullets = count_pin_bullets(shot, width, height, origin)
-            _step(
-                f"typed 4 PIN digits: the PIN field shows {bullets} masked characters "
-                f"({output / 'pin-typed.png'})"
-            )
-            if bullets != 4:
-                raise RdscardError(f"expected 4 masked characters, saw {bullets}")
-            _step("demo complete: the stock client connected over TLS and used the logon screen")
+            _show_logon_screen(screen, client, output, width, height)
+            if client_env is not None:
+                _use_redirected_card(session)
+            _step("demo complete")
             return 0
         finally:
             client.close()
+
+
+def _show_logon_screen(
+    screen: VirtualScreen, client: XFreeRdp, output: Path, width: int, height: int
+) -> None:
+    time.sleep(1.0)
+    shot = screen.screenshot()
+    shot.save(output / "logon-screen.png")
+    origin = client.window_origin()
+    if not logon_screen_visible(shot, origin, width, height):
+        raise RdscardError("the logon screen is not visible in the client's window")
+    _step(f"the client shows the logon screen ({output / 'logon-screen.png'})")
+    client.type_keys("1", "2", "3", "4")
+    wait_for(lambda: count_pin_bullets(screen.screenshot(), width, height, origin) == 4, 10)
+    shot = screen.screenshot()
+    shot.save(output / "pin-typed.png")
+    bullets = count_pin_bullets(shot, width, height, origin)
+    _step(f"typed 4 PIN digits: the PIN field shows {bullets} masked characters "
+          f"({output / 'pin-typed.png'})")
+    if bullets != 4:
+        raise RdscardError(f"expected 4 masked characters, saw {bullets}")
+
+
+def _use_redirected_card(session: SessionInfo) -> None:
+    if not wait_for(lambda: "PCSCLITE_CSOCK_NAME" in session.env, 20):
+        raise RdscardError("the client's smart card was not redirected into the session")
+    socket = session.env["PCSCLITE_CSOCK_NAME"]
+    _step(f"the client's smart card is redirected: the session's PC/SC socket is {socket}")
+    env = {**os.environ, **session.env}
+    for argv in (["opensc-tool", "-l"], ["pkcs11-tool", "--module", "opensc-pkcs11.so", "-L"]):
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        _step(f"in the session: {' '.join(argv)}")
+        for line in result.stdout.splitlines():
+            if line.strip():
+                print(f"    {line}", flush=True)
+        if result.returncode != 0:
+            raise RdscardError(f"{argv[0]} failed in the session: {result.stderr.strip()}")
