@@ -49,6 +49,12 @@ from rdscard.pdu.esc.context import (
     ListReadersReturn,
     LongReturn,
 )
+from rdscard.pdu.esc.database import (
+    ContextAndStringACall,
+    ContextAndStringWCall,
+    ContextAndTwoStringACall,
+    ContextAndTwoStringWCall,
+)
 from rdscard.pdu.esc.dispatch import IOCTL_MESSAGES
 from rdscard.pdu.esc.io import (
     ControlCall,
@@ -243,6 +249,10 @@ _MESSAGE_STRATEGIES: list[st.SearchStrategy[NdrMessage]] = [
     st.builds(GetDeviceTypeIdCall, contexts, text),
     _sized_build(GetReaderIconReturn, u32, limit=64),
     st.builds(GetDeviceTypeIdReturn, u32, u32),
+    st.builds(ContextAndStringACall, contexts, text),
+    st.builds(ContextAndStringWCall, contexts, text),
+    st.builds(ContextAndTwoStringACall, contexts, st.none() | text, st.none() | text),
+    st.builds(ContextAndTwoStringWCall, contexts, st.none() | text, st.none() | text),
 ]
 
 ALL_TYPES: list[type[NdrMessage]] = sorted(

@@ -2,9 +2,7 @@
 
 :data:`IOCTL_MESSAGES` maps an IOCTL code to its (call, return) types;
 :func:`decode_call` and :func:`decode_return` decode an input or output
-buffer by IOCTL code. The reader-group and reader database IOCTLs
-(Introduce*, Forget*, AddReaderToGroup, RemoveReaderFromGroup) are not
-modelled: the redirector answers them as unsupported.
+buffer by IOCTL code; every IOCTL of MS-RDPESC 3.1.4 is in the table.
 """
 
 from __future__ import annotations
@@ -50,6 +48,12 @@ from rdscard.pdu.esc.context import (
     ListReadersReturn,
     LongReturn,
 )
+from rdscard.pdu.esc.database import (
+    ContextAndStringACall,
+    ContextAndStringWCall,
+    ContextAndTwoStringACall,
+    ContextAndTwoStringWCall,
+)
 from rdscard.pdu.esc.io import (
     ControlCall,
     ControlReturn,
@@ -81,6 +85,18 @@ IOCTL_MESSAGES: Final[dict[ScardIoctl, MessagePair]] = {
     _I.SCARD_IOCTL_LISTREADERGROUPSW: (ListReaderGroupsCall, ListReaderGroupsReturn),
     _I.SCARD_IOCTL_LISTREADERSA: (ListReadersCall, ListReadersReturn),
     _I.SCARD_IOCTL_LISTREADERSW: (ListReadersCall, ListReadersReturn),
+    _I.SCARD_IOCTL_INTRODUCEREADERGROUPA: (ContextAndStringACall, LongReturn),
+    _I.SCARD_IOCTL_INTRODUCEREADERGROUPW: (ContextAndStringWCall, LongReturn),
+    _I.SCARD_IOCTL_FORGETREADERGROUPA: (ContextAndStringACall, LongReturn),
+    _I.SCARD_IOCTL_FORGETREADERGROUPW: (ContextAndStringWCall, LongReturn),
+    _I.SCARD_IOCTL_INTRODUCEREADERA: (ContextAndTwoStringACall, LongReturn),
+    _I.SCARD_IOCTL_INTRODUCEREADERW: (ContextAndTwoStringWCall, LongReturn),
+    _I.SCARD_IOCTL_FORGETREADERA: (ContextAndStringACall, LongReturn),
+    _I.SCARD_IOCTL_FORGETREADERW: (ContextAndStringWCall, LongReturn),
+    _I.SCARD_IOCTL_ADDREADERTOGROUPA: (ContextAndTwoStringACall, LongReturn),
+    _I.SCARD_IOCTL_ADDREADERTOGROUPW: (ContextAndTwoStringWCall, LongReturn),
+    _I.SCARD_IOCTL_REMOVEREADERFROMGROUPA: (ContextAndTwoStringACall, LongReturn),
+    _I.SCARD_IOCTL_REMOVEREADERFROMGROUPW: (ContextAndTwoStringWCall, LongReturn),
     _I.SCARD_IOCTL_LOCATECARDSA: (LocateCardsACall, LocateCardsReturn),
     _I.SCARD_IOCTL_LOCATECARDSW: (LocateCardsWCall, LocateCardsReturn),
     _I.SCARD_IOCTL_GETSTATUSCHANGEA: (GetStatusChangeACall, GetStatusChangeReturn),
