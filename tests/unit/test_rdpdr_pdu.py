@@ -361,8 +361,7 @@ def test_server_control_request_bytes() -> None:
 )
 def test_fixed_layouts(pdu: object, hex_bytes: str) -> None:
     data = bytes.fromhex(hex_bytes)
-    encode = pdu.encode
-    assert encode() == data
+    assert pdu.encode() == data  # type: ignore[attr-defined]
     assert type(pdu).decode(data) == pdu  # type: ignore[attr-defined]
 
 
