@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from rdscard.pdu.pcsclite import (
     Cancel,
     Command,
@@ -29,12 +28,10 @@ from rdscard.pdu.pcsclite import (
     EstablishContext,
     GetReaderEvents,
     GetSetAttrib,
-    PcscRequest,
     ReadersStateSize,
     ReaderState,
     Reconnect,
     ReleaseContext,
-    RequestStruct,
     ScardError,
     Status,
     Transmit,
@@ -42,6 +39,8 @@ from rdscard.pdu.pcsclite import (
     WaitReaderStateChange,
     decode_readers_state,
 )
+
+from rdscard.pdu.pcsclite_framing import REQUEST_STRUCTS, PcscRequest, RequestStruct
 from rdscard.redirect.backend import CardStatus, ReaderInfo
 from rdscard.redirect.backend import ScardError as BackendError
 from rdscard.redirect.pcsclite_connection import PcscliteConnection
@@ -653,8 +652,6 @@ _commands = st.sampled_from([c for c in Command if c not in (C.SCARD_LIST_READER
 def test_well_framed_requests_with_arbitrary_fields_never_break_the_service(
     requests: list[tuple[Command, bytes]],
 ) -> None:
-    from rdscard.pdu.pcsclite import REQUEST_STRUCTS
-
     async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
         client = Client(service)
         for command, body in requests:

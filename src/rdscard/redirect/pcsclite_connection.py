@@ -45,18 +45,16 @@ from rdscard.pdu.pcsclite import (
     EstablishContext,
     GetReaderEvents,
     GetSetAttrib,
-    PcscRequest,
-    PcscRequestReader,
     ReadersStateSize,
     Reconnect,
     ReleaseContext,
-    RequestStruct,
     ScardError,
     Status,
     Transmit,
     Version,
     WaitReaderStateChange,
 )
+from rdscard.pdu.pcsclite_framing import PcscRequest, PcscRequestReader, RequestStruct
 from rdscard.redirect.backend import ScardError as BackendError
 
 if TYPE_CHECKING:
