@@ -10,8 +10,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from rdscard.pki.ca import CertProfile, RealmPki
+from rdscard.testbed.kdc import MitKdc
 from rdscard.testbed.pcscd import IsolatedPcscd
-from tests.integration.card.conftest import OPENSC_PKCS11, PIN, READER_0, CardFile, insert, run
+from tests.integration.card.conftest import (
+    OPENSC_PKCS11,
+    PIN,
+    READER_0,
+    REALM,
+    CardFile,
+    insert,
+    run,
+)
 from tests.integration.redirect.conftest import RedirectedSocket
 
 pytestmark = pytest.mark.integration
@@ -83,3 +92,37 @@ def test_yubico_piv_tool_status(
         status = run(["yubico-piv-tool", "-r", READER_0, "-a", "status"], redirected.env).stdout
     assert "Slot 9a" in status
     assert "alice (Authentication)" in status
+
+
+def test_the_key_management_key_decrypts_through_the_socket(
+    pcscd: IsolatedPcscd, redirected: RedirectedSocket, rsa_card: CardFile, pki: RealmPki,
+    tmp_path: Path,
+) -> None:
+    cert = x509.load_pem_x509_certificate(
+        pki.layout.user_cert("alice", CertProfile.KEY_MANAGEMENT).read_bytes()
+    )
+    public = cert.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    secret = b"a file key wrapped for the card"
+    (tmp_path / "cipher.bin").write_bytes(public.encrypt(secret, padding.PKCS1v15()))
+    with insert(rsa_card.card(), pcscd):
+        run(["pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN, "--decrypt",
+             "--mechanism", "RSA-PKCS", "--id", "03", "-i", str(tmp_path / "cipher.bin"),
+             "-o", str(tmp_path / "plain.bin")], redirected.env)
+    assert (tmp_path / "plain.bin").read_bytes() == secret
+
+
+def test_kinit_gets_a_tgt_by_pkinit_through_the_socket(
+    pcscd: IsolatedPcscd, redirected: RedirectedSocket, rsa_card: CardFile, pki: RealmPki,
+    tmp_path: Path,
+) -> None:
+    with MitKdc(tmp_path / "kdc", REALM, pki) as kdc:
+        principal = kdc.add_user("alice")
+        env = {**kdc.env, **redirected.env}
+        with insert(rsa_card.card(), pcscd):
+            result = run(["kinit", "-X", f"X509_user_identity=PKCS11:{OPENSC_PKCS11}",
+                          principal], env, stdin=PIN + "\n", check=False)
+            assert result.returncode == 0, result.stderr + "\n" + kdc.log()
+        tickets = run(["klist"], env).stdout
+    assert f"Default principal: {principal}" in tickets
+    assert f"krbtgt/{REALM}@{REALM}" in tickets
