@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rdscard.errors import ConfigError
+from rdscard.logon.settings import LogonConfig
 
 DEFAULT_PORT = 3389
 
@@ -91,6 +92,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     redirection: RedirectionConfig = field(default_factory=RedirectionConfig)
+    logon: LogonConfig = field(default_factory=LogonConfig)
 
     def with_overrides(
         self, *, listen: str | None = None, state_dir: str | Path | None = None
@@ -191,10 +193,11 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         server = _server(dict(data.pop("server", {})))
         display = _display(dict(data.pop("display", {})))
         redirection = _redirection(dict(data.pop("redirection", {})))
+        logon = LogonConfig.from_table(dict(data.pop("logon", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return Config(server=server, display=display, redirection=redirection)
+    return Config(server=server, display=display, redirection=redirection, logon=logon)
 
 
 def load_config(path: Path | None) -> Config:
