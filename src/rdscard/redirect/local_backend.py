@@ -142,17 +142,21 @@ class LocalPcscBackend:
         self._stop.set()
         context = self._monitor_context
         if context is not None:
-            with contextlib.suppress(Exception):
-                self._scard.SCardCancel(context)
+            await self._quietly(self._scard.SCardCancel, context)
         monitor, self._monitor = self._monitor, None
         if monitor is not None:
             await self._run(monitor.join, 10)
         if context is not None:
-            with contextlib.suppress(Exception):
-                self._scard.SCardReleaseContext(context)
+            await self._quietly(self._scard.SCardReleaseContext, context)
         self._readers.clear()
         self._notify()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _quietly(self, function: Callable[..., object], *args: Any) -> None:
+        try:
+            await self._run(function, *args)
+        except Exception as exc:  # closing: nothing left to report to
+            log.debug("local pcscd: %s on close: %s", getattr(function, "__name__", ""), exc)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

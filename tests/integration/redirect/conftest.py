@@ -54,12 +54,12 @@ class RedirectedSocket:
 
 
 def start_local_service(upstream: IsolatedPcscd, directory: Path, *, uid: int = 0,
-                        gid: int = 0) -> RedirectedSocket:
+                        gid: int = 0, verbose: bool = True) -> RedirectedSocket:
     """Start the local-backend service for ``upstream`` and wait until it is ready."""
     env = {**os.environ, **upstream.env, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "rdscard.redirect.local_backend", "--socket-dir", str(directory),
-         "--uid", str(uid), "--gid", str(gid), "-v"],
+         "--uid", str(uid), "--gid", str(gid), *(["-v"] if verbose else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env, start_new_session=True,
     )
