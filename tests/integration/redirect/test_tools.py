@@ -126,3 +126,13 @@ def test_kinit_gets_a_tgt_by_pkinit_through_the_socket(
         tickets = run(["klist"], env).stdout
     assert f"Default principal: {principal}" in tickets
     assert f"krbtgt/{REALM}@{REALM}" in tickets
+
+
+def test_pkcs11_tool_self_test_passes_through_the_socket(
+    pcscd: IsolatedPcscd, redirected: RedirectedSocket, rsa_card: CardFile
+) -> None:
+    with insert(rsa_card.card(), pcscd):
+        result = run(["pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN,
+                      "--test"], redirected.env)
+    assert "No errors" in result.stdout
+    assert "RSA-PKCS: OK" in result.stdout
