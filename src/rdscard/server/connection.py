@@ -16,6 +16,9 @@ import time
 from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError
+from rdscard.logon.mapping import Hint
+from rdscard.logon.refusal import SignInRefused
+from rdscard.logon.validation import CertificateValidator
 from rdscard.pdu.share import ErrorInfo
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
@@ -30,8 +33,11 @@ from rdscard.protocol.events import (
     SessionActivated,
     StartTls,
 )
-from rdscard.screen import LogonScreenController
+from rdscard.redirect.backend import SmartCardBackend
+from rdscard.screen import LogonScreenController, PinSubmitted, ScreenAction
+from rdscard.secret import Secret
 from rdscard.server.channels import ChannelContext, ChannelHandler
+from rdscard.server.logon_flow import LogonContext, LogonFlow
 from rdscard.server.sessions import SessionInfo, SessionLogger
 
 if TYPE_CHECKING:
@@ -74,6 +80,9 @@ class Connection:
         )
         self.display: LogonScreenController | None = None
         self.channels: dict[str, ChannelHandler] = {}
+        self.client_pin: Secret | None = None
+        self.hint: Hint | None = None
+        self.logon: LogonFlow | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.accepted_at = time.perf_counter()
 
@@ -131,7 +140,7 @@ class Connection:
                 self.on_activated(event)
             elif isinstance(event, InputReceived):
                 if self.display is not None:
-                    self.display.on_inputs(event.events)
+                    self.on_screen_actions(self.display.on_inputs(event.events))
             elif isinstance(event, RefreshRequested):
                 if self.display is not None:
                     self.display.refresh()
@@ -208,7 +217,14 @@ class Connection:
             "client info: user %r, domain %r, %s %s", info.user_name, info.domain,
             credential, "supplied" if has_secret else "not supplied",
         )
-        info.password.wipe()  # nothing consumes it yet: never keep a secret unused
+        if info.password_is_smart_card_pin and has_secret:
+            self.client_pin = info.password  # for the logon service alone, wiped after use
+        else:
+            info.password.wipe()  # a password is no use to smart card sign-in
+        try:
+            self.hint = Hint.parse(info.user_name, info.domain)
+        except SignInRefused as refused:
+            self.log.info("ignoring the user name hint: %s", refused.message)
         self.info.phase = Phase.CAPABILITIES.value
 
     def on_activated(self, event: SessionActivated) -> None:
@@ -222,6 +238,62 @@ class Connection:
             frames=self.context.frames,
         )
         self.open_channels()
+        self.start_logon()
+
+    def start_logon(self) -> None:
+        """Run the sign-in flow of this session in the background."""
+        assert self.display is not None
+        config = self.context.config
+        state_dir = config.server.state_dir
+        context = LogonContext(
+            session=self.info,
+            log=self.log,
+            screen=self.display,
+            push_screen=self.push_screen,
+            backend=self.redirected_backend,
+            config=config.logon,
+            validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
+            hint=self.hint,
+        )
+        self.logon = LogonFlow(context, self.client_pin)
+        self.client_pin = None
+        task = asyncio.get_running_loop().create_task(self._run_logon(self.logon))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _run_logon(self, flow: LogonFlow) -> None:
+        try:
+            await flow.run()
+        except (ConnectionError, OSError):
+            pass
+        except Exception:
+            self.log.exception("the sign-in flow failed")
+
+    def redirected_backend(self) -> SmartCardBackend | None:
+        """The session's redirected smart card, once the client announced it."""
+        channel = self.channels.get("rdpdr")
+        return getattr(channel, "backend", None)
+
+    def on_screen_actions(self, actions: list[ScreenAction]) -> None:
+        """Hand typed PINs to the sign-in flow."""
+        for action in actions:
+            if isinstance(action, PinSubmitted):
+                if self.logon is not None:
+                    self.logon.submit_pin(action.pin)
+                else:
+                    action.pin.wipe()
+
+    async def push_screen(self) -> None:
+        """Send what changed on the screen now (called by background work)."""
+        if self.display is None or self.acceptor.phase is not Phase.ACTIVE:
+            return
+        if self.writer.is_closing():
+            return
+        await self.send_graphics(
+            self.display.updates(
+                self.acceptor.color_depth, max_request_size=self.acceptor.fastpath_max_request
+            )
+        )
 
     def open_channels(self) -> None:
         """Create the handlers of the joined channels this server serves."""
@@ -294,6 +366,10 @@ async def run_connection(
     except (ConnectionError, OSError) as exc:
         connection.log.info("connection lost: %s", exc)
     finally:
+        if connection.client_pin is not None:
+            connection.client_pin.wipe()
+        if connection.logon is not None:
+            await connection.logon.close()
         await connection.close_channels()
         context.sessions.close(info.session_id)
         await connection.close()

@@ -1,0 +1,157 @@
+"""One session's way from the logon screen to signed in (single sign-on).
+
+The PIN that arrived with the connection (Client Info with
+INFO_PASSWORD_IS_SC_PIN, inside TLS) signs the user in with no prompt at
+all; a wrong one is never retried: the screen asks again and shows the
+tries left. The PIN lives only here and in the sign-in worker, as a Secret
+wiped after use. The card is reached through the session's own redirected
+reader, in process (:mod:`rdscard.logon.card_link`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rdscard.logon.card_link import (
+    BackendTransport,
+    CardLinkError,
+    close_card,
+    open_card,
+    wait_for_card,
+)
+from rdscard.logon.mapping import AccountMapper, Hint
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.signin import CardSignIn, sign_in_with_card
+from rdscard.logon.validation import CertificateValidator
+from rdscard.redirect.backend import SmartCardBackend
+from rdscard.screen import LogonScreenController, StatusKind
+from rdscard.secret import Secret
+from rdscard.server.sessions import SessionInfo, SessionLogger
+
+if TYPE_CHECKING:
+    from rdscard.logon.settings import LogonConfig
+
+DEVICE_TIMEOUT = 20.0
+CARD_TIMEOUT = 300.0
+# Refusals after which typing the PIN again can help.
+RETRY_WITH_NEW_PIN = frozenset({ReasonCode.WRONG_PIN, ReasonCode.BAD_PIN})
+
+
+@dataclass
+class LogonContext:
+    """What the flow needs from its session."""
+
+    session: SessionInfo
+    log: SessionLogger
+    screen: LogonScreenController
+    push_screen: Callable[[], Awaitable[None]]
+    backend: Callable[[], SmartCardBackend | None]
+    config: LogonConfig
+    validator: Callable[[], CertificateValidator]
+    hint: Hint | None
+
+
+class LogonFlow:
+    """Drives the logon screen and the sign-in attempts of one session."""
+
+    def __init__(self, context: LogonContext, client_pin: Secret | None) -> None:
+        self.context = context
+        self._pins: asyncio.Queue[Secret] = asyncio.Queue()
+        if client_pin is not None:
+            self._pins.put_nowait(client_pin)
+        self.signed_in: CardSignIn | None = None
+
+    def submit_pin(self, pin: Secret) -> None:
+        """A PIN typed on the logon screen (Enter)."""
+        self._pins.put_nowait(pin)
+
+    async def close(self) -> None:
+        """Wipe any PIN not used yet."""
+        while not self._pins.empty():
+            self._pins.get_nowait().wipe()
+
+    async def _status(self, text: str, kind: StatusKind = StatusKind.INFO,
+                      tries: int | None = None) -> None:
+        self.context.screen.set_status(text, kind)
+        self.context.screen.set_tries_left(tries)
+        await self.context.push_screen()
+
+    async def run(self) -> None:
+        """Wait for the card, then sign in with the PINs that come, until one works."""
+        ctx = self.context
+        await self._status("Waiting for the smart card reader", StatusKind.WAITING)
+        backend = await self._wait_for_backend()
+        if backend is None:
+            ctx.log.warning("sign-in impossible: the client redirects no smart card reader")
+            await self._status(
+                "No smart card reader: connect with smart card redirection "
+                "(xfreerdp /smartcard)", StatusKind.ERROR)
+            return
+        while self.signed_in is None:
+            await self._status("Insert your smart card", StatusKind.WAITING)
+            readers = await wait_for_card(backend, CARD_TIMEOUT)
+            if not readers:
+                await self._status("No smart card inserted: insert it and reconnect",
+                                   StatusKind.ERROR)
+                return
+            reader = readers[0].name
+            if self._pins.empty():
+                await self._status("Type your PIN, then press Enter")
+            pin = await self._pins.get()
+            await self._status("Signing in...", StatusKind.WAITING)
+            try:
+                self.signed_in = await self._attempt(backend, reader, pin)
+            except SignInRefused as refused:
+                ctx.log.warning("sign-in refused (%s): %s", refused.reason_code.value,
+                                refused.message)
+                await self._status(refused.message, StatusKind.ERROR, refused.tries_left)
+                if refused.reason_code not in RETRY_WITH_NEW_PIN:
+                    # the cause is not the PIN: let the user fix it and try once more
+                    continue
+        await self._signed_in(reader)
+
+    async def _wait_for_backend(self) -> SmartCardBackend | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEVICE_TIMEOUT
+        while loop.time() < deadline:
+            backend = self.context.backend()
+            if backend is not None:
+                return backend
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> CardSignIn:
+        ctx = self.context
+        try:
+            link = await open_card(backend, reader)
+        except CardLinkError as exc:
+            pin.wipe()
+            raise SignInRefused(ReasonCode.CARD_ERROR, f"{exc}: insert the card again") from None
+        try:
+            transport = BackendTransport(link, asyncio.get_running_loop())
+            mapper = AccountMapper(ctx.config)
+            return await asyncio.to_thread(
+                sign_in_with_card, transport, pin, ctx.validator(), mapper, hint=ctx.hint
+            )
+        finally:
+            pin.wipe()
+            await close_card(link)
+
+    async def _signed_in(self, reader: str) -> None:
+        ctx = self.context
+        card = self.signed_in
+        assert card is not None
+        account = pwd.getpwnam(card.mapping.account)
+        session = ctx.session
+        session.account, session.uid, session.gid = account.pw_name, account.pw_uid, account.pw_gid
+        session.user = card.mapping.upn or account.pw_name
+        session.phase = "signed in"
+        ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)",
+                     card.mapping.upn, account.pw_name, card.certificate.subject,
+                     card.certificate.serial)
+        ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", None, reader)
+        await ctx.push_screen()
