@@ -10,6 +10,7 @@ points at the isolated pcscd, the programs under test at our socket.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -97,6 +98,26 @@ def stop_local_service(service: RedirectedSocket) -> int:
             process.kill()
             process.wait(timeout=5)
     return process.returncode
+
+
+class Lines:
+    """The stdout lines of a child process, read with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.queue.put(line.strip())
+
+    def next(self, timeout: float = 20) -> str:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout} s") from None
 
 
 @pytest.fixture

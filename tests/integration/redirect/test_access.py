@@ -88,9 +88,10 @@ def test_a_connection_from_another_user_is_refused_with_a_log_line(
         with insert(rsa_card.card(), pcscd):
             output = _opensc_list(redirected, home, *AS_NOBODY)
             assert READER_0 not in output
-            # connected, then closed at once, as pcscd does when polkit says no:
-            # libpcsclite reports SCARD_W_SECURITY_VIOLATION
-            assert _establish(redirected, *AS_NOBODY) == "0x8010006a"
+            # connected, then closed at once, as pcscd does when polkit says no: libpcsclite
+            # reports SCARD_W_SECURITY_VIOLATION if it reads the end of the connection, or
+            # SCARD_E_NO_SERVICE if the close comes before it has written CMD_VERSION
+            assert _establish(redirected, *AS_NOBODY) in ("0x8010006a", "0x8010001d")
             assert READER_0 in _opensc_list(redirected, tmp_path)  # root still served
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -17,8 +17,7 @@ import pytest
 
 from rdscard.testbed.pcscd import IsolatedPcscd
 from tests.integration.card.conftest import PIN, READER_0, CardFile, insert, run
-from tests.integration.redirect.conftest import RedirectedSocket
-from tests.integration.redirect.test_waits import Lines
+from tests.integration.redirect.conftest import Lines, RedirectedSocket
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,8 @@ every later reply, so each script ends with a wait that must time out cleanly.
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from rdscard.testbed.cards import CardInThread, wait_for_port
 from rdscard.testbed.pcscd import IsolatedPcscd
 from tests.integration.card.conftest import READER_0, CardFile, insert, run
-from tests.integration.redirect.conftest import RedirectedSocket
+from tests.integration.redirect.conftest import Lines, RedirectedSocket
 
 pytestmark = pytest.mark.integration
 
@@ -72,26 +70,6 @@ print("quiet", "timeout" if hr == SCARD_E_TIMEOUT else hex(hr))
 hr, readers = SCardListReaders(ctx, [])
 print("readers", readers)
 """
-
-
-class Lines:
-    """The stdout lines of a child process, read with a deadline."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.queue.put(line.strip())
-
-    def next(self, timeout: float = 20) -> str:
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no output within {timeout} s") from None
 
 
 def test_a_waiting_program_is_woken_by_removal_and_insertion(
