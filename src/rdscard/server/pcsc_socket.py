@@ -55,6 +55,7 @@ class PcscSocketServer:
         self.owner_gid = owner_gid
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.refused = 0
 
     @property
@@ -104,6 +105,7 @@ class PcscSocketServer:
 
     async def close(self) -> None:
         """End every connection, release what they held, remove the directory."""
+        self._closing = True
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -175,6 +177,11 @@ class PcscSocketServer:
                 await writer.drain()
         except (ConnectionError, OSError) as exc:
             log.debug("pcsc-lite connection of uid %d pid %d: %s", uid, pid, exc)
+        except asyncio.CancelledError:
+            # This task is the stream's callback task: asyncio reports a cancelled one as an
+            # error, so a cancel from close() ends it quietly.
+            if not self._closing:
+                raise
         finally:
             # Shielded: a second cancel (server closing) must not leave contexts behind.
             with contextlib.suppress(asyncio.CancelledError):
