@@ -21,7 +21,7 @@ from rdscard.redirect.translate import PCSC_PRESENT, PCSC_T0, PCSC_T1
 
 SCARD_SCOPE_SYSTEM = 2
 SCARD_SHARE_SHARED = 2
-SCARD_LEAVE_CARD = 0
+SCARD_RESET_CARD = 1
 MAX_RESPONSE = 65538
 
 
@@ -76,9 +76,13 @@ async def open_card(backend: SmartCardBackend, reader: str) -> CardLink:
 
 
 async def close_card(link: CardLink) -> None:
-    """Disconnect and release; errors are ignored (the card may be gone)."""
+    """Disconnect with a card reset, then release; errors are ignored (the card may be gone).
+
+    The reset ends the PIN verification of the sign-in: no program of the
+    session inherits it.
+    """
     with contextlib.suppress(ScardError):
-        await link.backend.disconnect(link.handle, SCARD_LEAVE_CARD)
+        await link.backend.disconnect(link.handle, SCARD_RESET_CARD)
     with contextlib.suppress(ScardError):
         await link.backend.release_context(link.context)
 

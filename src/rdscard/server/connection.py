@@ -254,6 +254,7 @@ class Connection:
             config=config.logon,
             validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
             hint=self.hint,
+            hand_over=self.hand_over_card,
         )
         self.logon = LogonFlow(context, self.client_pin)
         self.client_pin = None
@@ -268,6 +269,12 @@ class Connection:
             pass
         except Exception:
             self.log.exception("the sign-in flow failed")
+
+    def hand_over_card(self, uid: int, gid: int) -> None:
+        """Give the session's smart card socket to the account that signed in."""
+        hand_over = getattr(self.channels.get("rdpdr"), "hand_over", None)
+        if hand_over is not None:
+            hand_over(uid, gid)
 
     def redirected_backend(self) -> SmartCardBackend | None:
         """The session's redirected smart card, once the client announced it."""

@@ -21,6 +21,7 @@ from rdscard.logon.card_link import (
     CardLinkError,
     close_card,
     open_card,
+    readers_with_card,
     wait_for_card,
 )
 from rdscard.logon.mapping import AccountMapper, Hint
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 DEVICE_TIMEOUT = 20.0
 CARD_TIMEOUT = 300.0
-# Refusals after which typing the PIN again can help.
-RETRY_WITH_NEW_PIN = frozenset({ReasonCode.WRONG_PIN, ReasonCode.BAD_PIN})
 
 
 @dataclass
@@ -53,6 +52,7 @@ class LogonContext:
     config: LogonConfig
     validator: Callable[[], CertificateValidator]
     hint: Hint | None
+    hand_over: Callable[[int, int], None]
 
 
 class LogonFlow:
@@ -91,27 +91,27 @@ class LogonFlow:
                 "No smart card reader: connect with smart card redirection "
                 "(xfreerdp /smartcard)", StatusKind.ERROR)
             return
+        refused: SignInRefused | None = None
         while self.signed_in is None:
-            await self._status("Insert your smart card", StatusKind.WAITING)
+            if not readers_with_card(backend.readers()):
+                await self._status("Insert your smart card", StatusKind.WAITING)
+                refused = None
             readers = await wait_for_card(backend, CARD_TIMEOUT)
             if not readers:
                 await self._status("No smart card inserted: insert it and reconnect",
                                    StatusKind.ERROR)
                 return
             reader = readers[0].name
-            if self._pins.empty():
+            if self._pins.empty() and refused is None:
                 await self._status("Type your PIN, then press Enter")
-            pin = await self._pins.get()
+            pin = await self._pins.get()  # an error stays on screen until then
             await self._status("Signing in...", StatusKind.WAITING)
             try:
                 self.signed_in = await self._attempt(backend, reader, pin)
-            except SignInRefused as refused:
-                ctx.log.warning("sign-in refused (%s): %s", refused.reason_code.value,
-                                refused.message)
-                await self._status(refused.message, StatusKind.ERROR, refused.tries_left)
-                if refused.reason_code not in RETRY_WITH_NEW_PIN:
-                    # the cause is not the PIN: let the user fix it and try once more
-                    continue
+            except SignInRefused as exc:
+                refused = exc
+                ctx.log.warning("sign-in refused (%s): %s", exc.reason_code.value, exc.message)
+                await self._status(exc.message, StatusKind.ERROR, exc.tries_left)
         await self._signed_in(reader)
 
     async def _wait_for_backend(self) -> SmartCardBackend | None:
@@ -150,8 +150,11 @@ class LogonFlow:
         session.account, session.uid, session.gid = account.pw_name, account.pw_uid, account.pw_gid
         session.user = card.mapping.upn or account.pw_name
         session.phase = "signed in"
+        ctx.hand_over(account.pw_uid, account.pw_gid)
         ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)",
                      card.mapping.upn, account.pw_name, card.certificate.subject,
                      card.certificate.serial)
+        ctx.screen.set_status("Signed in with your smart card", StatusKind.SUCCESS)
+        ctx.screen.set_tries_left(None)
         ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", None, reader)
         await ctx.push_screen()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,16 @@ class SmartCardChannel:
         self.context.session.env.update(self.socket.env)
         self.log.info("smart card redirected: programs in the session use %s",
                       self.socket.env["PCSCLITE_CSOCK_NAME"])
+
+    def hand_over(self, uid: int, gid: int) -> None:
+        """The session now belongs to account ``uid``: its socket follows (0700, owned)."""
+        socket = self.socket
+        if socket is None:
+            return
+        socket.owner_uid, socket.owner_gid = uid, gid
+        for path in (socket.directory, socket.socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(path, uid, gid, follow_symlinks=False)
 
     # -- IoctlChannel ------------------------------------------------------------------
     async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
