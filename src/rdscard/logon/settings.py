@@ -28,8 +28,7 @@ default, unknown keys are errors. The settings (the Group Policy of the seed)::
     pkcs11_module = "opensc-pkcs11.so"
     anchors = []                   # KDC trust anchors; default: the NTAuth store
     timeout = 30.0                 # seconds for one kinit
-    kinit = "kinit"
-    klist = "klist"
+    kinit = "kinit"                # the MIT kinit program
 """
 
 from __future__ import annotations
@@ -80,13 +79,12 @@ class KdcSettings:
     anchors: tuple[Path, ...] = ()
     timeout: float = 30.0
     kinit: str = "kinit"
-    klist: str = "klist"
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> KdcSettings:
         where = "[logon.kdc]"
         _reject_unknown(table, where, {"krb5_config", "pkcs11_module", "anchors", "timeout",
-                                       "kinit", "klist"})
+                                       "kinit"})
         timeout = _take(table, "timeout", (int, float), where, cls.timeout)
         if isinstance(timeout, bool) or not 0 < float(timeout) <= 600:
             raise ConfigError(f"{where} timeout: give seconds between 0 and 600, not {timeout!r}")
@@ -100,7 +98,6 @@ class KdcSettings:
             anchors=_paths(table, "anchors", where),
             timeout=float(timeout),
             kinit=_take(table, "kinit", str, where, cls.kinit) or cls.kinit,
-            klist=_take(table, "klist", str, where, cls.klist) or cls.klist,
         )
 
 

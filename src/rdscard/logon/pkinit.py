@@ -1,0 +1,320 @@
+"""The PKINIT worker: MIT ``kinit`` with the session's smart card, the PIN through a pipe.
+
+One ``kinit`` process per sign-in (INTEROP-NOTES 7): libpcsclite reads
+``PCSCLITE_CSOCK_NAME`` once per process, so the worker is started with the
+session's socket in its environment and reaches the card redirected from the
+client. The identity is ``PKCS11:<module>`` (OpenSC's PIV driver); the KDC's
+certificate is checked against ``X509_anchors`` (the NTAuth CAs and the
+configured roots, as the seed checks the KDC certificate against NTAuth).
+
+The PIN is written to kinit's standard input, a pipe, and nowhere else:
+never argv, environment or a file. kinit reads one line, so a wrong PIN is
+tried once and never again. The credential cache is ``FILE:`` in a fresh
+0700 directory (owned by the account when running as root), and its TGT
+expiry is read from the cache file itself (:mod:`rdscard.logon.ccache`).
+
+kinit's messages (``LANG=C``) and its trace (``KRB5_TRACE``, read from its
+standard error only to tell a wrong PIN from other pre-authentication
+failures) become :class:`SignInRefused` reasons with the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from rdscard.errors import ProtocolError
+from rdscard.logon.ccache import Ccache
+from rdscard.logon.ntauth import NtAuthStore
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.settings import KdcSettings, LogonConfig
+from rdscard.secret import Secret
+
+CCACHE_NAME: Final = "krb5cc"
+MAX_OUTPUT: Final = 256 * 1024
+MAX_CCACHE: Final = 4 * 1024 * 1024
+_PRINCIPAL: Final = re.compile(r"^[^\s\x00-\x1f\x7f-][^\x00-\x1f\x7f]{0,510}$")
+DEFAULT_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class PkinitResult:
+    """A TGT obtained by PKINIT."""
+
+    principal: str
+    ccache: Path
+    ccname: str
+    expires: datetime.datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class KinitCommand:
+    """What the worker runs: argv and environment (neither ever holds the PIN)."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+
+def kdc_anchors(config: LogonConfig, state_dir: Path) -> tuple[Path, ...]:
+    """Trust anchors for the KDC certificate: ``[logon.kdc] anchors``, else NTAuth + roots."""
+    if config.kdc.anchors:
+        return config.kdc.anchors
+    store = NtAuthStore(config.ntauth_directory(state_dir))
+    return tuple(entry.path for entry in store.entries()) + config.roots
+
+
+def build_command(
+    principal: str,
+    settings: KdcSettings,
+    *,
+    ccname: str,
+    home: Path,
+    anchors: Sequence[Path] = (),
+    enterprise: bool = False,
+    realm: str | None = None,
+    pcsc_socket: str | None = None,
+    realm_config: Path | None = None,
+    base_env: Mapping[str, str] | None = None,
+) -> KinitCommand:
+    """The kinit argv and environment for ``principal``.
+
+    With ``enterprise`` the principal is the UPN, sent as an enterprise name
+    (``-E``) to ``realm``, which becomes the default realm through the small
+    profile ``realm_config`` placed before the configured one.
+    """
+    if not _PRINCIPAL.match(principal):
+        raise ValueError(f"{principal!r} is not a principal kinit can be given")
+    argv = [settings.kinit, "-c", ccname,
+            "-X", f"X509_user_identity=PKCS11:{settings.pkcs11_module}"]
+    for anchor in anchors:
+        argv += ["-X", f"X509_anchors=FILE:{anchor}"]
+    if enterprise:
+        argv.append("-E")
+    argv.append(principal)
+    base = dict(os.environ if base_env is None else base_env)
+    configs = [str(settings.krb5_config)] if settings.krb5_config else [
+        base.get("KRB5_CONFIG", "/etc/krb5.conf")]
+    if enterprise and realm and realm_config is not None:
+        configs.insert(0, str(realm_config))
+    env = {
+        "PATH": base.get("PATH", DEFAULT_PATH),
+        "LANG": "C",
+        "LC_ALL": "C",
+        "HOME": str(home),
+        "KRB5_CONFIG": ":".join(configs),
+        "KRB5CCNAME": ccname,
+        "KRB5_TRACE": "/dev/stderr",
+    }
+    if pcsc_socket:
+        env["PCSCLITE_CSOCK_NAME"] = pcsc_socket
+    return KinitCommand(argv=tuple(argv), env=env)
+
+
+def _kinit_line(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("kinit:"):
+            return line[len("kinit:"):].strip()[:400]
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+    return lines[-1].strip()[:400] if lines else "no message"
+
+
+def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefused:
+    """Map kinit's standard error (message and trace) to a refusal naming cause and fix."""
+    said = _kinit_line(stderr)
+    lower = stderr.lower()
+    realm = principal.rpartition("@")[2]
+    if "c_login failed: pin incorrect" in lower:
+        return SignInRefused(ReasonCode.WRONG_PIN,
+                             "wrong PIN: the card counted one failed try; type the PIN again")
+    if "c_login failed: pin locked" in lower or "pin_locked" in lower:
+        return SignInRefused(ReasonCode.PIN_BLOCKED,
+                             "the card's PIN is blocked: unblock it with the PUK, then sign in "
+                             "again", tries_left=0)
+    if "cannot contact any kdc" in lower:
+        return SignInRefused(
+            ReasonCode.KDC_UNREACHABLE,
+            f"no KDC of realm {realm} answered ({said}): check that the KDC is running and "
+            "reachable from this host (krb5.conf [realms] kdc)",
+        )
+    if "cannot find kdc for realm" in lower:
+        return SignInRefused(
+            ReasonCode.KDC_UNKNOWN,
+            f"no KDC is configured for realm {realm} ({said}): add it to krb5.conf [realms], "
+            "or fix [logon.domain_realms]",
+        )
+    if "not found in kerberos database" in lower:
+        return SignInRefused(
+            ReasonCode.PRINCIPAL_UNKNOWN,
+            f"the KDC has no principal {principal} ({said}): create it, or correct the "
+            "UPN mapping",
+        )
+    if "client name mismatch" in lower or "certificate mismatch" in lower:
+        return SignInRefused(
+            ReasonCode.CLIENT_NAME_MISMATCH,
+            f"the KDC does not accept this card's certificate for {principal} ({said}): bind "
+            "the certificate to the principal on the KDC (pkinit_cert_match, an id-pkinit-san "
+            "or an enterprise name)",
+        )
+    if ("verify own certificate" in lower or "kdc name mismatch" in lower
+            or "invalid certificate" in lower or "unable to get local issuer" in lower
+            or "unable to get issuer" in lower or "certificate verify failed" in lower):
+        return SignInRefused(
+            ReasonCode.KDC_UNTRUSTED,
+            f"certificate trust failed during PKINIT ({said}): put the CAs of the card and "
+            "the KDC in the NTAuth store (`rdscard ntauth add`) and their root in [logon] roots",
+        )
+    if "client not trusted" in lower:
+        return SignInRefused(
+            ReasonCode.PREAUTH_FAILED,
+            f"the KDC does not trust the card's certificate ({said}): add its issuing CA to "
+            "the KDC's pkinit_anchors/pkinit_pool",
+        )
+    if "preauthentication failed" in lower or "pre-authentication failed" in lower:
+        return SignInRefused(
+            ReasonCode.PREAUTH_FAILED,
+            f"PKINIT pre-authentication failed ({said}): check that the card is in the "
+            "session's reader and holds the sign-in certificate",
+        )
+    return SignInRefused(ReasonCode.KINIT_FAILED,
+                         f"kinit failed with status {returncode} ({said})")
+
+
+def make_logon_directory(base: Path, uid: int | None = None, gid: int | None = None) -> Path:
+    """A fresh 0700 directory under ``base`` for one sign-in's credential cache."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o711)
+    directory = Path(tempfile.mkdtemp(prefix="logon-", dir=base))
+    os.chmod(directory, 0o700)
+    if uid is not None and os.geteuid() == 0 and uid != 0:
+        os.chown(directory, uid, gid if gid is not None else -1)
+    return directory
+
+
+def _write_pin(fd: int, pin: Secret) -> None:
+    line = bytearray(pin.reveal())
+    line += b"\n"
+    try:
+        view = memoryview(line)
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        finally:
+            view.release()
+    except BrokenPipeError:
+        pass  # kinit stopped before reading: its exit status and message say why
+    finally:
+        line[:] = bytes(len(line))
+
+
+def run_pkinit(
+    principal: str,
+    pin: Secret,
+    settings: KdcSettings,
+    *,
+    ccache_base: Path,
+    anchors: Sequence[Path] = (),
+    enterprise: bool = False,
+    realm: str | None = None,
+    pcsc_socket: str | None = None,
+    uid: int | None = None,
+    gid: int | None = None,
+    base_env: Mapping[str, str] | None = None,
+) -> PkinitResult:
+    """Get a TGT for ``principal`` with the card behind ``pcsc_socket``; wipes ``pin``.
+
+    Raises :class:`SignInRefused` with the cause (wrong PIN, KDC unreachable,
+    name mismatch...) and removes the logon directory when it fails.
+    """
+    started = time.monotonic()
+    try:
+        directory = make_logon_directory(ccache_base, uid, gid)
+        ccache = directory / CCACHE_NAME
+        realm_config: Path | None = None
+        if enterprise and realm:
+            realm_config = directory / "krb5-realm.conf"
+            realm_config.write_text(f"[libdefaults]\n    default_realm = {realm}\n")
+        command = build_command(
+            principal, settings, ccname=f"FILE:{ccache}", home=directory, anchors=anchors,
+            enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
+            realm_config=realm_config, base_env=base_env,
+        )
+        run_as = uid is not None and os.geteuid() == 0 and uid != os.geteuid()
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                process = subprocess.Popen(
+                    command.argv, stdin=read_end, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=command.env, cwd=directory, close_fds=True,
+                    start_new_session=True, user=uid if run_as else None,
+                    group=gid if run_as else None,
+                )
+            except OSError as exc:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise SignInRefused(
+                    ReasonCode.KINIT_FAILED,
+                    f"cannot run {settings.kinit} ({exc.strerror}): install MIT Kerberos "
+                    "(krb5-user, krb5-pkinit) or set [logon.kdc] kinit",
+                ) from None
+            finally:
+                os.close(read_end)
+            _write_pin(write_end, pin)
+        finally:
+            pin.wipe()
+            os.close(write_end)
+        try:
+            out, err = process.communicate(timeout=settings.timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            shutil.rmtree(directory, ignore_errors=True)
+            raise SignInRefused(
+                ReasonCode.KINIT_TIMEOUT,
+                f"kinit did not finish within {settings.timeout:g} s: check the KDC and the "
+                "card reader, or raise [logon.kdc] timeout",
+            ) from None
+        stderr = err[:MAX_OUTPUT].decode("utf-8", "replace")
+        del out
+        if process.returncode != 0:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise explain_failure(stderr, principal, process.returncode)
+        try:
+            cache = read_ccache(ccache)
+        except (OSError, ProtocolError) as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                f"kinit succeeded but its credential cache is unusable ({exc})"
+                                ) from None
+        tgt = cache.tgt()
+        if tgt is None:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                "kinit succeeded but left no ticket-granting ticket")
+        return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
+                            ccname=f"FILE:{ccache}", expires=tgt.expires,
+                            seconds=time.monotonic() - started)
+    finally:
+        pin.wipe()
+
+
+def read_ccache(path: Path) -> Ccache:
+    """Parse a ccache file (at most 4 MiB)."""
+    with path.open("rb") as f:
+        data = f.read(MAX_CCACHE + 1)
+    return Ccache.decode(data)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
