@@ -255,6 +255,9 @@ class Connection:
             validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
             hint=self.hint,
             hand_over=self.hand_over_card,
+            state_dir=state_dir,
+            runtime_dir=config.redirection.socket_dir,
+            audit=self.context.audit,
         )
         self.logon = LogonFlow(context, self.client_pin)
         self.client_pin = None

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from rdscard.config import Config
+from rdscard.logon.audit import AuditLog
 from rdscard.screen.cache import FrameCache
 from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
@@ -24,6 +25,7 @@ from rdscard.server.smartcard_channel import CHANNEL_NAME, smart_card_channel_fa
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
 log = logging.getLogger("rdscard.server")
+AUDIT_LOG_NAME = "audit.jsonl"
 
 
 @dataclass
@@ -36,6 +38,10 @@ class ServerContext:
     sessions: SessionTable = field(default_factory=SessionTable)
     frames: FrameCache = field(default_factory=FrameCache)
     channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
+    audit: AuditLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.config.server.state_dir / AUDIT_LOG_NAME)
 
 
 class RdpServer:

@@ -11,11 +11,15 @@ reader, in process (:mod:`rdscard.logon.card_link`).
 from __future__ import annotations
 
 import asyncio
+import datetime
+import os
 import pwd
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
 from rdscard.logon.card_link import (
     BackendTransport,
     CardLinkError,
@@ -25,7 +29,9 @@ from rdscard.logon.card_link import (
     wait_for_card,
 )
 from rdscard.logon.mapping import AccountMapper, Hint
+from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.settings import AccountMode
 from rdscard.logon.signin import CardSignIn, sign_in_with_card
 from rdscard.logon.validation import CertificateValidator
 from rdscard.redirect.backend import SmartCardBackend
@@ -53,6 +59,9 @@ class LogonContext:
     validator: Callable[[], CertificateValidator]
     hint: Hint | None
     hand_over: Callable[[int, int], None]
+    state_dir: Path
+    runtime_dir: Path
+    audit: AuditLog
 
 
 class LogonFlow:
@@ -64,6 +73,7 @@ class LogonFlow:
         if client_pin is not None:
             self._pins.put_nowait(client_pin)
         self.signed_in: CardSignIn | None = None
+        self.ticket: PkinitResult | None = None
 
     def submit_pin(self, pin: Secret) -> None:
         """A PIN typed on the logon screen (Enter)."""
@@ -126,6 +136,35 @@ class LogonFlow:
 
     async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> CardSignIn:
         ctx = self.context
+        fields: dict[str, str] = {
+            "client_address": ctx.session.peer, "client_name": ctx.session.client_name,
+            "reader": reader, "mode": ctx.config.mode.value,
+        }
+
+        def seen(_: object, subject: str, issuer: str, serial: int) -> None:
+            fields.update(subject=subject, issuer=issuer, serial=serial_hex(serial))
+
+        kinit_pin = Secret(pin.reveal()) if ctx.config.mode is AccountMode.KERBEROS else None
+        try:
+            card = await self._card_steps(backend, reader, pin, seen)
+            fields.update(upn=card.mapping.upn or "", account=card.mapping.account,
+                          principal=card.mapping.principal or "")
+            if kinit_pin is not None:
+                self.ticket = await self._pkinit(card, kinit_pin)
+        except SignInRefused as refused:
+            ctx.audit.append(AuditRecord.refused(_now(), refused, **fields))
+            raise
+        finally:
+            if kinit_pin is not None:
+                kinit_pin.wipe()
+        ctx.audit.append(AuditRecord(time=_now(), result=AuditResult.SUCCESS, **fields))
+        return card
+
+    async def _card_steps(
+        self, backend: SmartCardBackend, reader: str, pin: Secret,
+        seen: Callable[[object, str, str, int], None],
+    ) -> CardSignIn:
+        ctx = self.context
         try:
             link = await open_card(backend, reader)
         except CardLinkError as exc:
@@ -135,11 +174,36 @@ class LogonFlow:
             transport = BackendTransport(link, asyncio.get_running_loop())
             mapper = AccountMapper(ctx.config)
             return await asyncio.to_thread(
-                sign_in_with_card, transport, pin, ctx.validator(), mapper, hint=ctx.hint
+                sign_in_with_card, transport, pin, ctx.validator(), mapper, hint=ctx.hint,
+                on_certificate=seen,
             )
         finally:
             pin.wipe()
             await close_card(link)
+
+    async def _pkinit(self, card: CardSignIn, pin: Secret) -> PkinitResult:
+        """Kerberos mode: a TGT by PKINIT with the session's redirected card."""
+        ctx = self.context
+        mapping = card.mapping
+        socket = ctx.session.env.get("PCSCLITE_CSOCK_NAME")
+        if mapping.principal is None or socket is None:
+            raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                "no Kerberos principal or no redirected card for PKINIT")
+        account = pwd.getpwnam(mapping.account)
+        base = ctx.runtime_dir / "krb5"
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o711)
+        await self._status("Getting your Kerberos ticket...", StatusKind.WAITING)
+        # kinit runs as the logon service (it reads the trust anchors of the
+        # state directory); the credential cache is then handed to the account.
+        result = await asyncio.to_thread(
+            run_pkinit, mapping.principal, pin, ctx.config.kdc, ccache_base=base,
+            anchors=kdc_anchors(ctx.config, ctx.state_dir), enterprise=mapping.enterprise,
+            realm=mapping.realm, pcsc_socket=socket,
+        )
+        for path in (result.ccache.parent, result.ccache):
+            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        return result
 
     async def _signed_in(self, reader: str) -> None:
         ctx = self.context
@@ -151,10 +215,19 @@ class LogonFlow:
         session.user = card.mapping.upn or account.pw_name
         session.phase = "signed in"
         ctx.hand_over(account.pw_uid, account.pw_gid)
-        ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)",
+        expires = None
+        if self.ticket is not None:
+            session.env["KRB5CCNAME"] = self.ticket.ccname
+            expires = self.ticket.expires
+        ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)%s",
                      card.mapping.upn, account.pw_name, card.certificate.subject,
-                     card.certificate.serial)
+                     card.certificate.serial,
+                     f", TGT for {self.ticket.principal}" if self.ticket else "")
         ctx.screen.set_status("Signed in with your smart card", StatusKind.SUCCESS)
         ctx.screen.set_tries_left(None)
-        ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", None, reader)
+        ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", expires, reader)
         await ctx.push_screen()
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
