@@ -29,13 +29,14 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache
+from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import KdcSettings, LogonConfig
@@ -318,3 +319,34 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
+
+
+def make_runner(
+    config: LogonConfig,
+    state_dir: Path,
+    *,
+    pcsc_socket: str | None,
+    uid: int | None = None,
+    gid: int | None = None,
+    ccache_base: Path | None = None,
+) -> Callable[[AccountMapping, Secret], PkinitResult]:
+    """The PKINIT step of :class:`~rdscard.logon.service.LogonService` for one session.
+
+    Credential caches go to ``ccache_base`` (default ``STATE/ccache``); the
+    KDC anchors are read now (:func:`kdc_anchors`).
+    """
+    anchors = kdc_anchors(config, state_dir)
+    base = ccache_base if ccache_base is not None else Path(state_dir) / "ccache"
+
+    def runner(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+        principal = mapping.upn if mapping.enterprise and mapping.upn else mapping.principal
+        if principal is None:
+            pin.wipe()
+            raise SignInRefused(ReasonCode.KDC_UNKNOWN,
+                                "no Kerberos principal for this sign-in: use kerberos mode "
+                                "with a realm in [logon.domain_realms]")
+        return run_pkinit(principal, pin, config.kdc, ccache_base=base, anchors=anchors,
+                          enterprise=mapping.enterprise, realm=mapping.realm,
+                          pcsc_socket=pcsc_socket, uid=uid, gid=gid)
+
+    return runner

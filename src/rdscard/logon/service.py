@@ -1,0 +1,166 @@
+"""The logon service (the project's "LSA"): one sign-in attempt from card to account.
+
+:meth:`LogonService.sign_in` runs the steps of the seed in order, stopping at
+the first refusal, and writes one audit record per attempt:
+
+1. select the PIV application and read the sign-in certificate (slot 9A);
+2. validate it (:mod:`rdscard.logon.validation`);
+3. map its UPN, with the user's hint, to the account and realm
+   (:mod:`rdscard.logon.mapping`) - before the PIN, so that a sign-in that
+   cannot succeed never spends a PIN try;
+4. verify the PIN once (:func:`~rdscard.logon.challenge.verify_pin_once`);
+5. prove possession of the key (:func:`~rdscard.logon.challenge.prove_possession`);
+6. in ``kerberos`` mode, PKINIT through the injected worker
+   (:func:`~rdscard.logon.pkinit.run_pkinit` in production).
+
+The PIN arrives as a :class:`~rdscard.secret.Secret` and is wiped before
+:meth:`sign_in` returns, whatever happened. Time and randomness are injected.
+The card is reached through a :class:`PivClient`, so the same code serves an
+in-process card, pcscd, or a session's redirected reader.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from rdscard.errors import ProtocolError
+from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
+from rdscard.logon.challenge import (
+    PinCheck,
+    prove_possession,
+    read_sign_in_certificate,
+    verify_pin_once,
+)
+from rdscard.logon.mapping import AccountMapper, AccountMapping, Hint
+from rdscard.logon.pkinit import PkinitResult
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.settings import AccountMode, LogonConfig
+from rdscard.logon.validation import CertificateValidator, ValidatedCertificate
+from rdscard.pki.piv_client import PivClient, PivError
+from rdscard.pki.transport import TransportError
+from rdscard.secret import Secret
+
+PkinitRunner = Callable[[AccountMapping, Secret], PkinitResult]
+PHASES: Final = ("certificate read", "validation", "mapping", "PIN verify",
+                 "proof of possession", "PKINIT")
+
+
+@dataclass(frozen=True)
+class SignInRequest:
+    """What the connection knows about the attempt (all from the client, none secret)."""
+
+    client_address: str = ""
+    client_name: str = ""
+    reader: str = ""
+    user_name: str = ""
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A successful sign-in; ``phases`` are seconds spent per step (for benchmarks)."""
+
+    account: str
+    upn: str | None
+    realm: str | None
+    principal: str | None
+    mode: AccountMode
+    certificate: ValidatedCertificate
+    pin: PinCheck
+    tickets: PkinitResult | None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class LogonService:
+    """Signs users in with their smart card according to a :class:`LogonConfig`."""
+
+    def __init__(
+        self,
+        config: LogonConfig,
+        validator: CertificateValidator,
+        *,
+        mapper: AccountMapper | None = None,
+        audit: AuditLog | None = None,
+        pkinit: PkinitRunner | None = None,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if config.mode is AccountMode.KERBEROS and pkinit is None:
+            raise ValueError("kerberos mode needs a PKINIT runner")
+        self.config = config
+        self.validator = validator
+        self.mapper = mapper or AccountMapper(config)
+        self.audit = audit
+        self.pkinit = pkinit
+        self.clock = clock
+        self.rng = rng
+
+    def sign_in(self, client: PivClient, pin: Secret,
+                request: SignInRequest = SignInRequest()) -> SignedIn:
+        """One attempt; raises :class:`SignInRefused` (audited) or returns :class:`SignedIn`."""
+        fields = {"client_address": request.client_address, "client_name": request.client_name,
+                  "reader": request.reader, "mode": self.config.mode.value}
+        phases: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            phases[name] = now - mark
+            mark = now
+
+        try:
+            try:
+                client.select()
+            except (PivError, ProtocolError, TransportError) as exc:
+                raise SignInRefused(
+                    ReasonCode.CARD_ERROR,
+                    f"the card in {request.reader or 'the reader'} cannot be used ({exc}): "
+                    "insert a PIV smart card",
+                ) from None
+            cert = read_sign_in_certificate(client)
+            lap("certificate read")
+            valid = self.validator.validate(cert, now=self.clock())
+            fields.update(subject=valid.subject, issuer=valid.issuer,
+                          serial=serial_hex(valid.serial), upn=valid.upn or "")
+            lap("validation")
+            mapping = self.mapper.map(valid.upn, Hint.parse(request.user_name, request.domain))
+            fields.update(account=mapping.account, principal=mapping.principal or "")
+            lap("mapping")
+            kinit_pin = Secret(pin.reveal()) if self.pkinit is not None and \
+                mapping.mode is AccountMode.KERBEROS else None
+            try:
+                checked = verify_pin_once(client, pin)
+                lap("PIN verify")
+                prove_possession(client, cert, rng=self.rng)
+                lap("proof of possession")
+                tickets: PkinitResult | None = None
+                if kinit_pin is not None and self.pkinit is not None:
+                    tickets = self.pkinit(mapping, kinit_pin)
+                    lap("PKINIT")
+            finally:
+                if kinit_pin is not None:
+                    kinit_pin.wipe()
+        except SignInRefused as refusal:
+            self._audit(AuditRecord.refused(self.clock(), refusal, **fields))
+            raise
+        finally:
+            pin.wipe()
+        self._audit(AuditRecord(time=self.clock(), result=AuditResult.SUCCESS, **fields))
+        return SignedIn(account=mapping.account, upn=valid.upn, realm=mapping.realm,
+                        principal=tickets.principal if tickets else mapping.principal,
+                        mode=mapping.mode, certificate=valid, pin=checked, tickets=tickets,
+                        phases=phases)
+
+    def _audit(self, record: AuditRecord) -> None:
+        if self.audit is not None:
+            self.audit.append(record)
