@@ -1,0 +1,103 @@
+"""Shared pieces of the redirection benchmarks: process accounting, percentiles, the server.
+
+CPU time is read from ``/proc/PID/task/*/schedstat`` (nanoseconds on the CPU,
+summed over the threads alive at the time of reading), which is fine-grained
+enough for per-call figures of a few microseconds; resident memory from
+``/proc/PID/status``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+REDIRECTED = re.compile(
+    r"\[session (\d+)\] smart card redirected: programs in the session use (\S+)"
+)
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds ``pid`` (all its current threads) spent on a CPU."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended between listing and reading
+    return total
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class ServerProcess:
+    """``rdscard serve`` on a free loopback port with a configuration file; log collected."""
+
+    def __init__(self, directory: Path, config_text: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "rdscard.toml"
+        config.write_text(config_text)
+        self.state_dir = directory / "state"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
+             "--state-dir", str(self.state_dir), "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.pid = self.process.pid
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self.port = 0
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 30
+        while self.port == 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("rdscard serve did not start:\n" + self.log)
+            time.sleep(0.05)
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._lock:
+                # keep the head and the tail only: a thousand sessions log a lot
+                if len(self._lines) < 20000:
+                    self._lines.append(line)
+            match = LISTENING.search(line)
+            if match and self.port == 0:
+                self.port = int(match.group(1))
+
+    @property
+    def log(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def redirected_sockets(self) -> dict[int, Path]:
+        """Session id -> its pcsc-lite socket, for every redirection logged so far."""
+        return {int(m.group(1)): Path(m.group(2)) for m in REDIRECTED.finditer(self.log)}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,237 @@
+"""Redirected SCardTransmit latency: a program in the session vs. the same program on the client.
+
+Run as root (it starts an isolated pcscd and runs a program in the session's
+environment): ``python bench/bench_redirect_latency.py [-n 1000] [--repeat 2]``.
+
+Client side: an isolated pcscd with two vpcd readers, the project's virtual
+PIV card in reader 0 and a trivial card that answers 90 00 at once in
+reader 1 (both served from threads of this process); xfreerdp ``/smartcard``
+under Xvfb, its libpcsclite pointed at that pcscd. Server side: a real
+``rdscard serve``. One small pyscard program (smartcard.scard, the
+low-level API) transmits SELECT PIV AID to each reader in a loop; it runs
+with ``PCSCLITE_CSOCK_NAME`` set to
+
+- the client's pcscd socket (direct, the baseline), and
+- the session's pcsc-lite socket (redirected: program -> rdscard server ->
+  RDP/TLS -> xfreerdp -> the client's pcscd -> vpcd -> card, and back),
+
+alternately, ``--repeat`` times each, and the samples of each path are pooled.
+
+It prints p50/p99 of each path, the ratio and what the redirection adds at
+p50; then, to split that addition, the CPU time each process spent per
+transmit during the timed loops (from /proc/PID/task/*/schedstat, outside
+the processes: no hook in the server). Whatever is left of the added time
+after the CPU shares is wake-up and scheduling latency of the extra hops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import ServerProcess, cpu_ns, percentile
+
+SELECT_PIV = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10,
+              0x00, 0x00]
+READERS = {"piv": "Virtual PCD 00 00", "9000": "Virtual PCD 00 01"}
+CARD_LABELS = {"piv": "virtual PIV card", "9000": "trivial card (90 00)"}
+
+
+def client(rounds: int, warmup: int) -> int:
+    """Child process: connect to both readers, warm up, wait for "go", time the loops."""
+    from smartcard import scard
+
+    def check(hresult: int, what: str) -> None:
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise SystemExit(f"{what}: {scard.SCardGetErrorMessage(hresult)}")
+
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    check(hresult, "SCardEstablishContext")
+    deadline = time.monotonic() + 20
+    states = [(name, scard.SCARD_STATE_UNAWARE) for name in READERS.values()]
+    while True:  # both cards present, as a program that waits for its card would
+        hresult, states = scard.SCardGetStatusChange(context, 500, states)
+        if hresult == scard.SCARD_S_SUCCESS and all(
+            state & scard.SCARD_STATE_PRESENT for _, state, _ in states
+        ):
+            break
+        if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+            check(hresult, "SCardGetStatusChange")
+        if time.monotonic() > deadline:
+            raise SystemExit("the cards did not show up as present")
+        states = [(name, state & ~scard.SCARD_STATE_CHANGED) for name, state, _ in states]
+    cards: dict[str, tuple[int, int]] = {}
+    for key, name in READERS.items():
+        hresult, card, protocol = scard.SCardConnect(
+            context, name, scard.SCARD_SHARE_SHARED,
+            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+        check(hresult, f"SCardConnect {name}")
+        cards[key] = (card, protocol)
+        for _ in range(warmup):
+            hresult, response = scard.SCardTransmit(card, protocol, SELECT_PIV)
+            check(hresult, "SCardTransmit")
+        if response[-2:] != [0x90, 0x00]:
+            raise SystemExit(f"{name}: SELECT answered {bytes(response).hex()}")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    results: dict[str, list[float]] = {}
+    cpu_start = time.process_time()
+    for key, (card, protocol) in cards.items():
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            hresult, response = scard.SCardTransmit(card, protocol, SELECT_PIV)
+            times.append(time.perf_counter() - start)
+            if hresult != scard.SCARD_S_SUCCESS:
+                check(hresult, "SCardTransmit")
+        results[key] = times
+    cpu = time.process_time() - cpu_start
+    print(json.dumps({"times": results, "cpu": cpu}), flush=True)
+    for card, _ in cards.values():
+        scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    scard.SCardReleaseContext(context)
+    return 0
+
+
+def run_client(socket: Path, rounds: int, warmup: int,
+               watched: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """One timed run; returns the samples per card and CPU ns per transmit per process."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--client", "-n", str(rounds), "--warmup", str(warmup)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PCSCLITE_CSOCK_NAME": str(socket)},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "ready":
+        child.wait(30)
+        raise RuntimeError(f"the measuring program failed (status {child.returncode})")
+    before = {name: cpu_ns(pid) for name, pid in watched.items()}
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    result = json.loads(child.stdout.readline())
+    after = {name: cpu_ns(pid) for name, pid in watched.items()}
+    child.stdin.close()
+    child.wait(30)
+    calls = rounds * len(READERS)
+    cpu = {name: (after[name] - before[name]) / calls for name in watched}
+    cpu["program"] = result["cpu"] * 1e9 / calls
+    return result["times"], cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--rounds", type=int, default=1000,
+                        help="timed transmits per reader per run (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="alternating runs of each path (default 2)")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        return client(args.rounds, args.warmup)
+    if os.geteuid() != 0:
+        print("run as root: the client's pcscd runs in its own mount namespace",
+              file=sys.stderr)
+        return 2
+
+    from rdscard.card.piv import VirtualPivCard
+    from rdscard.card.state import CardState
+    from rdscard.card.vpcd import TrivialCard
+    from rdscard.testbed.cards import CardInThread, wait_for_port
+    from rdscard.testbed.pcscd import IsolatedPcscd
+    from rdscard.testbed.ports import free_tcp_port
+    from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
+
+    samples: dict[tuple[str, str], list[float]] = {}
+    cpu_runs: dict[str, list[dict[str, float]]] = {"direct": [], "redirected": []}
+    with tempfile.TemporaryDirectory(prefix="bench-redirect-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        piv = VirtualPivCard(CardState.new(serial=0x4243, pin=b"123456", puk=b"12345678"))
+        with IsolatedPcscd(base / "pcscd", free_tcp_port(2)) as pcscd:
+            ports = pcscd.vpcd_ports()
+            for port in ports:
+                wait_for_port("127.0.0.1", port)
+            with CardInThread(piv, ports[0]), CardInThread(TrivialCard(), ports[1]):
+                server = ServerProcess(
+                    base / "server", f'[redirection]\nsocket_dir = "{base / "run"}"\n')
+                screen = VirtualScreen(1088, 832).start()
+                rdp = None
+                try:
+                    rdp = XFreeRdp(screen, "127.0.0.1", server.port,
+                                   extra_args=["/smartcard"], env=pcscd.env)
+                    if not wait_for(lambda: bool(server.redirected_sockets()), timeout=30):
+                        print(f"no redirection:\n{server.log}\n{rdp.output()}", file=sys.stderr)
+                        return 1
+                    session_socket = next(iter(server.redirected_sockets().values()))
+                    assert pcscd.process is not None
+                    watched = {"server": server.pid, "xfreerdp": rdp.process.pid,
+                               "pcscd": pcscd.process.pid, "card": os.getpid()}
+                    paths = {"direct": pcscd.socket_path, "redirected": session_socket}
+                    for _ in range(args.repeat):
+                        for path, socket in paths.items():
+                            times, cpu = run_client(socket, args.rounds, args.warmup, watched)
+                            cpu_runs[path].append(cpu)
+                            for key, values in times.items():
+                                samples.setdefault((key, path), []).extend(values)
+                finally:
+                    if rdp is not None:
+                        rdp.close()
+                    screen.close()
+                    server.stop()
+
+    total = args.rounds * args.repeat
+    print(f"SCardTransmit of SELECT PIV AID (15 bytes), {total} transmits per reader and path "
+          f"after {args.warmup} warm-up ({args.repeat} alternating runs); microseconds")
+    print(f"{'card':<22} {'direct p50':>10} {'p99':>7} {'redirected p50':>15} {'p99':>7}"
+          f" {'ratio p50':>9} {'added p50':>9} {'added p99':>9}")
+    added_p50: dict[str, float] = {}
+    added_mean: dict[str, float] = {}
+    for key in READERS:
+        d, r = samples[(key, "direct")], samples[(key, "redirected")]
+        d50, d99 = statistics.median(d) * 1e6, percentile(d, 0.99) * 1e6
+        r50, r99 = statistics.median(r) * 1e6, percentile(r, 0.99) * 1e6
+        added_p50[key] = r50 - d50
+        added_mean[key] = (statistics.mean(r) - statistics.mean(d)) * 1e6
+        print(f"{CARD_LABELS[key]:<22} {d50:>10.0f} {d99:>7.0f} {r50:>15.0f} {r99:>7.0f}"
+              f" {r50 / d50:>9.2f} {r50 - d50:>9.0f} {r99 - d99:>9.0f}")
+
+    names = ["program", "server", "xfreerdp", "pcscd", "card"]
+    mean_cpu = {path: {name: statistics.mean(run[name] for run in runs) / 1000 for name in names}
+                for path, runs in cpu_runs.items()}
+    print()
+    print("CPU per transmit (us, mean of both cards), read from /proc outside each process")
+    print(f"{'path':<12}" + "".join(f"{name:>10}" for name in names) + f"{'sum':>10}")
+    for path, row in mean_cpu.items():
+        print(f"{path:<12}" + "".join(f"{row[name]:>10.1f}" for name in names)
+              + f"{sum(row.values()):>10.1f}")
+    extra = {name: mean_cpu["redirected"][name] - mean_cpu["direct"][name] for name in names}
+    added = statistics.mean(added_mean.values())
+    rest = added - sum(extra.values())
+    print()
+    # CPU figures are means, so they split the mean addition, not the median one
+    print(f"what the redirection adds, mean per transmit (both cards): {added:.0f} us "
+          f"(p50: {statistics.mean(added_p50.values()):.0f} us) =")
+    print(f"  server (rdscard serve) CPU                          {extra['server']:>7.1f} us")
+    print(f"  xfreerdp CPU                                        {extra['xfreerdp']:>7.1f} us")
+    print(f"  client pcscd CPU difference                         {extra['pcscd']:>7.1f} us")
+    print(f"  program and card CPU difference                     "
+          f"{extra['program'] + extra['card']:>7.1f} us")
+    print(f"  rest: wake-ups, scheduling, kernel socket/TCP hops  {rest:>7.1f} us")
+    print("target: the server adds under 150 us at p50 (its own CPU share is the server line; "
+          "the whole addition also pays xfreerdp and one more RDP round trip)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
