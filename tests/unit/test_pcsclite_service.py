@@ -263,6 +263,7 @@ def test_reader_table_is_16_entries_built_from_the_backend() -> None:
         assert all(entry == ReaderState() for entry in table[1:])
         backend.table = [ReaderInfo(f"Reader {i}", i, 2) for i in range(20)]
         backend.table.insert(0, ReaderInfo("x" * 200, 1, 2))  # cannot be named: left out
+        backend.table.insert(1, ReaderInfo("bad \udc80 name", 1, 2))  # not UTF-8 either
         table = decode_readers_state(await client.send(C.CMD_GET_READERS_STATE))
         assert [e.reader_name for e in table] == [f"Reader {i}" for i in range(16)]
 

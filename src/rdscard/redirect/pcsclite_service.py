@@ -77,7 +77,11 @@ def reader_state(info: ReaderInfo) -> ReaderState:
 
 
 def _fits(info: ReaderInfo) -> bool:
-    raw = info.name.encode("utf-8", "replace")
+    """Whether ``info.name`` can be a readerName (NUL-terminated UTF-8 in 128 bytes)."""
+    try:
+        raw = info.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return 0 < len(raw) < MAX_READERNAME and b"\0" not in raw
 
 
