@@ -255,6 +255,7 @@ class Connection:
             validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
             hint=self.hint,
             hand_over=self.hand_over_card,
+            end_session=self.end_session,
             state_dir=state_dir,
             runtime_dir=config.redirection.socket_dir,
             audit=self.context.audit,
@@ -272,6 +273,16 @@ class Connection:
             pass
         except Exception:
             self.log.exception("the sign-in flow failed")
+
+    def end_session(self, logoff: bool) -> None:
+        """End the session from the server side (card removal policy), with the reason."""
+        self.acceptor.disconnect(
+            ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF if logoff
+            else ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT
+        )
+        if not self.writer.is_closing():
+            self.writer.write(self.acceptor.data_to_send())
+            self.writer.close()
 
     def hand_over_card(self, uid: int, gid: int) -> None:
         """Give the session's smart card socket to the account that signed in."""

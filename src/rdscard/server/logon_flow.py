@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import os
 import pwd
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from rdscard.logon.card_link import (
 from rdscard.logon.mapping import AccountMapper, Hint
 from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
-from rdscard.logon.settings import AccountMode
+from rdscard.logon.settings import AccountMode, CardRemoval
 from rdscard.logon.signin import CardSignIn, sign_in_with_card
 from rdscard.logon.validation import CertificateValidator
 from rdscard.redirect.backend import SmartCardBackend
@@ -59,6 +60,7 @@ class LogonContext:
     validator: Callable[[], CertificateValidator]
     hint: Hint | None
     hand_over: Callable[[int, int], None]
+    end_session: Callable[[bool], None]
     state_dir: Path
     runtime_dir: Path
     audit: AuditLog
@@ -74,6 +76,7 @@ class LogonFlow:
             self._pins.put_nowait(client_pin)
         self.signed_in: CardSignIn | None = None
         self.ticket: PkinitResult | None = None
+        self.locked_by = ""
 
     def submit_pin(self, pin: Secret) -> None:
         """A PIN typed on the logon screen (Enter)."""
@@ -91,7 +94,7 @@ class LogonFlow:
         await self.context.push_screen()
 
     async def run(self) -> None:
-        """Wait for the card, then sign in with the PINs that come, until one works."""
+        """Wait for the card, sign in, then apply the card removal policy."""
         ctx = self.context
         await self._status("Waiting for the smart card reader", StatusKind.WAITING)
         backend = await self._wait_for_backend()
@@ -101,28 +104,63 @@ class LogonFlow:
                 "No smart card reader: connect with smart card redirection "
                 "(xfreerdp /smartcard)", StatusKind.ERROR)
             return
+        while True:
+            reader = await self._sign_in(backend)
+            if reader is None:
+                return
+            await self._signed_in(reader)
+            policy = ctx.config.card_removal
+            if policy is CardRemoval.NONE:
+                return
+            await self._wait_for_removal(backend, reader)
+            ctx.log.info("the smart card left %r: card removal policy %s", reader, policy.value)
+            if policy is CardRemoval.LOCK:
+                self.locked_by = ctx.session.account
+                self.signed_in = None
+                ctx.session.phase = "locked"
+                ctx.screen.show_logon()
+                continue
+            if policy is CardRemoval.LOGOFF and self.ticket is not None:
+                shutil.rmtree(self.ticket.ccache.parent, ignore_errors=True)
+            ctx.end_session(policy is CardRemoval.LOGOFF)
+            return
+
+    async def _sign_in(self, backend: SmartCardBackend) -> str | None:
+        """Sign in with the PINs that come until one works; the reader used, or None."""
+        ctx = self.context
         refused: SignInRefused | None = None
         while self.signed_in is None:
             if not readers_with_card(backend.readers()):
-                await self._status("Insert your smart card", StatusKind.WAITING)
+                await self._status("Locked: insert your smart card" if self.locked_by
+                                   else "Insert your smart card", StatusKind.WAITING)
                 refused = None
             readers = await wait_for_card(backend, CARD_TIMEOUT)
             if not readers:
                 await self._status("No smart card inserted: insert it and reconnect",
                                    StatusKind.ERROR)
-                return
+                return None
             reader = readers[0].name
             if self._pins.empty() and refused is None:
                 await self._status("Type your PIN, then press Enter")
             pin = await self._pins.get()  # an error stays on screen until then
             await self._status("Signing in...", StatusKind.WAITING)
             try:
-                self.signed_in = await self._attempt(backend, reader, pin)
+                card = await self._attempt(backend, reader, pin)
+                if self.locked_by and card.mapping.account != self.locked_by:
+                    raise SignInRefused(
+                        ReasonCode.NO_ACCOUNT,
+                        f"this session is locked by {self.locked_by}: only their card unlocks it",
+                    )
+                self.signed_in = card
             except SignInRefused as exc:
                 refused = exc
                 ctx.log.warning("sign-in refused (%s): %s", exc.reason_code.value, exc.message)
                 await self._status(exc.message, StatusKind.ERROR, exc.tries_left)
-        await self._signed_in(reader)
+        return reader
+
+    async def _wait_for_removal(self, backend: SmartCardBackend, reader: str) -> None:
+        while any(r.name == reader for r in readers_with_card(backend.readers())):
+            await backend.wait_for_reader_change()
 
     async def _wait_for_backend(self) -> SmartCardBackend | None:
         loop = asyncio.get_running_loop()

@@ -143,3 +143,61 @@ def test_wrong_pin_from_the_client_costs_one_try_then_typing_the_pin_signs_in(
         client.close()
         screen.close()
         card.remove()
+
+
+def removal_server(tmp_path: Path, pki: RealmPki, policy: str) -> ServerProcess:
+    server = start_signin_server(tmp_path, pki)
+    server.stop()
+    config = tmp_path / "rdscard.toml"
+    config.write_text(config.read_text().replace(
+        '[logon]\nmode = "local"\n', f'[logon]\nmode = "local"\ncard_removal = "{policy}"\n'))
+    return ServerProcess(tmp_path / "state", ("--config", str(config)))
+
+
+def test_card_removal_locks_then_the_card_and_pin_unlock(
+    tmp_path: Path, pki: RealmPki, local_account: str, pcscd: IsolatedPcscd, rsa_card: CardFile
+) -> None:
+    server = removal_server(tmp_path, pki, "lock")
+    card = insert(rsa_card.card(), pcscd)
+    screen = VirtualScreen(1088, 832).start()
+    client = XFreeRdp(screen, "127.0.0.1", server.port,
+                      extra_args=["/smartcard", "/smartcard-logon", f"/p:{PIN}"], env=pcscd.env)
+    try:
+        assert wait_for(lambda: "signed in:" in server.log, timeout=40), server.log
+        card.remove()
+        assert wait_for(lambda: "card removal policy lock" in server.log, timeout=20)
+        origin = client.window_origin()
+        pin = layout.pin_box(1024, 768)
+        assert wait_for(lambda: layout.near(
+            screen.screenshot().getpixel((origin[0] + pin.right - 8, origin[1] + pin.top + 8)),
+            layout.PIN_BOX_FILL), timeout=10), "the locked session shows the PIN field"
+        card.insert()
+        client.type_keys(*PIN, "Return")
+        assert wait_for(lambda: server.log.count("signed in:") == 2, timeout=40), server.log
+    finally:
+        client.close()
+        screen.close()
+        card.remove()
+        server.stop()
+
+
+def test_card_removal_disconnects_with_a_reason(
+    tmp_path: Path, pki: RealmPki, local_account: str, pcscd: IsolatedPcscd, rsa_card: CardFile
+) -> None:
+    server = removal_server(tmp_path, pki, "disconnect")
+    card = insert(rsa_card.card(), pcscd)
+    screen = VirtualScreen(1088, 832).start()
+    client = XFreeRdp(screen, "127.0.0.1", server.port,
+                      extra_args=["/smartcard", "/smartcard-logon", f"/p:{PIN}"], env=pcscd.env)
+    try:
+        assert wait_for(lambda: "signed in:" in server.log, timeout=40), server.log
+        card.remove()
+        assert wait_for(lambda: client.process.poll() is not None, timeout=20), (
+            "xfreerdp should end when the session is disconnected"
+        )
+        assert "card removal policy disconnect" in server.log
+        assert "ERRINFO_RPC_INITIATED_DISCONNECT" in client.output()
+    finally:
+        client.close()
+        screen.close()
+        server.stop()
