@@ -368,7 +368,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(serve(args.socket_dir, args.uid, args.gid))
+    try:
+        asyncio.run(serve(args.socket_dir, args.uid, args.gid))
+    except ScardError as exc:
+        upstream = os.environ.get("PCSCLITE_CSOCK_NAME", "the default pcscd socket")
+        print(f"cannot use the local pcscd ({upstream}): {exc}; is pcscd running?",
+              file=sys.stderr)
+        return 1
     return 0
 
 

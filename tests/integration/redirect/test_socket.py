@@ -9,6 +9,8 @@ import asyncio
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,16 @@ def test_closing_the_socket_ends_pending_calls_and_releases_everything(
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         asyncio.run(main())
     assert not [r for r in caplog.records if r.name == "asyncio"]  # no cancelled-task noise
+
+
+def test_the_local_service_says_why_when_there_is_no_pcscd(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rdscard.redirect.local_backend", "--socket-dir",
+         str(tmp_path / "session")],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "missing" / "pcscd.comm")},
+    )
+    assert result.returncode == 1
+    assert "cannot use the local pcscd" in result.stderr and "0x8010001D" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "session").exists()
