@@ -105,10 +105,13 @@ def reader_info(name: str, event_state: int, atr: bytes, protocol: int = 0) -> R
 
 
 class LocalPcscBackend:
-    """The readers of the local pcscd as a :class:`SmartCardBackend`."""
+    """The readers of the local pcscd as a :class:`SmartCardBackend`.
 
-    def __init__(self) -> None:
-        self._scard = _scard()
+    ``scard`` is pyscard's ``smartcard.scard`` module (tests pass a stand-in).
+    """
+
+    def __init__(self, scard: Any = None) -> None:
+        self._scard = scard if scard is not None else _scard()
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pcsc-call")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: dict[str, ReaderInfo] = {}
