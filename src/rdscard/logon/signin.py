@@ -12,6 +12,7 @@ synchronous: this runs in a worker thread over any :class:`Transport`.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,13 +44,18 @@ def sign_in_with_card(
     hint: Hint | None = None,
     now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     on_certificate: Callable[[ValidatedCertificate | None, str, str, int], None] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> CardSignIn:
     """Run the card steps of a sign-in; ``pin`` is wiped whatever happens.
 
     Raises :class:`SignInRefused` naming the cause and the fix. When
     ``on_certificate`` is given it is called as soon as the certificate is
     read (subject, issuer and serial, for the audit log), validated or not.
+    ``phases`` receives the seconds spent reading and validating the
+    certificate, checking the PIN and proving possession.
     """
+    timing = phases if phases is not None else {}
+    started = time.perf_counter()
     try:
         client = PivClient(transport)
         try:
@@ -65,8 +71,13 @@ def sign_in_with_card(
                            cert.serial_number)
         validated = validator.validate(cert, now=now())
         mapping = mapper.map(validated.upn, hint)
+        timing["certificate"] = time.perf_counter() - started
+        started = time.perf_counter()
         check = verify_pin_once(client, pin)
+        timing["pin"] = time.perf_counter() - started
+        started = time.perf_counter()
         prove_possession(client, cert)
+        timing["proof"] = time.perf_counter() - started
         return CardSignIn(validated, mapping, check.tries_left_before)
     finally:
         pin.wipe()

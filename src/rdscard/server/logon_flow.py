@@ -15,6 +15,7 @@ import datetime
 import os
 import pwd
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,8 @@ class LogonFlow:
         self.signed_in: CardSignIn | None = None
         self.ticket: PkinitResult | None = None
         self.locked_by = ""
+        self.phases: dict[str, float] = {}
+        self._mark = time.perf_counter()
 
     def submit_pin(self, pin: Secret) -> None:
         """A PIN typed on the logon screen (Enter)."""
@@ -98,6 +101,7 @@ class LogonFlow:
         ctx = self.context
         await self._status("Waiting for the smart card reader", StatusKind.WAITING)
         backend = await self._wait_for_backend()
+        self._phase("device")
         if backend is None:
             ctx.log.warning("sign-in impossible: the client redirects no smart card reader")
             await self._status(
@@ -142,7 +146,10 @@ class LogonFlow:
             reader = readers[0].name
             if self._pins.empty() and refused is None:
                 await self._status("Type your PIN, then press Enter")
+            if self._pins.empty():
+                self._phase("card")
             pin = await self._pins.get()  # an error stays on screen until then
+            self._phase("card" if "card" not in self.phases else "prompt")
             await self._status("Signing in...", StatusKind.WAITING)
             try:
                 card = await self._attempt(backend, reader, pin)
@@ -157,6 +164,11 @@ class LogonFlow:
                 ctx.log.warning("sign-in refused (%s): %s", exc.reason_code.value, exc.message)
                 await self._status(exc.message, StatusKind.ERROR, exc.tries_left)
         return reader
+
+    def _phase(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._mark
+        self._mark = now
 
     async def _wait_for_removal(self, backend: SmartCardBackend, reader: str) -> None:
         while any(r.name == reader for r in readers_with_card(backend.readers())):
@@ -211,10 +223,12 @@ class LogonFlow:
         try:
             transport = BackendTransport(link, asyncio.get_running_loop())
             mapper = AccountMapper(ctx.config)
-            return await asyncio.to_thread(
+            card = await asyncio.to_thread(
                 sign_in_with_card, transport, pin, ctx.validator(), mapper, hint=ctx.hint,
-                on_certificate=seen,
+                on_certificate=seen, phases=self.phases,
             )
+            self._mark = time.perf_counter()
+            return card
         finally:
             pin.wipe()
             await close_card(link)
@@ -241,6 +255,7 @@ class LogonFlow:
         )
         for path in (result.ccache.parent, result.ccache):
             os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        self._phase("pkinit")
         return result
 
     async def _signed_in(self, reader: str) -> None:
@@ -265,6 +280,9 @@ class LogonFlow:
         ctx.screen.set_tries_left(None)
         ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", expires, reader)
         await ctx.push_screen()
+        self._phase("session")
+        ctx.log.info("sign-in phases (ms): %s", ", ".join(
+            f"{name}={seconds * 1000:.1f}" for name, seconds in self.phases.items()))
 
 
 def _now() -> datetime.datetime:
