@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,18 @@ def logon_card_state(pki: RealmPki,  # noqa: F811 - the imported fixture
     path = tmp_path_factory.mktemp("logon-card") / "alice.card"
     state.save(path)
     return path
+
+
+def proc_texts() -> list[bytes]:
+    """The argv and environment of every process this test can read."""
+    texts: list[bytes] = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for name in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as f:
+                    texts.append(f.read())
+            except OSError:
+                continue
+    return texts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 import stat
 import threading
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from rdscard.secret import Secret
 from rdscard.testbed.kdc import MitKdc
 from rdscard.testbed.pcscd import IsolatedPcscd
 from tests.integration.card.conftest import REALM, insert, run
-from tests.integration.logon.conftest import LOGON_PIN
+from tests.integration.logon.conftest import LOGON_PIN, proc_texts
 
 pytestmark = pytest.mark.integration
 
@@ -119,20 +118,6 @@ def test_untrusted_kdc_anchor_is_refused(pki: RealmPki, kdc: MitKdc, pcscd: Isol
     assert "rdscard ntauth add" in info.value.message
 
 
-def _proc_texts() -> list[bytes]:
-    texts: list[bytes] = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        for name in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{pid}/{name}", "rb") as f:
-                    texts.append(f.read())
-            except OSError:
-                continue
-    return texts
-
-
 def test_pin_is_in_no_argv_environment_or_file(pki: RealmPki, kdc: MitKdc,
                                                pcscd: IsolatedPcscd, logon_card_state: Path,
                                                state_dir: Path, tmp_path: Path) -> None:
@@ -148,7 +133,7 @@ def test_pin_is_in_no_argv_environment_or_file(pki: RealmPki, kdc: MitKdc,
 
     def watch() -> None:  # every process on the machine, while the worker runs
         while not stop.is_set():
-            seen.extend(_proc_texts())
+            seen.extend(proc_texts())
 
     watcher = threading.Thread(target=watch)
     with insert(load_card(logon_card_state), pcscd):

@@ -4,6 +4,7 @@ card through an isolated pcscd and gets a TGT from a real MIT KDC."""
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from rdscard.secret import Secret
 from rdscard.testbed.kdc import MitKdc
 from rdscard.testbed.pcscd import IsolatedPcscd
 from tests.integration.card.conftest import DOMAIN, REALM, insert, run
-from tests.integration.logon.conftest import LOGON_PIN
+from tests.integration.logon.conftest import LOGON_PIN, proc_texts
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,26 @@ def test_kerberos_sign_in_gets_a_tgt_without_spending_a_try(
     service = build(pki, kdc, pcscd, tmp_path / "state")
     # One card, two ways in: the service in process, kinit through pcscd.
     client = PivClient(InProcessTransport(VirtualPivCard(state)))
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # argv and environment of every process while the sign-in runs
+        while not stop.is_set():
+            seen.extend(proc_texts())
+
+    watcher = threading.Thread(target=watch)
     with insert(VirtualPivCard(state), pcscd):
-        result = service.sign_in(client, Secret(LOGON_PIN),
-                                 SignInRequest(reader=pcscd.reader_names()[0]))
+        watcher.start()
+        try:
+            result = service.sign_in(client, Secret(LOGON_PIN),
+                                     SignInRequest(reader=pcscd.reader_names()[0]))
+        finally:
+            stop.set()
+            watcher.join()
+    assert seen and not any(LOGON_PIN in text for text in seen)
+    for path in [*(tmp_path / "state").rglob("*"), *(tmp_path / "kdc").rglob("*")]:
+        if path.is_file():
+            assert LOGON_PIN not in path.read_bytes(), path
     assert result.tickets is not None and result.principal == f"alice@{REALM}"
     assert result.tickets.expires > datetime.datetime.now(datetime.UTC)
     assert state.pin_retries_left == 3
