@@ -287,3 +287,16 @@ def test_missing_ccache_and_missing_kinit(fake_kinit: Path, tmp_path: Path) -> N
         _run(tmp_path / "no-such-kinit", tmp_path / "cc", pin)
     assert info.value.reason_code is ReasonCode.KINIT_FAILED and "cannot run" in info.value.message
     assert len(pin) == 0
+
+
+def test_cache_is_handed_to_the_account(fake_kinit: Path, tmp_path: Path) -> None:
+    # Only root can give files away; anyone else keeps the cache as their own.
+    owner = 65534 if os.geteuid() == 0 else os.geteuid()
+    result = run_pkinit("alice@EXAMPLE.TEST", Secret(PIN), KdcSettings(kinit=str(fake_kinit)),
+                        ccache_base=tmp_path / "cc", uid=65534, gid=65534,
+                        base_env={"PATH": os.environ["PATH"]})
+    for path in (result.ccache, result.ccache.parent):
+        info = path.stat()
+        assert info.st_uid == owner
+    assert stat.S_IMODE(result.ccache.stat().st_mode) == 0o600
+    assert stat.S_IMODE(result.ccache.parent.stat().st_mode) == 0o700

@@ -9,9 +9,12 @@ configured roots, as the seed checks the KDC certificate against NTAuth).
 
 The PIN is written to kinit's standard input, a pipe, and nowhere else:
 never argv, environment or a file. kinit reads one line, so a wrong PIN is
-tried once and never again. The credential cache is ``FILE:`` in a fresh
-0700 directory (owned by the account when running as root), and its TGT
-expiry is read from the cache file itself (:mod:`rdscard.logon.ccache`).
+tried once and never again. kinit runs with the logon service's own
+privileges (the anchors and configuration in the state directory are the
+service's; the session socket admits root), in a fresh 0700 directory that,
+with the ``FILE:`` credential cache in it, is handed to the account
+afterwards. The TGT expiry is read from the cache file itself
+(:mod:`rdscard.logon.ccache`).
 
 kinit's messages (``LANG=C``) and its trace (``KRB5_TRACE``, read from its
 standard error only to tell a wrong PIN from other pre-authentication
@@ -192,14 +195,22 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
                          f"kinit failed with status {returncode} ({said})")
 
 
-def make_logon_directory(base: Path, uid: int | None = None, gid: int | None = None) -> Path:
+def make_logon_directory(base: Path) -> Path:
     """A fresh 0700 directory under ``base`` for one sign-in's credential cache."""
     base.mkdir(parents=True, exist_ok=True, mode=0o711)
     directory = Path(tempfile.mkdtemp(prefix="logon-", dir=base))
     os.chmod(directory, 0o700)
-    if uid is not None and os.geteuid() == 0 and uid != 0:
-        os.chown(directory, uid, gid if gid is not None else -1)
     return directory
+
+
+def _hand_over(directory: Path, ccache: Path, uid: int | None, gid: int | None) -> None:
+    """Give the signed-in account its cache: the directory and file become its own (root only)."""
+    if uid is None or os.geteuid() != 0 or uid == 0:
+        return
+    group = gid if gid is not None else -1
+    os.chmod(ccache, 0o600)
+    os.chown(ccache, uid, group)
+    os.chown(directory, uid, group)
 
 
 def _write_pin(fd: int, pin: Secret) -> None:
@@ -240,7 +251,7 @@ def run_pkinit(
     """
     started = time.monotonic()
     try:
-        directory = make_logon_directory(ccache_base, uid, gid)
+        directory = make_logon_directory(ccache_base)
         ccache = directory / CCACHE_NAME
         realm_config: Path | None = None
         if enterprise and realm:
@@ -251,15 +262,13 @@ def run_pkinit(
             enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
             realm_config=realm_config, base_env=base_env,
         )
-        run_as = uid is not None and os.geteuid() == 0 and uid != os.geteuid()
         read_end, write_end = os.pipe()
         try:
             try:
                 process = subprocess.Popen(
                     command.argv, stdin=read_end, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, env=command.env, cwd=directory, close_fds=True,
-                    start_new_session=True, user=uid if run_as else None,
-                    group=gid if run_as else None,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -301,6 +310,7 @@ def run_pkinit(
             shutil.rmtree(directory, ignore_errors=True)
             raise SignInRefused(ReasonCode.KINIT_FAILED,
                                 "kinit succeeded but left no ticket-granting ticket")
+        _hand_over(directory, ccache, uid, gid)
         return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
                             ccname=f"FILE:{ccache}", expires=tgt.expires,
                             seconds=time.monotonic() - started)
