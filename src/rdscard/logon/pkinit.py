@@ -205,10 +205,10 @@ def make_logon_directory(base: Path) -> Path:
 
 def _hand_over(directory: Path, ccache: Path, uid: int | None, gid: int | None) -> None:
     """Give the signed-in account its cache: the directory and file become its own (root only)."""
+    os.chmod(ccache, 0o600)
     if uid is None or os.geteuid() != 0 or uid == 0:
         return
     group = gid if gid is not None else -1
-    os.chmod(ccache, 0o600)
     os.chown(ccache, uid, group)
     os.chown(directory, uid, group)
 
