@@ -209,3 +209,10 @@ def test_split_upn_never_raises(upn: str) -> None:
     parts = split_upn(upn)
     if parts is not None:
         assert f"{parts[0]}@{parts[1]}" == upn
+
+
+def test_upn_name_in_another_case_finds_the_lower_case_account() -> None:
+    assert mapper().map("Alice@Example.Test").account == "alice"
+    m = AccountMapper(LogonConfig.from_table({"domain_realms": REALMS}),
+                      account_exists=lambda name: name == "Alice")
+    assert m.map("Alice@example.test").account == "Alice"  # an exact match wins

@@ -18,7 +18,7 @@ Accounts:
 
 - ``local`` mode: the ``[logon.accounts]`` table (UPN -> local account) wins;
   otherwise the UPN's name part (or the hint's user), if such a local
-  account exists (``pwd.getpwnam``).
+  account exists (``pwd.getpwnam``), else its lower-case form if that exists.
 - ``kerberos`` mode: the same rule picks the local account the session runs
   as; the client principal is ``name@REALM`` or, with
   ``principal_form = "enterprise"``, the UPN as an enterprise name
@@ -181,6 +181,9 @@ class AccountMapper:
             )
         account = explicit if explicit is not None else name
         assert account is not None
+        if (explicit is None and account != account.lower() and _ACCOUNT.match(account)
+                and not self._exists(account)):
+            account = account.lower()  # UPNs compare case-insensitively, accounts do not
         if not _ACCOUNT.match(account) or not self._exists(account):
             raise SignInRefused(
                 ReasonCode.NO_ACCOUNT,
