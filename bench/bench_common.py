@@ -22,15 +22,32 @@ REDIRECTED = re.compile(
 )
 
 
-def cpu_ns(pid: int) -> int:
-    """Nanoseconds ``pid`` (all its current threads) spent on a CPU."""
-    total = 0
+def sched_ns(pid: int) -> tuple[int, int]:
+    """Nanoseconds ``pid`` (all its current threads) spent on a CPU, and runnable but waiting."""
+    running = waiting = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            fields = (task / "schedstat").read_text().split()
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended between listing and reading
-    return total
+        running += int(fields[0])
+        waiting += int(fields[1])
+    return running, waiting
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds ``pid`` (all its current threads) spent on a CPU."""
+    return sched_ns(pid)[0]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def rss_kib(pid: int) -> int:
@@ -79,7 +96,7 @@ class ServerProcess:
         for line in self.process.stderr:
             with self._lock:
                 # keep the head and the tail only: a thousand sessions log a lot
-                if len(self._lines) < 20000:
+                if len(self._lines) < 200000:
                     self._lines.append(line)
             match = LISTENING.search(line)
             if match and self.port == 0:

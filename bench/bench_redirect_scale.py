@@ -1,0 +1,374 @@
+"""Redirection at scale: one server, 1 to 1000 sessions, a program transmitting in every one.
+
+Run as root (sessions run as root here): ``python bench/bench_redirect_scale.py
+[--sessions 1 10 100 1000] [--duration 5]``.
+
+One real ``rdscard serve`` process. Scripted RDP clients (this process,
+asyncio + TLS, :mod:`scripted_rdp_client`) each open a session with a
+200x200 desktop, read and discard its graphics, and redirect one smart card
+reader whose card answers every IOCTL at once (Transmit -> 90 00). The
+session count grows in steps on the same server (1, then 10, 100, 1000 in
+all). At each step a second process plays one pcsc-lite program per session,
+speaking the pcsc-lite wire protocol to the session's socket directly
+(CMD_VERSION, ESTABLISH_CONTEXT, CONNECT, then a closed loop of TRANSMIT of
+SELECT PIV AID, one call in flight per session) for ``--duration`` seconds.
+
+Printed per step: sessions redirected, aggregate redirected calls per
+second, p50/p99 latency seen by the programs, the server's CPU time per call
+and the calls per second one core would carry at that cost, the CPU of the
+two load generators per call (they share the machine's cores with the
+server), and the server's resident memory per session: RSS growth per added
+session, split into the RDP session itself (connected, logon screen, no
+device yet) and the redirection (device announced, socket up, a program
+connected with a context and a card handle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import (
+    ServerProcess,
+    cpu_ns,
+    machine_busy_seconds,
+    percentile,
+    rss_kib,
+    sched_ns,
+)
+from rdscard.pdu.pcsclite import (
+    Command,
+    Connect,
+    EstablishContext,
+    PcscRequest,
+    Transmit,
+    Version,
+)
+from scripted_rdp_client import ClientConnection, connect_client
+
+SELECT_PIV = bytes.fromhex("00a4040009a00000030800001000" "00")
+PCSC_T1 = 2
+CONNECT_PARALLEL = 40
+SETTLE = 0.5
+
+
+# -- the programs in the sessions (a child process) -----------------------------------------
+
+
+class PcscProgram:
+    """One pcsc-lite client connection, speaking the wire protocol (pcsc-lite 4.4)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.h_card = 0
+
+    async def _call(self, command: Command, message: object, size: int) -> bytes:
+        assert isinstance(message, Version | EstablishContext | Connect)
+        self.writer.write(PcscRequest(command, message).encode())
+        return await self.reader.readexactly(size)
+
+    async def open(self, reader_name: str, deadline: float) -> None:
+        version = Version.decode(await self._call(Command.CMD_VERSION, Version(4, 4),
+                                                  Version.SIZE))
+        if version.rv != 0:
+            raise RuntimeError(f"CMD_VERSION refused: 0x{version.rv:08X}")
+        context = EstablishContext.decode(await self._call(
+            Command.SCARD_ESTABLISH_CONTEXT, EstablishContext(2), EstablishContext.SIZE))
+        if context.rv != 0:
+            raise RuntimeError(f"ESTABLISH_CONTEXT failed: 0x{context.rv:08X}")
+        while True:  # the session learns of its reader from the client's first status answer
+            reply = Connect.decode(await self._call(
+                Command.SCARD_CONNECT, Connect(context.h_context, reader_name, 2, 3),
+                Connect.SIZE))
+            if reply.rv == 0:
+                self.h_card = reply.h_card
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"CONNECT failed: 0x{reply.rv:08X}")
+            await asyncio.sleep(0.05)
+
+    async def transmit_loop(self, until: float, latencies: list[float]) -> None:
+        request = PcscRequest(
+            Command.SCARD_TRANSMIT,
+            Transmit(self.h_card, PCSC_T1, 16, len(SELECT_PIV), PCSC_T1, 16, 258),
+            SELECT_PIV,
+        ).encode()
+        reader, writer = self.reader, self.writer
+        clock = time.perf_counter
+        while clock() < until:
+            start = clock()
+            writer.write(request)
+            head = Transmit.decode(await reader.readexactly(Transmit.SIZE))
+            if head.rv != 0:
+                raise RuntimeError(f"TRANSMIT failed: 0x{head.rv:08X}")
+            response = await reader.readexactly(head.pcb_recv_length)
+            latencies.append(clock() - start)
+            if response[-2:] != b"\x90\x00":
+                raise RuntimeError(f"unexpected response {response.hex()}")
+
+
+async def programs_main(sockets: list[str], reader_name: str, duration: float) -> None:
+    """Child process: open one program per socket, report ready, transmit on "go"."""
+    deadline = time.monotonic() + 120
+    semaphore = asyncio.Semaphore(CONNECT_PARALLEL)
+
+    async def open_one(path: str) -> PcscProgram:
+        async with semaphore:
+            reader, writer = await asyncio.open_unix_connection(path)
+            program = PcscProgram(reader, writer)
+            await program.open(reader_name, deadline)
+            return program
+
+    programs = await asyncio.gather(*(open_one(path) for path in sockets))
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    print(f"ready {len(programs)}", flush=True)
+    await stdin.readline()
+    cpu_start = time.process_time()
+    start = time.perf_counter()
+    until = start + duration
+    per_program: list[list[float]] = [[] for _ in programs]
+    await asyncio.gather(*(p.transmit_loop(until, lat)
+                           for p, lat in zip(programs, per_program, strict=True)))
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    latencies = [value for values in per_program for value in values]
+    print(json.dumps({
+        "calls": len(latencies), "wall": wall, "cpu": cpu,
+        "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99),
+        "max": max(latencies),
+        "per_session_min": min(len(values) for values in per_program),
+    }), flush=True)
+    for program in programs:
+        program.writer.close()
+
+
+# -- the orchestrator: server, scripted clients, measurements -------------------------------
+
+
+@dataclass
+class Step:
+    sessions: int
+    connect_seconds: float
+    rss_session_kib: float
+    rss_redirect_kib: float
+    calls: int
+    calls_per_second: float
+    p50_us: float
+    p99_us: float
+    server_cpu_us: float
+    clients_cpu_us: float
+    programs_cpu_us: float
+    server_busy: float
+    server_wait_us: float
+    other_cores: float
+
+
+class Bench:
+    def __init__(self, server: ServerProcess, duration: float) -> None:
+        self.server = server
+        self.duration = duration
+        self.clients: list[ClientConnection] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ready = 0
+
+    def _on_ready(self, _client: ClientConnection) -> None:
+        self.ready += 1
+
+    async def add_sessions(self, count: int) -> list[ClientConnection]:
+        semaphore = asyncio.Semaphore(CONNECT_PARALLEL)
+
+        async def one() -> ClientConnection:
+            async with semaphore:
+                client, task = await connect_client(
+                    "127.0.0.1", self.server.port, announce_device=False,
+                    on_ready=self._on_ready)
+                self.tasks.append(task)
+                return client
+
+        added = await asyncio.gather(*(one() for _ in range(count)))
+        self.clients.extend(added)
+        return list(added)
+
+    async def wait(self, predicate: object, timeout: float, what: str) -> None:
+        assert callable(predicate)
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.1)
+
+    async def step(self, total: int) -> Step:
+        pid = self.server.pid
+        added = total - len(self.clients)
+        rss_start = rss_kib(pid)
+        started = time.monotonic()
+        new = await self.add_sessions(added)
+        await asyncio.sleep(SETTLE)
+        rss_sessions = rss_kib(pid)
+        for client in new:
+            client.announce()
+        await self.wait(lambda: len(self.server.redirected_sockets()) >= total, 300,
+                        f"{total} redirected sessions")
+        connect_seconds = time.monotonic() - started
+        sockets = [str(path) for path in self.server.redirected_sockets().values()]
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--programs", "--duration", str(self.duration),
+            *sockets, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        line = (await child.stdout.readline()).decode()
+        if not line.startswith("ready"):
+            await child.wait()
+            raise RuntimeError(f"the programs did not start (status {child.returncode})")
+        await asyncio.sleep(SETTLE)
+        rss_programs = rss_kib(pid)
+        me = os.getpid()
+        server_before, me_before = sched_ns(pid), cpu_ns(me)
+        machine_before, wall_before = machine_busy_seconds(), time.perf_counter()
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        result = json.loads(await child.stdout.readline())
+        server_after, me_after = sched_ns(pid), cpu_ns(me)
+        machine_after, wall_after = machine_busy_seconds(), time.perf_counter()
+        child.stdin.close()
+        await child.wait()
+        calls = int(result["calls"])
+        wall = wall_after - wall_before
+        server_cpu = (server_after[0] - server_before[0]) / 1e9
+        ours = server_cpu + (me_after - me_before) / 1e9 + result["cpu"]
+        return Step(
+            sessions=len(sockets),
+            connect_seconds=connect_seconds,
+            rss_session_kib=(rss_sessions - rss_start) / added,
+            rss_redirect_kib=(rss_programs - rss_sessions) / added,
+            calls=calls,
+            calls_per_second=calls / result["wall"],
+            p50_us=result["p50"] * 1e6,
+            p99_us=result["p99"] * 1e6,
+            server_cpu_us=server_cpu * 1e6 / calls,
+            clients_cpu_us=(me_after - me_before) / 1000 / calls,
+            programs_cpu_us=result["cpu"] * 1e6 / calls,
+            server_busy=server_cpu / wall,
+            server_wait_us=(server_after[1] - server_before[1]) / 1000 / calls,
+            other_cores=max(0.0, (machine_after - machine_before) - ours) / wall,
+        )
+
+    async def close(self) -> None:
+        for client in self.clients:
+            client.writer.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def orchestrate(server: ServerProcess, counts: list[int], duration: float,
+                      budget: float) -> tuple[list[Step], str]:
+    bench = Bench(server, duration)
+    steps: list[Step] = []
+    note = ""
+    started = time.monotonic()
+    try:
+        for total in counts:
+            if time.monotonic() - started > budget:
+                note = f"stopped before {total} sessions: the time budget of {budget:.0f} s ran out"
+                break
+            try:
+                step = await bench.step(total)
+            except (RuntimeError, OSError, asyncio.IncompleteReadError) as exc:
+                note = f"stopped at {total} sessions: {exc}"
+                break
+            steps.append(step)
+            print(f"  {step.sessions} sessions: {step.calls_per_second:.0f} calls/s",
+                  file=sys.stderr)
+    finally:
+        await bench.close()
+    return steps, note
+
+
+def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration: float) -> None:
+    print(f"redirected SCardTransmit (SELECT PIV AID -> 90 00), one program per session, "
+          f"{duration:.0f} s per step; times in microseconds")
+    print(f"{'sessions':>8} {'calls/s':>8} {'p50':>7} {'p99':>7} {'server CPU/call':>15}"
+          f" {'1-core calls/s':>14} {'server busy':>11} {'clients CPU/call':>16}"
+          f" {'programs CPU/call':>17} {'server waited/call':>18} {'other load':>10}")
+    for s in steps:
+        one_core = 1e6 / s.server_cpu_us if s.server_cpu_us else float("inf")
+        print(f"{s.sessions:>8} {s.calls_per_second:>8.0f} {s.p50_us:>7.0f} {s.p99_us:>7.0f}"
+              f" {s.server_cpu_us:>15.1f} {one_core:>14.0f} {s.server_busy * 100:>10.0f}%"
+              f" {s.clients_cpu_us:>16.1f} {s.programs_cpu_us:>17.1f}"
+              f" {s.server_wait_us:>18.1f} {s.other_cores:>6.2f} cores")
+    print()
+    print("server resident memory per added session (KiB): RDP session (logon screen, no device) "
+          "+ redirection (device, socket, program with context and card) = total")
+    previous = 0
+    for s in steps:
+        print(f"{previous + 1:>5}..{s.sessions:<5} {s.rss_session_kib:>10.1f} + "
+              f"{s.rss_redirect_kib:>7.1f} = {s.rss_session_kib + s.rss_redirect_kib:>7.1f}"
+              f"   (set up in {s.connect_seconds:.1f} s)")
+        previous = s.sessions
+    if steps:
+        print(f"server RSS: {rss_first / 1024:.1f} MiB before the first session, "
+              f"{rss_last / 1024:.1f} MiB with {steps[-1].sessions} sessions")
+    if note:
+        print(f"note: {note}")
+    print("the load generators (scripted RDP clients in this process, pcsc-lite programs in "
+          "a child) share the machine's cores with the server: see their CPU per call;\n"
+          "'server waited' is the time the server was runnable but had no core (run queue), "
+          "'other load' the cores busy with processes outside this benchmark")
+    print("targets: 10,000 redirected calls/s on one core; 1,000 sessions in one process; "
+          "under 100 KB per session")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100, 1000])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--budget", type=float, default=600.0,
+                        help="seconds after which no further step starts (default 600)")
+    parser.add_argument("--programs", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("sockets", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.programs:
+        from scripted_rdp_client import READER
+
+        asyncio.run(programs_main(args.sockets, READER, args.duration))
+        return 0
+    if os.geteuid() != 0:
+        print("run as root: sessions and their sockets are made for their user", file=sys.stderr)
+        return 2
+    counts = sorted(set(args.sessions))
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        config = (f'[server]\nmax_connections = {max(counts) + 100}\n'
+                  f'[redirection]\nsocket_dir = "{base / "run"}"\n')
+        server = ServerProcess(base / "server", config)
+        try:
+            rss_first = rss_kib(server.pid)
+            steps, note = asyncio.run(orchestrate(server, counts, args.duration, args.budget))
+            rss_last = rss_kib(server.pid)
+        finally:
+            server.stop()
+    report(steps, rss_first, rss_last, note, args.duration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
