@@ -300,3 +300,11 @@ def test_cache_is_handed_to_the_account(fake_kinit: Path, tmp_path: Path) -> Non
         assert info.st_uid == owner
     assert stat.S_IMODE(result.ccache.stat().st_mode) == 0o600
     assert stat.S_IMODE(result.ccache.parent.stat().st_mode) == 0o700
+
+
+def test_enterprise_command_accepts_the_mapping_form(tmp_path: Path) -> None:
+    command = build_command("alice\\@example.test@EXAMPLE.TEST", KdcSettings(), ccname="FILE:c",
+                            home=tmp_path, enterprise=True, realm_config=tmp_path / "r.conf",
+                            base_env={})
+    assert command.argv[-2:] == ("-E", "alice@example.test")
+    assert command.env["KRB5_CONFIG"] == f"{tmp_path / 'r.conf'}:/etc/krb5.conf"

@@ -100,6 +100,11 @@ def build_command(
     """
     if not _PRINCIPAL.match(principal):
         raise ValueError(f"{principal!r} is not a principal kinit can be given")
+    if enterprise and "\\@" in principal:
+        # The mapping's form user\@domain@REALM: kinit -E wants the bare UPN.
+        name, _, principal_realm = principal.rpartition("@")
+        principal = name.replace("\\@", "@")
+        realm = realm or principal_realm
     argv = [settings.kinit, "-c", ccname,
             "-X", f"X509_user_identity=PKCS11:{settings.pkcs11_module}"]
     for anchor in anchors:

@@ -157,3 +157,19 @@ def test_pin_is_in_no_argv_environment_or_file(pki: RealmPki, kdc: MitKdc,
         if path.is_file():
             data = path.read_bytes()
             assert not any(form in data for form in forms), path
+
+
+def test_enterprise_name_gets_a_tgt(pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,
+                                    logon_card_state: Path, state_dir: Path) -> None:
+    # The UPN as an enterprise principal (kinit -E), as the mapping's enterprise form gives it.
+    enterprise = f"alice\\@{pki.domain}@{REALM}"
+    kdc.kadmin(f"addprinc +requires_preauth -nokey {enterprise}")
+    kdc.kadmin(f'setstr {enterprise} pkinit_cert_match "<SAN>^alice@{pki.domain}$"')
+    config = LogonConfig.from_table({"roots": [str(pki.layout.root_cert)],
+                                     "kdc": {"krb5_config": str(kdc.krb5_conf)}})
+    with insert(load_card(logon_card_state), pcscd):
+        result = run_pkinit(enterprise, Secret(LOGON_PIN), config.kdc,
+                            ccache_base=state_dir / "ccache", enterprise=True, realm=REALM,
+                            anchors=kdc_anchors(config, state_dir),
+                            pcsc_socket=pcscd.env["PCSCLITE_CSOCK_NAME"])
+    assert result.principal == enterprise
