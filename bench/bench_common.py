@@ -68,13 +68,17 @@ def percentile(values: list[float], q: float) -> float:
 class ServerProcess:
     """``rdscard serve`` on a free loopback port with a configuration file; log collected."""
 
-    def __init__(self, directory: Path, config_text: str) -> None:
+    def __init__(self, directory: Path, config_text: str, *, profile: Path | None = None) -> None:
+        """``profile``: run the server under cProfile, its statistics written there on stop."""
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "rdscard.toml"
         config.write_text(config_text)
         self.state_dir = directory / "state"
+        python = [sys.executable]
+        if profile is not None:
+            python += ["-m", "cProfile", "-o", str(profile)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
+            [*python, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
              "--state-dir", str(self.state_dir), "--config", str(config)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -114,7 +118,7 @@ class ServerProcess:
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(20)
+            self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import pstats
 import resource
 import statistics
 import sys
@@ -340,6 +341,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--budget", type=float, default=600.0,
                         help="seconds after which no further step starts (default 600)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the server under cProfile (slower), statistics to FILE, "
+                        "and print where its time went")
     parser.add_argument("--programs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("sockets", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,7 +363,7 @@ def main() -> int:
         os.chmod(base, 0o755)
         config = (f'[server]\nmax_connections = {max(counts) + 100}\n'
                   f'[redirection]\nsocket_dir = "{base / "run"}"\n')
-        server = ServerProcess(base / "server", config)
+        server = ServerProcess(base / "server", config, profile=args.profile)
         try:
             rss_first = rss_kib(server.pid)
             steps, note = asyncio.run(orchestrate(server, counts, args.duration, args.budget))
@@ -367,6 +371,9 @@ def main() -> int:
         finally:
             server.stop()
     report(steps, rss_first, rss_last, note, args.duration)
+    if args.profile is not None:
+        print(f"\nwhere the server's time went (cProfile, slows it down), from {args.profile}:")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(30)
     return 0
 
 
