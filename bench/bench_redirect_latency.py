@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import ServerProcess, cpu_ns, percentile
+from bench_common import ServerProcess, cpu_ns, machine_busy_seconds, percentile, sched_ns
 
 SELECT_PIV = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10,
               0x00, 0x00]
@@ -116,15 +116,22 @@ def run_client(socket: Path, rounds: int, warmup: int,
         child.wait(30)
         raise RuntimeError(f"the measuring program failed (status {child.returncode})")
     before = {name: cpu_ns(pid) for name, pid in watched.items()}
+    server_wait = sched_ns(watched["server"])[1]
+    machine, wall = machine_busy_seconds(), time.perf_counter()
     child.stdin.write("go\n")
     child.stdin.flush()
     result = json.loads(child.stdout.readline())
     after = {name: cpu_ns(pid) for name, pid in watched.items()}
+    server_wait = sched_ns(watched["server"])[1] - server_wait
+    machine, wall = machine_busy_seconds() - machine, time.perf_counter() - wall
     child.stdin.close()
     child.wait(30)
     calls = rounds * len(READERS)
     cpu = {name: (after[name] - before[name]) / calls for name in watched}
     cpu["program"] = result["cpu"] * 1e9 / calls
+    cpu["server waited"] = server_wait / calls
+    ours = (sum(after.values()) - sum(before.values())) / 1e9 + result["cpu"]
+    cpu["other load"] = max(0.0, machine - ours) / wall * 1000  # cores, x1000 like the rest
     return result["times"], cpu
 
 
@@ -228,6 +235,15 @@ def main() -> int:
     print(f"  program and card CPU difference                     "
           f"{extra['program'] + extra['card']:>7.1f} us")
     print(f"  rest: wake-ups, scheduling, kernel socket/TCP hops  {rest:>7.1f} us")
+    if rest < 0:
+        print("  (a negative rest: part of that CPU runs off the critical path, after a reply "
+              "is sent, or on the other core at the same time)")
+    waited = statistics.mean(run["server waited"] for run in cpu_runs["redirected"]) / 1000
+    others = [statistics.mean(run["other load"] for run in runs) / 1e6
+              for runs in cpu_runs.values()]
+    print(f"the server waited {waited:.1f} us per redirected transmit for a free core; other "
+          f"processes kept {others[0]:.2f} (direct) and {others[1]:.2f} (redirected) of the "
+          "machine's cores busy (/proc/stat, 10 ms ticks)")
     print("target: the server adds under 150 us at p50 (its own CPU share is the server line; "
           "the whole addition also pays xfreerdp and one more RDP round trip)")
     return 0
