@@ -129,3 +129,49 @@ def test_unresolvable_upn_domain_is_refused_then_accepted_with_a_domain_hint(
                                  f"{HINTED_ACCOUNT}"), result
     finally:
         hints.stop()
+
+
+class VanishingCard(VirtualPivCard):
+    """A card pulled out of the reader at the moment the PIN reaches it."""
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if len(apdu) > 5 and apdu[1] == 0x20 and apdu[3] == 0x80:  # VERIFY with a PIN
+            raise ConnectionResetError("card pulled out")
+        return super().transmit(apdu)
+
+
+def test_card_removed_during_sign_in_is_refused_clearly(
+    local_server: ServerProcess, pcscd: IsolatedPcscd, pki: RealmPki
+) -> None:
+    state = CardState.new(serial=0x3001, pin=PIN.encode(), puk=PUK.encode())
+    provision(PivClient(InProcessTransport(VirtualPivCard(state))), pki, "alice", Credentials(),
+              ProvisionOptions(key_type="p256"))
+    card = VanishingCard(state)
+    result, _ = attempt(local_server, pcscd, card)
+    assert result.startswith("sign-in refused (card_error)"), result
+    assert state.pin_retries_left == state.pin_retries_limit
+    audit = (local_server.state_dir / "audit.jsonl").read_text()
+    assert '"result": "refused"' in audit and '"reason": "card_error"' in audit
+
+
+def test_kdc_down_is_refused_clearly(
+    tmp_path: Path, pcscd: IsolatedPcscd, pki: RealmPki
+) -> None:
+    from rdscard.testbed.kdc import MitKdc
+
+    with MitKdc(tmp_path / "kdc", "EXAMPLE.TEST", pki) as kdc:
+        kdc.add_user("alice")
+        krb5_conf = kdc.krb5_conf
+    # the KDC is stopped now: its configuration points at a port nobody listens on
+    server = server_for(tmp_path, pki, f'mode = "kerberos"\nroots = ["{pki.layout.root_cert}"]\n'
+                        '[logon.domain_realms]\n"example.test" = "EXAMPLE.TEST"\n'
+                        '[logon.accounts]\n"alice@example.test" = "root"\n'
+                        f'[logon.kdc]\nkrb5_config = "{krb5_conf}"\ntimeout = 20.0\n')
+    try:
+        card, _ = make_card(pki, "alice")
+        result, _ = attempt(server, pcscd, card)
+        assert result.startswith("sign-in refused (kdc_unreachable)"), result
+        audit = (server.state_dir / "audit.jsonl").read_text()
+        assert '"reason": "kdc_unreachable"' in audit
+    finally:
+        server.stop()
