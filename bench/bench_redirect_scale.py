@@ -62,6 +62,7 @@ SELECT_PIV = bytes.fromhex("00a4040009a00000030800001000" "00")
 PCSC_T1 = 2
 CONNECT_PARALLEL = 40
 SETTLE = 0.5
+IDLE_WINDOW = 2.0
 
 
 # -- the programs in the sessions (a child process) -----------------------------------------
@@ -176,6 +177,8 @@ class Step:
     server_busy: float
     server_wait_us: float
     other_cores: float
+    min_session_calls: int
+    idle_busy: float
 
 
 class Bench:
@@ -225,6 +228,10 @@ class Bench:
         await self.wait(lambda: len(self.server.redirected_sockets()) >= total, 300,
                         f"{total} redirected sessions")
         connect_seconds = time.monotonic() - started
+        await asyncio.sleep(SETTLE)
+        idle_start, idle_wall = cpu_ns(pid), time.perf_counter()
+        await asyncio.sleep(IDLE_WINDOW)
+        idle_busy = (cpu_ns(pid) - idle_start) / 1e9 / (time.perf_counter() - idle_wall)
         sockets = [str(path) for path in self.server.redirected_sockets().values()]
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--programs", "--duration", str(self.duration),
@@ -267,6 +274,8 @@ class Bench:
             server_busy=server_cpu / wall,
             server_wait_us=(server_after[1] - server_before[1]) / 1000 / calls,
             other_cores=max(0.0, (machine_after - machine_before) - ours) / wall,
+            min_session_calls=int(result["per_session_min"]),
+            idle_busy=idle_busy,
         )
 
     async def close(self) -> None:
@@ -304,13 +313,15 @@ async def orchestrate(server: ServerProcess, counts: list[int], duration: float,
 def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration: float) -> None:
     print(f"redirected SCardTransmit (SELECT PIV AID -> 90 00), one program per session, "
           f"{duration:.0f} s per step; times in microseconds")
-    print(f"{'sessions':>8} {'calls/s':>8} {'p50':>7} {'p99':>7} {'server CPU/call':>15}"
-          f" {'1-core calls/s':>14} {'server busy':>11} {'clients CPU/call':>16}"
-          f" {'programs CPU/call':>17} {'server waited/call':>18} {'other load':>10}")
+    print(f"{'sessions':>8} {'min calls':>9} {'calls/s':>8} {'p50':>7} {'p99':>7}"
+          f" {'server CPU/call':>15} {'1-core calls/s':>14} {'server busy':>11}"
+          f" {'clients CPU/call':>16} {'programs CPU/call':>17} {'server waited/call':>18}"
+          f" {'other load':>10}")
     for s in steps:
         one_core = 1e6 / s.server_cpu_us if s.server_cpu_us else float("inf")
-        print(f"{s.sessions:>8} {s.calls_per_second:>8.0f} {s.p50_us:>7.0f} {s.p99_us:>7.0f}"
-              f" {s.server_cpu_us:>15.1f} {one_core:>14.0f} {s.server_busy * 100:>10.0f}%"
+        print(f"{s.sessions:>8} {s.min_session_calls:>9} {s.calls_per_second:>8.0f}"
+              f" {s.p50_us:>7.0f} {s.p99_us:>7.0f} {s.server_cpu_us:>15.1f}"
+              f" {one_core:>14.0f} {s.server_busy * 100:>10.0f}%"
               f" {s.clients_cpu_us:>16.1f} {s.programs_cpu_us:>17.1f}"
               f" {s.server_wait_us:>18.1f} {s.other_cores:>6.2f} cores")
     print()
@@ -320,13 +331,15 @@ def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration
     for s in steps:
         print(f"{previous + 1:>5}..{s.sessions:<5} {s.rss_session_kib:>10.1f} + "
               f"{s.rss_redirect_kib:>7.1f} = {s.rss_session_kib + s.rss_redirect_kib:>7.1f}"
-              f"   (set up in {s.connect_seconds:.1f} s)")
+              f"   (set up in {s.connect_seconds:.1f} s; server CPU with all {s.sessions} "
+              f"sessions idle: {s.idle_busy * 100:.1f}% of a core)")
         previous = s.sessions
     if steps:
         print(f"server RSS: {rss_first / 1024:.1f} MiB before the first session, "
               f"{rss_last / 1024:.1f} MiB with {steps[-1].sessions} sessions")
     if note:
         print(f"note: {note}")
+    print("'min calls': the fewest calls any one session completed (every session transmits)")
     print("the load generators (scripted RDP clients in this process, pcsc-lite programs in "
           "a child) share the machine's cores with the server: see their CPU per call;\n"
           "'server waited' is the time the server was runnable but had no core (run queue), "
