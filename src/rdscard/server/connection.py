@@ -16,8 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError
-from rdscard.logon.mapping import Hint
-from rdscard.logon.refusal import SignInRefused
 from rdscard.logon.validation import CertificateValidator
 from rdscard.pdu.share import ErrorInfo
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
@@ -81,7 +79,8 @@ class Connection:
         self.display: LogonScreenController | None = None
         self.channels: dict[str, ChannelHandler] = {}
         self.client_pin: Secret | None = None
-        self.hint: Hint | None = None
+        self.client_user = ""
+        self.client_domain = ""
         self.logon: LogonFlow | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.accepted_at = time.perf_counter()
@@ -221,10 +220,7 @@ class Connection:
             self.client_pin = info.password  # for the logon service alone, wiped after use
         else:
             info.password.wipe()  # a password is no use to smart card sign-in
-        try:
-            self.hint = Hint.parse(info.user_name, info.domain)
-        except SignInRefused as refused:
-            self.log.info("ignoring the user name hint: %s", refused.message)
+        self.client_user, self.client_domain = info.user_name, info.domain
         self.info.phase = Phase.CAPABILITIES.value
 
     def on_activated(self, event: SessionActivated) -> None:
@@ -253,7 +249,8 @@ class Connection:
             backend=self.redirected_backend,
             config=config.logon,
             validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
-            hint=self.hint,
+            client_user=self.client_user,
+            client_domain=self.client_domain,
             hand_over=self.hand_over_card,
             end_session=self.end_session,
             state_dir=state_dir,

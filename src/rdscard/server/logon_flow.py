@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 import pwd
 import shutil
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
+from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.card_link import (
     BackendTransport,
     CardLinkError,
@@ -30,12 +29,13 @@ from rdscard.logon.card_link import (
     readers_with_card,
     wait_for_card,
 )
-from rdscard.logon.mapping import AccountMapper, Hint
+from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.service import LogonService, SignedIn, SignInRequest
 from rdscard.logon.settings import AccountMode, CardRemoval
-from rdscard.logon.signin import CardSignIn, sign_in_with_card
 from rdscard.logon.validation import CertificateValidator
+from rdscard.pki.piv_client import PivClient
 from rdscard.redirect.backend import SmartCardBackend
 from rdscard.screen import LogonScreenController, StatusKind
 from rdscard.secret import Secret
@@ -59,7 +59,8 @@ class LogonContext:
     backend: Callable[[], SmartCardBackend | None]
     config: LogonConfig
     validator: Callable[[], CertificateValidator]
-    hint: Hint | None
+    client_user: str
+    client_domain: str
     hand_over: Callable[[int, int], None]
     end_session: Callable[[bool], None]
     state_dir: Path
@@ -75,7 +76,7 @@ class LogonFlow:
         self._pins: asyncio.Queue[Secret] = asyncio.Queue()
         if client_pin is not None:
             self._pins.put_nowait(client_pin)
-        self.signed_in: CardSignIn | None = None
+        self.signed_in: SignedIn | None = None
         self.ticket: PkinitResult | None = None
         self.locked_by = ""
         self.phases: dict[str, float] = {}
@@ -153,7 +154,7 @@ class LogonFlow:
             await self._status("Signing in...", StatusKind.WAITING)
             try:
                 card = await self._attempt(backend, reader, pin)
-                if self.locked_by and card.mapping.account != self.locked_by:
+                if self.locked_by and card.account != self.locked_by:
                     raise SignInRefused(
                         ReasonCode.NO_ACCOUNT,
                         f"this session is locked by {self.locked_by}: only their card unlocks it",
@@ -184,88 +185,68 @@ class LogonFlow:
             await asyncio.sleep(0.1)
         return None
 
-    async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> CardSignIn:
+    async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> SignedIn:
+        """One attempt by the logon service, over the logon's own line to the card."""
         ctx = self.context
-        fields: dict[str, str] = {
-            "client_address": ctx.session.peer, "client_name": ctx.session.client_name,
-            "reader": reader, "mode": ctx.config.mode.value,
-        }
-
-        def seen(_: object, subject: str, issuer: str, serial: int) -> None:
-            fields.update(subject=subject, issuer=issuer, serial=serial_hex(serial))
-
-        kinit_pin = Secret(pin.reveal()) if ctx.config.mode is AccountMode.KERBEROS else None
-        try:
-            card = await self._card_steps(backend, reader, pin, seen)
-            fields.update(upn=card.mapping.upn or "", account=card.mapping.account,
-                          principal=card.mapping.principal or "")
-            if kinit_pin is not None:
-                self.ticket = await self._pkinit(card, kinit_pin)
-        except SignInRefused as refused:
-            ctx.audit.append(AuditRecord.refused(_now(), refused, **fields))
-            raise
-        finally:
-            if kinit_pin is not None:
-                kinit_pin.wipe()
-        ctx.audit.append(AuditRecord(time=_now(), result=AuditResult.SUCCESS, **fields))
-        return card
-
-    async def _card_steps(
-        self, backend: SmartCardBackend, reader: str, pin: Secret,
-        seen: Callable[[object, str, str, int], None],
-    ) -> CardSignIn:
-        ctx = self.context
+        request = SignInRequest(
+            client_address=ctx.session.peer, client_name=ctx.session.client_name,
+            reader=reader, user_name=ctx.client_user, domain=ctx.client_domain,
+        )
         try:
             link = await open_card(backend, reader)
         except CardLinkError as exc:
             pin.wipe()
-            raise SignInRefused(ReasonCode.CARD_ERROR, f"{exc}: insert the card again") from None
+            refused = SignInRefused(ReasonCode.CARD_ERROR, f"{exc}: insert the card again")
+            ctx.audit.append(AuditRecord.refused(
+                datetime.datetime.now(datetime.UTC), refused, client_address=request.client_address,
+                client_name=request.client_name, reader=reader, mode=ctx.config.mode.value))
+            raise refused from None
         try:
-            transport = BackendTransport(link, asyncio.get_running_loop())
-            mapper = AccountMapper(ctx.config)
-            card = await asyncio.to_thread(
-                sign_in_with_card, transport, pin, ctx.validator(), mapper, hint=ctx.hint,
-                on_certificate=seen, phases=self.phases,
-            )
-            self._mark = time.perf_counter()
-            return card
+            client = PivClient(BackendTransport(link, asyncio.get_running_loop()))
+            runner = self._pkinit_runner() if ctx.config.mode is AccountMode.KERBEROS else None
+            service = LogonService(ctx.config, ctx.validator(), audit=ctx.audit, pkinit=runner)
+            signed = await asyncio.to_thread(service.sign_in, client, pin, request)
         finally:
             pin.wipe()
             await close_card(link)
+        self.phases.update({name: seconds for name, seconds in signed.phases.items()})
+        self._mark = time.perf_counter()
+        return signed
 
-    async def _pkinit(self, card: CardSignIn, pin: Secret) -> PkinitResult:
-        """Kerberos mode: a TGT by PKINIT with the session's redirected card."""
+    def _pkinit_runner(self) -> Callable[[AccountMapping, Secret], PkinitResult]:
+        """Kerberos mode: a TGT by PKINIT with the session's redirected card (worker thread)."""
         ctx = self.context
-        mapping = card.mapping
         socket = ctx.session.env.get("PCSCLITE_CSOCK_NAME")
-        if mapping.principal is None or socket is None:
-            raise SignInRefused(ReasonCode.KINIT_FAILED,
-                                "no Kerberos principal or no redirected card for PKINIT")
-        account = pwd.getpwnam(mapping.account)
         base = ctx.runtime_dir / "krb5"
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o711)
-        await self._status("Getting your Kerberos ticket...", StatusKind.WAITING)
-        # kinit runs as the logon service (it reads the trust anchors of the
-        # state directory); the credential cache is then handed to the account.
-        result = await asyncio.to_thread(
-            run_pkinit, mapping.principal, pin, ctx.config.kdc, ccache_base=base,
-            anchors=kdc_anchors(ctx.config, ctx.state_dir), enterprise=mapping.enterprise,
-            realm=mapping.realm, pcsc_socket=socket,
-        )
-        for path in (result.ccache.parent, result.ccache):
-            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
-        self._phase("pkinit")
-        return result
+        anchors = kdc_anchors(ctx.config, ctx.state_dir)
+
+        def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+            if mapping.principal is None or socket is None:
+                pin.wipe()
+                raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                    "no Kerberos principal or no redirected card for PKINIT")
+            account = pwd.getpwnam(mapping.account)
+            # kinit runs as the logon service (it reads the trust anchors of the
+            # state directory); the credential cache is then handed to the account.
+            return run_pkinit(
+                mapping.principal, pin, ctx.config.kdc, ccache_base=base, anchors=anchors,
+                enterprise=mapping.enterprise, realm=mapping.realm, pcsc_socket=socket,
+                uid=account.pw_uid, gid=account.pw_gid,
+            )
+
+        return run
 
     async def _signed_in(self, reader: str) -> None:
         ctx = self.context
         card = self.signed_in
         assert card is not None
-        account = pwd.getpwnam(card.mapping.account)
+        self.ticket = card.tickets
+        account = pwd.getpwnam(card.account)
         session = ctx.session
         session.account, session.uid, session.gid = account.pw_name, account.pw_uid, account.pw_gid
-        session.user = card.mapping.upn or account.pw_name
+        session.user = card.upn or account.pw_name
         session.phase = "signed in"
         ctx.hand_over(account.pw_uid, account.pw_gid)
         expires = None
@@ -273,17 +254,13 @@ class LogonFlow:
             session.env["KRB5CCNAME"] = self.ticket.ccname
             expires = self.ticket.expires
         ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)%s",
-                     card.mapping.upn, account.pw_name, card.certificate.subject,
+                     card.upn, account.pw_name, card.certificate.subject,
                      card.certificate.serial,
                      f", TGT for {self.ticket.principal}" if self.ticket else "")
         ctx.screen.set_status("Signed in with your smart card", StatusKind.SUCCESS)
         ctx.screen.set_tries_left(None)
-        ctx.screen.show_signed_in(account.pw_name, card.mapping.realm or "", expires, reader)
+        ctx.screen.show_signed_in(account.pw_name, card.realm or "", expires, reader)
         await ctx.push_screen()
         self._phase("session")
         ctx.log.info("sign-in phases (ms): %s", ", ".join(
             f"{name}={seconds * 1000:.1f}" for name, seconds in self.phases.items()))
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
