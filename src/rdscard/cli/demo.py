@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import pwd
 import subprocess
 import tempfile
 import threading
@@ -22,10 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from rdscard.card.piv import VirtualPivCard
 from rdscard.card.state import CardState
 from rdscard.config import Config
 from rdscard.errors import RdscardError
+from rdscard.logon.ntauth import NtAuthStore
 from rdscard.pki.ca import RealmPki
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, provision
@@ -112,9 +116,18 @@ def run(args: argparse.Namespace) -> int:
             if client_env is None:
                 _step("not root: the client-side pcscd cannot start, so no smart card this time")
             config = Config().with_overrides(listen="127.0.0.1:0", state_dir=root / "state")
+            account = pwd.getpwuid(os.geteuid()).pw_name
             config = replace(
-                config, redirection=replace(config.redirection, socket_dir=root / "run")
+                config,
+                redirection=replace(config.redirection, socket_dir=root / "run"),
+                logon=replace(config.logon, accounts={"alice@example.test": account}),
             )
+            if client_env is not None:
+                issuing = x509.load_pem_x509_certificate((root / "pki" / "issuing-ca.pem")
+                                                         .read_bytes())
+                NtAuthStore.in_state_dir(root / "state").add(issuing)
+                _step("server side: the test PKI's issuing CA is in the NTAuth store; "
+                      f"alice@example.test maps to the local account {account!r}")
             _step("starting the rdscard server on loopback")
             server = BackgroundServer(config).start()
             stack.callback(server.stop)
@@ -165,6 +178,7 @@ def _drive_client(
             )
             _show_logon_screen(screen, client, output, width, height)
             if client_env is not None:
+                _sign_in(screen, client, session, output)
                 _use_redirected_card(session)
             _step("demo complete")
             return 0
@@ -191,6 +205,19 @@ def _show_logon_screen(
           f"({output / 'pin-typed.png'})")
     if bullets != 4:
         raise RdscardError(f"expected 4 masked characters, saw {bullets}")
+
+
+def _sign_in(
+    screen: VirtualScreen, client: XFreeRdp, session: SessionInfo, output: Path
+) -> None:
+    client.type_keys("Escape", *DEMO_PIN, "Return")
+    _step("cleared the field, typed the card's PIN and Enter")
+    if not wait_for(lambda: session.phase == "signed in", 30):
+        raise RdscardError("the sign-in did not succeed (see the server log above)")
+    time.sleep(0.5)
+    screen.screenshot().save(output / "signed-in.png")
+    _step(f"signed in with the smart card as {session.account!r} (UPN {session.user}); "
+          f"the session shows it ({output / 'signed-in.png'})")
 
 
 def _use_redirected_card(session: SessionInfo) -> None:
