@@ -62,6 +62,7 @@ SELECT_PIV = bytes.fromhex("00a4040009a00000030800001000" "00")
 PCSC_T1 = 2
 CONNECT_PARALLEL = 40
 SETTLE = 0.5
+IDLE_SETTLE = 3.0
 IDLE_WINDOW = 2.0
 
 
@@ -228,10 +229,6 @@ class Bench:
         await self.wait(lambda: len(self.server.redirected_sockets()) >= total, 300,
                         f"{total} redirected sessions")
         connect_seconds = time.monotonic() - started
-        await asyncio.sleep(SETTLE)
-        idle_start, idle_wall = cpu_ns(pid), time.perf_counter()
-        await asyncio.sleep(IDLE_WINDOW)
-        idle_busy = (cpu_ns(pid) - idle_start) / 1e9 / (time.perf_counter() - idle_wall)
         sockets = [str(path) for path in self.server.redirected_sockets().values()]
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--programs", "--duration", str(self.duration),
@@ -255,6 +252,11 @@ class Bench:
         machine_after, wall_after = machine_busy_seconds(), time.perf_counter()
         child.stdin.close()
         await child.wait()
+        # idle: once the programs are gone and the server has finished releasing their calls
+        await asyncio.sleep(IDLE_SETTLE)
+        idle_start, idle_wall = cpu_ns(pid), time.perf_counter()
+        await asyncio.sleep(IDLE_WINDOW)
+        idle_busy = (cpu_ns(pid) - idle_start) / 1e9 / (time.perf_counter() - idle_wall)
         calls = int(result["calls"])
         wall = wall_after - wall_before
         server_cpu = (server_after[0] - server_before[0]) / 1e9
@@ -332,7 +334,7 @@ def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration
         print(f"{previous + 1:>5}..{s.sessions:<5} {s.rss_session_kib:>10.1f} + "
               f"{s.rss_redirect_kib:>7.1f} = {s.rss_session_kib + s.rss_redirect_kib:>7.1f}"
               f"   (set up in {s.connect_seconds:.1f} s; server CPU with all {s.sessions} "
-              f"sessions idle: {s.idle_busy * 100:.1f}% of a core)")
+              f"sessions idle after the load: {s.idle_busy * 100:.1f}% of a core)")
         previous = s.sessions
     if steps:
         print(f"server RSS: {rss_first / 1024:.1f} MiB before the first session, "
