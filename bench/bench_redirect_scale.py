@@ -180,6 +180,7 @@ class Step:
     other_cores: float
     min_session_calls: int
     idle_busy: float
+    waiting_busy: float
 
 
 class Bench:
@@ -224,11 +225,16 @@ class Bench:
         new = await self.add_sessions(added)
         await asyncio.sleep(SETTLE)
         rss_sessions = rss_kib(pid)
+        connect_seconds = time.monotonic() - started
+        waiting_start, waiting_wall = cpu_ns(pid), time.perf_counter()
+        await asyncio.sleep(IDLE_WINDOW)
+        waiting_busy = (cpu_ns(pid) - waiting_start) / 1e9 / (time.perf_counter() - waiting_wall)
+        announced = time.monotonic()
         for client in new:
             client.announce()
         await self.wait(lambda: len(self.server.redirected_sockets()) >= total, 300,
                         f"{total} redirected sessions")
-        connect_seconds = time.monotonic() - started
+        connect_seconds += time.monotonic() - announced
         sockets = [str(path) for path in self.server.redirected_sockets().values()]
         child = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--programs", "--duration", str(self.duration),
@@ -278,6 +284,7 @@ class Bench:
             other_cores=max(0.0, (machine_after - machine_before) - ours) / wall,
             min_session_calls=int(result["per_session_min"]),
             idle_busy=idle_busy,
+            waiting_busy=waiting_busy,
         )
 
     async def close(self) -> None:
@@ -333,9 +340,13 @@ def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration
     for s in steps:
         print(f"{previous + 1:>5}..{s.sessions:<5} {s.rss_session_kib:>10.1f} + "
               f"{s.rss_redirect_kib:>7.1f} = {s.rss_session_kib + s.rss_redirect_kib:>7.1f}"
-              f"   (set up in {s.connect_seconds:.1f} s; server CPU with all {s.sessions} "
-              f"sessions idle after the load: {s.idle_busy * 100:.1f}% of a core)")
+              f"   (set up in {s.connect_seconds:.1f} s)")
         previous = s.sessions
+    print("server CPU with no calls, in % of a core: after each step's load, and while the new "
+          "sessions of the step had no smart card device yet (logon screen waiting for one)")
+    for s in steps:
+        print(f"{s.sessions:>8} sessions: idle {s.idle_busy * 100:5.1f}%; "
+              f"new sessions without a device: {s.waiting_busy * 100:5.1f}%")
     if steps:
         print(f"server RSS: {rss_first / 1024:.1f} MiB before the first session, "
               f"{rss_last / 1024:.1f} MiB with {steps[-1].sessions} sessions")
