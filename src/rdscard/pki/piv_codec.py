@@ -15,6 +15,7 @@ from typing import Final, Self
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from rdscard.card.constants import Algorithm as Algorithm  # SP 800-78-4 table 6-2, one definition
 from rdscard.errors import ProtocolError
 from rdscard.pdu.tlv import Tlv, decode_all, encode_tag, tlv
 
@@ -51,19 +52,6 @@ class KeyRef(IntEnum):
     DIGITAL_SIGNATURE = 0x9C
     KEY_MANAGEMENT = 0x9D
     CARD_AUTHENTICATION = 0x9E
-
-
-class Algorithm(IntEnum):
-    """Cryptographic algorithm identifiers (SP 800-78-4 table 6-2)."""
-
-    TDES = 0x03
-    RSA_1024 = 0x06
-    RSA_2048 = 0x07
-    AES_128 = 0x08
-    AES_192 = 0x0A
-    AES_256 = 0x0C
-    ECC_P256 = 0x11
-    ECC_P384 = 0x14
 
 
 SYMMETRIC_KEY_LENGTHS: Final = {
