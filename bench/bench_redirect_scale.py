@@ -20,7 +20,13 @@ two load generators per call (they share the machine's cores with the
 server), and the server's resident memory per session: RSS growth per added
 session, split into the RDP session itself (connected, logon screen, no
 device yet) and the redirection (device announced, socket up, a program
-connected with a context and a card handle).
+connected with a context and a card handle). Also the server's CPU with no
+calls at all: once each step's load has settled, and while the step's new
+sessions sit on the logon screen without a smart card device.
+
+``--profile FILE`` runs the server under cProfile and prints its hottest
+functions (the profiler slows it down; use it to see where time goes, not
+for the figures).
 """
 
 from __future__ import annotations
