@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rdscard.errors import ProtocolError, RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.card_link import (
     BackendTransport,
@@ -29,12 +30,13 @@ from rdscard.logon.card_link import (
     readers_with_card,
     wait_for_card,
 )
+from rdscard.logon.challenge import read_sign_in_certificate
 from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignedIn, SignInRequest
 from rdscard.logon.settings import AccountMode, CardRemoval
-from rdscard.logon.validation import CertificateValidator
+from rdscard.logon.validation import CertificateValidator, extract_upn
 from rdscard.pki.piv_client import PivClient
 from rdscard.redirect.backend import SmartCardBackend
 from rdscard.screen import LogonScreenController, StatusKind
@@ -144,7 +146,17 @@ class LogonFlow:
                 await self._status("No smart card inserted: insert it and reconnect",
                                    StatusKind.ERROR)
                 return None
-            reader = readers[0].name
+            if len(readers) == 1:
+                reader = readers[0].name
+            else:
+                chosen = await self._choose_reader(backend, [r.name for r in readers])
+                if chosen is None:
+                    await self._status(
+                        "Several smart cards are inserted: remove the ones you do not sign in "
+                        "with, or give your user name in the client", StatusKind.ERROR)
+                    await backend.wait_for_reader_change()
+                    continue
+                reader = chosen
             if self._pins.empty() and refused is None:
                 await self._status("Type your PIN, then press Enter")
             if self._pins.empty():
@@ -165,6 +177,41 @@ class LogonFlow:
                 ctx.log.warning("sign-in refused (%s): %s", exc.reason_code.value, exc.message)
                 await self._status(exc.message, StatusKind.ERROR, exc.tries_left)
         return reader
+
+    async def _choose_reader(self, backend: SmartCardBackend, readers: list[str]) -> str | None:
+        """The reader whose card names the user the client sent; None when ambiguous.
+
+        Only certificates are read (no PIN): the user name or ``DOMAIN\\user``
+        of the logon packet picks the card whose UPN names that user.
+        """
+        wanted = self.context.client_user.rpartition("\\")[2].partition("@")[0].casefold()
+        if not wanted:
+            return None
+        matches = []
+        for reader in readers:
+            upn = await self._card_upn(backend, reader)
+            if upn is not None and upn.partition("@")[0].casefold() == wanted:
+                matches.append(reader)
+        return matches[0] if len(matches) == 1 else None
+
+    async def _card_upn(self, backend: SmartCardBackend, reader: str) -> str | None:
+        try:
+            link = await open_card(backend, reader)
+        except CardLinkError:
+            return None
+        try:
+            client = PivClient(BackendTransport(link, asyncio.get_running_loop()))
+
+            def read() -> str | None:
+                client.select()
+                cert = read_sign_in_certificate(client)
+                return extract_upn(cert)
+
+            return await asyncio.to_thread(read)
+        except (SignInRefused, RdscardError, ProtocolError):
+            return None
+        finally:
+            await close_card(link)
 
     def _phase(self, name: str) -> None:
         now = time.perf_counter()

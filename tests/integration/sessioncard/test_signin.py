@@ -201,3 +201,30 @@ def test_card_removal_disconnects_with_a_reason(
         client.close()
         screen.close()
         server.stop()
+
+
+def test_with_two_cards_the_user_name_from_the_client_picks_the_card(
+    tmp_path: Path, pki: RealmPki, local_account: str, pcscd: IsolatedPcscd,
+    rsa_card: CardFile, ecc_card: CardFile,
+) -> None:
+    if subprocess.run(["id", "bob"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "bob"], check=True)
+    server = start_signin_server(tmp_path, pki)
+    server.stop()
+    config = tmp_path / "rdscard.toml"
+    config.write_text(config.read_text() + '"bob@example.test" = "bob"\n')
+    server = ServerProcess(tmp_path / "state", ("--config", str(config)))
+    alice = insert(rsa_card.card(), pcscd, 0)
+    bob = insert(ecc_card.card(), pcscd, 1)
+    screen = VirtualScreen(1088, 832).start()
+    client = XFreeRdp(screen, "127.0.0.1", server.port, env=pcscd.env,
+                      extra_args=["/smartcard", "/smartcard-logon", f"/p:{PIN}", "/u:bob"])
+    try:
+        assert wait_for(lambda: "signed in:" in server.log, timeout=40), server.log
+        assert "signed in: bob@example.test as local account bob" in server.log
+    finally:
+        client.close()
+        screen.close()
+        alice.remove()
+        bob.remove()
+        server.stop()
