@@ -246,7 +246,7 @@ class Connection:
             log=self.log,
             screen=self.display,
             push_screen=self.push_screen,
-            backend=self.redirected_backend,
+            wait_for_backend=self.wait_for_backend,
             config=config.logon,
             validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
             client_user=self.client_user,
@@ -287,10 +287,19 @@ class Connection:
         if hand_over is not None:
             hand_over(uid, gid)
 
-    def redirected_backend(self) -> SmartCardBackend | None:
-        """The session's redirected smart card, once the client announced it."""
+    async def wait_for_backend(self, timeout: float) -> SmartCardBackend | None:
+        """The session's redirected smart card, once the client announces it (or None)."""
         channel = self.channels.get("rdpdr")
-        return getattr(channel, "backend", None)
+        ready = getattr(channel, "device_ready", None)
+        if ready is None:
+            return None  # the client joined no rdpdr channel: no card will come
+        try:
+            async with asyncio.timeout(timeout):
+                await ready.wait()
+        except TimeoutError:
+            return None
+        backend: SmartCardBackend | None = getattr(channel, "backend", None)
+        return backend
 
     def on_screen_actions(self, actions: list[ScreenAction]) -> None:
         """Hand typed PINs to the sign-in flow."""

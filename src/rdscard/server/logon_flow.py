@@ -58,7 +58,7 @@ class LogonContext:
     log: SessionLogger
     screen: LogonScreenController
     push_screen: Callable[[], Awaitable[None]]
-    backend: Callable[[], SmartCardBackend | None]
+    wait_for_backend: Callable[[float], Awaitable[SmartCardBackend | None]]
     config: LogonConfig
     validator: Callable[[], CertificateValidator]
     client_user: str
@@ -223,14 +223,7 @@ class LogonFlow:
             await backend.wait_for_reader_change()
 
     async def _wait_for_backend(self) -> SmartCardBackend | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DEVICE_TIMEOUT
-        while loop.time() < deadline:
-            backend = self.context.backend()
-            if backend is not None:
-                return backend
-            await asyncio.sleep(0.1)
-        return None
+        return await self.context.wait_for_backend(DEVICE_TIMEOUT)
 
     async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> SignedIn:
         """One attempt by the logon service, over the logon's own line to the card."""

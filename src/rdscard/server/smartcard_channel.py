@@ -50,6 +50,7 @@ class SmartCardChannel:
         self.socket: PcscSocketServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.device_ready = asyncio.Event()  # set once the backend exists
         self._send(self.machine.start())
         self._spawn(self._expire_loop())
 
@@ -114,6 +115,7 @@ class SmartCardChannel:
         self.device_id = device_id
         self.backend = EscBackend(self, call_timeout=self.config.call_timeout)
         self.backend.start()
+        self.device_ready.set()
         session = self.context.session
         directory = self.config.socket_dir / f"session-{session.session_id}"
         service = PcscliteService(self.backend, log=self.log)
