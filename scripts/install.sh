@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
     echo "rdscard: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # pcscd must not be started by the system for us: the tests and the demo run
