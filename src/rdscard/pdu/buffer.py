@@ -48,6 +48,9 @@ class Reader:
         """Build the protocol error for ``field`` of this PDU."""
         return ProtocolError(self.pdu, field, reason)
 
+    def _short(self, n: int, field: str) -> ProtocolError:
+        return self.error(field, f"truncated: need {n} bytes, {self._end - self._pos} left")
+
     def _take(self, n: int, field: str) -> int:
         if n < 0:
             raise self.error(field, f"negative length {n}")
@@ -62,31 +65,66 @@ class Reader:
     # -- integers ----------------------------------------------------------
     def u8(self, field: str) -> int:
         """One unsigned byte."""
-        return self._data[self._take(1, field)]
+        pos = self._pos
+        if self._end - pos < 1:
+            raise self._short(1, field)
+        self._pos = pos + 1
+        value: int = self._data[pos]
+        return value
 
     def u16le(self, field: str) -> int:
         """Unsigned 16-bit little-endian."""
-        return int(_U16LE.unpack_from(self._data, self._take(2, field))[0])
+        pos = self._pos
+        if self._end - pos < 2:
+            raise self._short(2, field)
+        self._pos = pos + 2
+        value: int = _U16LE.unpack_from(self._data, pos)[0]
+        return value
 
     def u16be(self, field: str) -> int:
         """Unsigned 16-bit big-endian."""
-        return int(_U16BE.unpack_from(self._data, self._take(2, field))[0])
+        pos = self._pos
+        if self._end - pos < 2:
+            raise self._short(2, field)
+        self._pos = pos + 2
+        value: int = _U16BE.unpack_from(self._data, pos)[0]
+        return value
 
     def u32le(self, field: str) -> int:
         """Unsigned 32-bit little-endian."""
-        return int(_U32LE.unpack_from(self._data, self._take(4, field))[0])
+        pos = self._pos
+        if self._end - pos < 4:
+            raise self._short(4, field)
+        self._pos = pos + 4
+        value: int = _U32LE.unpack_from(self._data, pos)[0]
+        return value
 
     def u32be(self, field: str) -> int:
         """Unsigned 32-bit big-endian."""
-        return int(_U32BE.unpack_from(self._data, self._take(4, field))[0])
+        pos = self._pos
+        if self._end - pos < 4:
+            raise self._short(4, field)
+        self._pos = pos + 4
+        value: int = _U32BE.unpack_from(self._data, pos)[0]
+        return value
 
     def i32le(self, field: str) -> int:
         """Signed 32-bit little-endian."""
-        return int(_I32LE.unpack_from(self._data, self._take(4, field))[0])
+        pos = self._pos
+        if self._end - pos < 4:
+            raise self._short(4, field)
+        self._pos = pos + 4
+        value: int = _I32LE.unpack_from(self._data, pos)[0]
+        return value
 
     def u64le(self, field: str) -> int:
         """Unsigned 64-bit little-endian."""
-        return int(_U64LE.unpack_from(self._data, self._take(8, field))[0])
+        pos = self._pos
+        if self._end - pos < 8:
+            raise self._short(8, field)
+        self._pos = pos + 8
+        value: int = _U64LE.unpack_from(self._data, pos)[0]
+        return value
 
     # -- byte runs ---------------------------------------------------------
     def raw(self, n: int, field: str) -> bytes:
