@@ -185,3 +185,18 @@ def test_translation_tables() -> None:
     assert bits & translate.PCSC_PRESENT and sharing == translate.SHARING_EXCLUSIVE
     assert translate.reader_state_from_windows(S.SCARD_STATE_EMPTY) == (translate.PCSC_ABSENT, 0)
     assert translate.card_state_from_windows(6) & translate.PCSC_SPECIFIC
+
+
+def test_unsupported_feature_reaches_programs_as_pcsc_lite_spells_it() -> None:
+    assert translate.error_from_windows(0x80100022) == 0x8010001F
+    assert translate.error_from_windows(ScardReturn.SCARD_W_REMOVED_CARD) == 0x80100069
+
+    async def scenario() -> None:
+        backend = EscBackend(FakeClient())
+        context = await backend.establish_context(0)
+        handle, _ = await backend.connect(context, READER, 2, translate.PCSC_T1)
+        with pytest.raises(ScardError) as unsupported:
+            await backend.get_attrib(handle, 0x00090300, 32)  # the fake client refuses it
+        assert unsupported.value.code == 0x8010001F
+
+    asyncio.run(scenario())

@@ -83,7 +83,7 @@ class IoctlChannel(Protocol):
 
 def _check(code: int) -> None:
     if code != ScardReturn.SCARD_S_SUCCESS:
-        raise ScardError(code)
+        raise ScardError(translate.error_from_windows(code))
 
 
 def _multi_string(raw: bytes | None) -> list[str]:

@@ -40,6 +40,20 @@ PCSC_CTL_BASE: Final = 0x42000000
 WIN_CTL_BASE: Final = 0x00310000  # CTL_CODE(FILE_DEVICE_SMART_CARD, n, METHOD_BUFFERED, 0)
 
 
+WIN_E_UNSUPPORTED_FEATURE: Final = 0x80100022
+PCSC_E_UNSUPPORTED_FEATURE: Final = 0x8010001F  # pcsclite.h: the same value as E_UNEXPECTED
+
+
+def error_from_windows(code: int) -> int:
+    """A Windows SCARD_* return code as pcsc-lite spells it.
+
+    The values agree but for SCARD_E_UNSUPPORTED_FEATURE, which pcsc-lite
+    defines as 0x8010001F (FreeRDP maps it to the Windows 0x80100022 on the
+    way to the server; this maps it back for programs in the session).
+    """
+    return PCSC_E_UNSUPPORTED_FEATURE if code == WIN_E_UNSUPPORTED_FEATURE else code
+
+
 def protocols_to_windows(pcsc: int) -> int:
     """pcsc-lite protocol bits to Windows ones (RAW moves from 4 to 0x10000)."""
     out = pcsc & (PCSC_T0 | PCSC_T1)
