@@ -13,6 +13,7 @@ from typing import Any
 import uvloop
 
 from rdscard.config import load_config
+from rdscard.errors import ConfigError
 from rdscard.server.listener import RdpServer
 
 log = logging.getLogger("rdscard.serve")
@@ -37,7 +38,14 @@ def register(subparsers: Any) -> None:
 
 async def serve(server: RdpServer) -> None:
     """Start ``server`` and serve until SIGINT or SIGTERM."""
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        cfg = server.config.server
+        raise ConfigError(
+            f"cannot start on {cfg.listen} with state directory {cfg.state_dir}: "
+            f"{exc.strerror or exc}; choose another address with --listen or fix --state-dir"
+        ) from None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
