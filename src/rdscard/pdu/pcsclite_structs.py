@@ -8,9 +8,10 @@ other side.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol, Self
+from dataclasses import dataclass, fields
+from typing import ClassVar, Protocol, Self
 
 from rdscard.pdu.buffer import Reader, Writer
 from rdscard.pdu.pcsclite_constants import (
@@ -57,41 +58,53 @@ def _open(cls_name: str, data: bytes, size: int) -> Reader:
     return r
 
 
+class _IntegerStruct:
+    """A struct of 32-bit integers only: packed and unpacked in one step.
+
+    ``LAYOUT`` is its ``struct`` format (``I`` unsigned, ``i`` signed); the
+    dataclass fields follow it in order. Unsigned values are written modulo
+    2**32, as the C side stores them.
+    """
+
+    WIRE_NAME: ClassVar[str]
+    LAYOUT: ClassVar[struct.Struct]
+    SIZE: ClassVar[int]
+
+    def encode(self) -> bytes:
+        values = [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
+        masked = [v & 0xFFFFFFFF if code == "I" else v
+                  for v, code in zip(values, self.LAYOUT.format[1:], strict=True)]
+        return self.LAYOUT.pack(*masked)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        _open(cls.WIRE_NAME, data, cls.SIZE)
+        return cls(*cls.LAYOUT.unpack(data))
+
+
 @dataclass(frozen=True)
-class EstablishContext:
+class EstablishContext(_IntegerStruct):
     """establish_struct {dwScope, hContext, rv}: 12 bytes."""
 
-    SIZE: ClassVar[int] = 12
+    WIRE_NAME: ClassVar[str] = "establish_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<III")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     dw_scope: int
     h_context: int = 0
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.dw_scope).u32le(self.h_context).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("establish_struct", data, cls.SIZE)
-        return cls(r.u32le("dwScope"), r.u32le("hContext"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class ReleaseContext:
+class ReleaseContext(_IntegerStruct):
     """release_struct {hContext, rv}: 8 bytes."""
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "release_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_context: int
     rv: int = 0
-
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_context).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("release_struct", data, cls.SIZE)
-        return cls(r.u32le("hContext"), r.u32le("rv"))
 
 
 @dataclass(frozen=True)
@@ -132,11 +145,13 @@ class Connect:
 
 
 @dataclass(frozen=True)
-class Reconnect:
+class Reconnect(_IntegerStruct):
     """reconnect_struct {hCard, dwShareMode, dwPreferredProtocols, dwInitialization,
     dwActiveProtocol, rv}: 24 bytes."""
 
-    SIZE: ClassVar[int] = 24
+    WIRE_NAME: ClassVar[str] = "reconnect_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<IIIIII")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     dw_share_mode: int
@@ -145,89 +160,53 @@ class Reconnect:
     dw_active_protocol: int = 0
     rv: int = 0
 
-    def encode(self) -> bytes:
-        w = Writer().u32le(self.h_card).u32le(self.dw_share_mode)
-        w.u32le(self.dw_preferred_protocols).u32le(self.dw_initialization)
-        return w.u32le(self.dw_active_protocol).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("reconnect_struct", data, cls.SIZE)
-        return cls(*(r.u32le(f) for f in _RECONNECT_FIELDS))
-
-
-_RECONNECT_FIELDS: Final = (
-    "hCard",
-    "dwShareMode",
-    "dwPreferredProtocols",
-    "dwInitialization",
-    "dwActiveProtocol",
-    "rv",
-)
-
 
 @dataclass(frozen=True)
-class Disconnect:
+class Disconnect(_IntegerStruct):
     """disconnect_struct {hCard, dwDisposition, rv}: 12 bytes."""
 
-    SIZE: ClassVar[int] = 12
+    WIRE_NAME: ClassVar[str] = "disconnect_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<III")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     dw_disposition: int
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_card).u32le(self.dw_disposition).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("disconnect_struct", data, cls.SIZE)
-        return cls(r.u32le("hCard"), r.u32le("dwDisposition"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class BeginTransaction:
+class BeginTransaction(_IntegerStruct):
     """begin_struct {hCard, rv}: 8 bytes."""
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "begin_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_card).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("begin_struct", data, cls.SIZE)
-        return cls(r.u32le("hCard"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class EndTransaction:
+class EndTransaction(_IntegerStruct):
     """end_struct {hCard, dwDisposition, rv}: 12 bytes."""
 
-    SIZE: ClassVar[int] = 12
+    WIRE_NAME: ClassVar[str] = "end_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<III")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     dw_disposition: int
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_card).u32le(self.dw_disposition).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("end_struct", data, cls.SIZE)
-        return cls(r.u32le("hCard"), r.u32le("dwDisposition"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class Transmit:
+class Transmit(_IntegerStruct):
     """transmit_struct: 32 bytes, followed by cbSendLength APDU bytes (request) or
     pcbRecvLength response bytes (reply, only when rv == 0)."""
 
-    SIZE: ClassVar[int] = 32
+    WIRE_NAME: ClassVar[str] = "transmit_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<IIIIIIII")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     io_send_pci_protocol: int
@@ -238,46 +217,16 @@ class Transmit:
     pcb_recv_length: int
     rv: int = 0
 
-    def encode(self) -> bytes:
-        w = Writer()
-        for value in (
-            self.h_card,
-            self.io_send_pci_protocol,
-            self.io_send_pci_length,
-            self.cb_send_length,
-            self.io_recv_pci_protocol,
-            self.io_recv_pci_length,
-            self.pcb_recv_length,
-            self.rv,
-        ):
-            w.u32le(value)
-        return w.getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("transmit_struct", data, cls.SIZE)
-        return cls(*(r.u32le(f) for f in _TRANSMIT_FIELDS))
-
-
-_TRANSMIT_FIELDS: Final = (
-    "hCard",
-    "ioSendPciProtocol",
-    "ioSendPciLength",
-    "cbSendLength",
-    "ioRecvPciProtocol",
-    "ioRecvPciLength",
-    "pcbRecvLength",
-    "rv",
-)
-
 
 @dataclass(frozen=True)
-class Control:
+class Control(_IntegerStruct):
     """control_struct {hCard, dwControlCode, cbSendLength, cbRecvLength,
     dwBytesReturned, rv}: 24 bytes, followed by cbSendLength bytes (request)
     or dwBytesReturned bytes (reply, only when rv == 0)."""
 
-    SIZE: ClassVar[int] = 24
+    WIRE_NAME: ClassVar[str] = "control_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<IIIIII")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     dw_control_code: int
@@ -286,61 +235,29 @@ class Control:
     dw_bytes_returned: int = 0
     rv: int = 0
 
-    def encode(self) -> bytes:
-        w = Writer().u32le(self.h_card).u32le(self.dw_control_code)
-        w.u32le(self.cb_send_length).u32le(self.cb_recv_length)
-        return w.u32le(self.dw_bytes_returned).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("control_struct", data, cls.SIZE)
-        return cls(*(r.u32le(f) for f in _CONTROL_FIELDS))
-
-
-_CONTROL_FIELDS: Final = (
-    "hCard",
-    "dwControlCode",
-    "cbSendLength",
-    "cbRecvLength",
-    "dwBytesReturned",
-    "rv",
-)
-
 
 @dataclass(frozen=True)
-class Status:
+class Status(_IntegerStruct):
     """status_struct {hCard, rv}: 8 bytes; the client computes the rest from the table."""
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "status_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_card: int
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_card).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("status_struct", data, cls.SIZE)
-        return cls(r.u32le("hCard"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class Cancel:
+class Cancel(_IntegerStruct):
     """cancel_struct {hContext, rv}: 8 bytes (sent on a new connection)."""
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "cancel_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     h_context: int
     rv: int = 0
-
-    def encode(self) -> bytes:
-        return Writer().u32le(self.h_context).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("cancel_struct", data, cls.SIZE)
-        return cls(r.u32le("hContext"), r.u32le("rv"))
 
 
 @dataclass(frozen=True)
@@ -378,26 +295,20 @@ class GetSetAttrib:
 
 
 @dataclass(frozen=True)
-class Version:
+class Version(_IntegerStruct):
     """version_struct {int32 major, int32 minor, rv}: 12 bytes."""
 
-    SIZE: ClassVar[int] = 12
+    WIRE_NAME: ClassVar[str] = "version_struct"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<iiI")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     major: int = PROTOCOL_VERSION_MAJOR
     minor: int = 4
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().i32le(self.major).i32le(self.minor).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("version_struct", data, cls.SIZE)
-        return cls(r.i32le("major"), r.i32le("minor"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class WaitReaderStateChange:
+class WaitReaderStateChange(_IntegerStruct):
     """wait_reader_state_change {timeOut, rv}: 8 bytes.
 
     The one message a waiting client reads: {0, 0} on a reader event,
@@ -405,36 +316,24 @@ class WaitReaderStateChange:
     CMD_STOP_WAITING_READER_STATE_CHANGE.
     """
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "wait_reader_state_change"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     time_out: int = 0
     rv: int = 0
 
-    def encode(self) -> bytes:
-        return Writer().u32le(self.time_out).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("wait_reader_state_change", data, cls.SIZE)
-        return cls(r.u32le("timeOut"), r.u32le("rv"))
-
 
 @dataclass(frozen=True)
-class GetReaderEvents:
+class GetReaderEvents(_IntegerStruct):
     """get_reader_events {readerEvents, rv}: 8 bytes, reply to CMD_GET_READER_EVENTS (4.5)."""
 
-    SIZE: ClassVar[int] = 8
+    WIRE_NAME: ClassVar[str] = "get_reader_events"
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<II")
+    SIZE: ClassVar[int] = LAYOUT.size
 
     reader_events: int
     rv: int = 0
-
-    def encode(self) -> bytes:
-        return Writer().u32le(self.reader_events).u32le(self.rv).getvalue()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        r = _open("get_reader_events", data, cls.SIZE)
-        return cls(r.u32le("readerEvents"), r.u32le("rv"))
 
 
 @dataclass(frozen=True)
