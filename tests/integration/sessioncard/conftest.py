@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +104,16 @@ def redirected(tmp_path: Path, pcscd: IsolatedPcscd,  # noqa: F811 - fixture
         screen.close()
         card.remove()
         server.stop()
+
+
+def ensure_account(name: str) -> str:
+    """Create the local account ``name`` once; safe when test workers race to create it."""
+    for _ in range(50):
+        if subprocess.run(["id", name], capture_output=True).returncode == 0:
+            return name
+        created = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name],
+                                 capture_output=True, text=True)
+        if created.returncode in (0, 9):  # 9: it exists (another worker was first)
+            continue
+        time.sleep(0.1)  # /etc/passwd is locked by a concurrent useradd
+    raise RuntimeError(f"cannot create the local account {name}")

@@ -19,6 +19,7 @@ from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import PIN, CardFile, insert
 from tests.integration.rdp.conftest import ServerProcess
+from tests.integration.sessioncard.conftest import ensure_account
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +29,7 @@ ACCOUNT = "rdscard-alice"
 @pytest.fixture(scope="module")
 def local_account() -> str:
     """A local account for alice's UPN (created once, as the CI machine is ours)."""
-    if subprocess.run(["id", ACCOUNT], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", ACCOUNT],
-                       check=True)
-    return ACCOUNT
+    return ensure_account(ACCOUNT)
 
 
 def start_signin_server(tmp_path: Path, pki: RealmPki) -> ServerProcess:
@@ -207,8 +205,7 @@ def test_with_two_cards_the_user_name_from_the_client_picks_the_card(
     tmp_path: Path, pki: RealmPki, local_account: str, pcscd: IsolatedPcscd,
     rsa_card: CardFile, ecc_card: CardFile,
 ) -> None:
-    if subprocess.run(["id", "bob"], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "bob"], check=True)
+    ensure_account("bob")
     server = start_signin_server(tmp_path, pki)
     server.stop()
     config = tmp_path / "rdscard.toml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import PIN, PUK, insert
 from tests.integration.rdp.conftest import ServerProcess
+from tests.integration.sessioncard.conftest import ensure_account
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +108,7 @@ def test_blocked_card_says_how_to_unblock(
 def test_unresolvable_upn_domain_is_refused_then_accepted_with_a_domain_hint(
     tmp_path: Path, pcscd: IsolatedPcscd, pki: RealmPki
 ) -> None:
-    if subprocess.run(["id", HINTED_ACCOUNT], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", HINTED_ACCOUNT], check=True)
+    ensure_account(HINTED_ACCOUNT)
     realms = '[logon.domain_realms]\n"corp.test" = "EXAMPLE.TEST"\n'
     (tmp_path / "strict").mkdir()
     strict = server_for(tmp_path / "strict", pki, f'mode = "local"\n{realms}')
