@@ -123,7 +123,11 @@ class Connection:
 
     async def process_events(self) -> None:
         """React to what the acceptor reported."""
+        screen_touched = False
         for event in self.acceptor.events():
+            screen_touched = screen_touched or isinstance(
+                event, SessionActivated | InputReceived | RefreshRequested
+            )
             if isinstance(event, StartTls):
                 await self.start_tls(event)
             elif isinstance(event, NegotiationRefused):
@@ -148,14 +152,11 @@ class Connection:
             elif isinstance(event, ClientShutdown):
                 self.log.info("session ending: %s", event.reason)
                 self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
-        if self.display is not None and self.acceptor.phase is Phase.ACTIVE:
+        # Only input, a refresh or the activation change the screen here (the
+        # sign-in flow pushes its own changes): smart card traffic skips this.
+        if screen_touched:
             await self.flush()
-            await self.send_graphics(
-                self.display.updates(
-                    self.acceptor.color_depth,
-                    max_request_size=self.acceptor.fastpath_max_request,
-                )
-            )
+            await self.push_screen()
 
     async def send_graphics(self, pdus: list[bytes]) -> None:
         """Write fast-path updates in batches, waiting for the client between them.
