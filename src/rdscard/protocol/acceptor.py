@@ -54,7 +54,6 @@ class AcceptorSettings:
     default_height: int = 768
     share_id: int = 0x000103EA
     session_id: int = 0
-    max_frame: int = 1 << 20
 
 
 class RdpAcceptor:

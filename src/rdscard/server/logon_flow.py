@@ -103,7 +103,7 @@ class LogonFlow:
         """Wait for the card, sign in, then apply the card removal policy."""
         ctx = self.context
         await self._status("Waiting for the smart card reader", StatusKind.WAITING)
-        backend = await self._wait_for_backend()
+        backend = await ctx.wait_for_backend(DEVICE_TIMEOUT)
         self._phase("device")
         if backend is None:
             ctx.log.warning("sign-in impossible: the client redirects no smart card reader")
@@ -159,10 +159,9 @@ class LogonFlow:
                 reader = chosen
             if self._pins.empty() and refused is None:
                 await self._status("Type your PIN, then press Enter")
-            if self._pins.empty():
-                self._phase("card")
+            self._phase("card")  # waiting for a card (and choosing among several)
             pin = await self._pins.get()  # an error stays on screen until then
-            self._phase("card" if "card" not in self.phases else "prompt")
+            self._phase("prompt")  # waiting for the PIN: none when it came with the connection
             await self._status("Signing in...", StatusKind.WAITING)
             try:
                 card = await self._attempt(backend, reader, pin)
@@ -222,9 +221,6 @@ class LogonFlow:
         while any(r.name == reader for r in readers_with_card(backend.readers())):
             await backend.wait_for_reader_change()
 
-    async def _wait_for_backend(self) -> SmartCardBackend | None:
-        return await self.context.wait_for_backend(DEVICE_TIMEOUT)
-
     async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> SignedIn:
         """One attempt by the logon service, over the logon's own line to the card."""
         ctx = self.context
@@ -249,7 +245,7 @@ class LogonFlow:
         finally:
             pin.wipe()
             await close_card(link)
-        self.phases.update({name: seconds for name, seconds in signed.phases.items()})
+        self.phases.update(signed.phases)
         self._mark = time.perf_counter()
         return signed
 

@@ -98,6 +98,13 @@ class PcscSocketServer:
         os.chmod(self.directory, 0o700)
         self._chown(self.directory)
 
+    def set_owner(self, uid: int, gid: int) -> None:
+        """Hand the directory and the socket to another account (the one that signed in)."""
+        self.owner_uid, self.owner_gid = uid, gid
+        for path in (self.directory, self.socket_path):
+            if path.exists():
+                self._chown(path)
+
     def _chown(self, path: Path) -> None:
         info = os.lstat(path)
         if (info.st_uid, info.st_gid) != (self.owner_uid, self.owner_gid):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,13 +137,8 @@ class SmartCardChannel:
 
     def hand_over(self, uid: int, gid: int) -> None:
         """The session now belongs to account ``uid``: its socket follows (0700, owned)."""
-        socket = self.socket
-        if socket is None:
-            return
-        socket.owner_uid, socket.owner_gid = uid, gid
-        for path in (socket.directory, socket.socket_path):
-            with contextlib.suppress(FileNotFoundError):
-                os.chown(path, uid, gid, follow_symlinks=False)
+        if self.socket is not None:
+            self.socket.set_owner(uid, gid)
 
     # -- IoctlChannel ------------------------------------------------------------------
     async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
