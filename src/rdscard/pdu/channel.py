@@ -9,6 +9,7 @@ again and enforces a size limit.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntFlag
 from typing import Final, Self
@@ -22,6 +23,8 @@ CHANNEL_PDU_HEADER_SIZE: Final = 8
 CHANNEL_CHUNK_LENGTH: Final = 1600
 #: Largest reassembled message accepted by default.
 DEFAULT_MAX_MESSAGE: Final = 16 * 1024 * 1024
+#: CHANNEL_PDU_HEADER as a struct: length, flags.
+CHANNEL_HEADER: Final = struct.Struct("<II")
 
 
 class ChannelFlag(IntFlag):
@@ -40,6 +43,11 @@ class ChannelFlag(IntFlag):
 
 #: CompressionTypeMask bits of the flags (2.2.6.1.1).
 CHANNEL_COMPRESSION_TYPE_MASK: Final = 0x000F0000
+#: The flags of a message sent as one chunk.
+WHOLE_MESSAGE: Final = int(ChannelFlag.CHANNEL_FLAG_FIRST | ChannelFlag.CHANNEL_FLAG_LAST)
+_COMPRESSED: Final = int(ChannelFlag.CHANNEL_PACKET_COMPRESSED) | CHANNEL_COMPRESSION_TYPE_MASK
+# The bits that decide whether a chunk is a whole uncompressed message.
+_WHOLE_MASK: Final = WHOLE_MESSAGE | _COMPRESSED
 
 
 @dataclass(frozen=True)
@@ -71,16 +79,19 @@ def chunk_channel_data(
         raise ValueError("chunk_size must be positive")
     if len(data) > 0xFFFFFFFF:
         raise ValueError("message too long for CHANNEL_PDU_HEADER.length")
-    extra = ChannelFlag(flags) & ~(ChannelFlag.CHANNEL_FLAG_FIRST | ChannelFlag.CHANNEL_FLAG_LAST)
-    pieces = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
+    extra = flags & ~WHOLE_MESSAGE
+    total = len(data)
+    if total <= chunk_size:
+        return [CHANNEL_HEADER.pack(total, extra | WHOLE_MESSAGE) + data]
+    last = total - 1 - (total - 1) % chunk_size  # offset of the last piece
     chunks = []
-    for index, piece in enumerate(pieces):
+    for offset in range(0, total, chunk_size):
         chunk_flags = extra
-        if index == 0:
+        if offset == 0:
             chunk_flags |= ChannelFlag.CHANNEL_FLAG_FIRST
-        if index == len(pieces) - 1:
+        if offset == last:
             chunk_flags |= ChannelFlag.CHANNEL_FLAG_LAST
-        chunks.append(ChannelPduHeader(len(data), chunk_flags).encode() + piece)
+        chunks.append(CHANNEL_HEADER.pack(total, chunk_flags) + data[offset : offset + chunk_size])
     return chunks
 
 
@@ -107,6 +118,15 @@ class ChannelReassembler:
         return self._expected is not None
 
     def add(self, chunk: bytes) -> bytes | None:
+        if self._expected is None and len(chunk) >= CHANNEL_PDU_HEADER_SIZE:
+            # The usual case: a whole uncompressed message in one chunk.
+            length, flags = CHANNEL_HEADER.unpack_from(chunk)
+            if (
+                flags & _WHOLE_MASK == WHOLE_MESSAGE
+                and length == len(chunk) - CHANNEL_PDU_HEADER_SIZE
+                and length <= self.max_size
+            ):
+                return chunk[CHANNEL_PDU_HEADER_SIZE:]
         r = Reader(chunk, PDU)
         header = ChannelPduHeader.read(r)
         flags = header.flags

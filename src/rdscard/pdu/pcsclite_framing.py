@@ -9,11 +9,12 @@ connection on a wrong size; :class:`PcscRequestReader` raises a
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from rdscard.errors import ProtocolError
-from rdscard.pdu.buffer import Reader, Writer
+from rdscard.pdu.buffer import Writer
 from rdscard.pdu.pcsclite_constants import (
     HEADER_SIZE,
     MAX_BUFFER_SIZE_EXTENDED,
@@ -83,6 +84,11 @@ REQUEST_STRUCTS: Final[dict[Command, type[RequestStruct] | None]] = {
 }
 
 
+_HEADER: Final = struct.Struct("<II")
+#: The commands clients send, by wire value.
+_CLIENT_COMMANDS: Final[dict[int, Command]] = {int(c): c for c in REQUEST_STRUCTS}
+
+
 @dataclass(frozen=True)
 class PcscRequest:
     """One complete request: the command, its struct (None if it has none), its payload."""
@@ -135,24 +141,23 @@ class PcscRequestReader:
             out.append(request)
 
     def _next(self) -> PcscRequest | None:
+        buf = self._buf
         if self._pending is None:
-            if len(self._buf) < HEADER_SIZE:
+            if len(buf) < HEADER_SIZE:
                 return None
-            r = Reader(bytes(self._buf[:HEADER_SIZE]), self.PDU)
-            size = r.u32le("size")
-            value = r.u32le("command")
+            size, value = _HEADER.unpack_from(buf)
             command = self._command(value)
-            struct = REQUEST_STRUCTS[command]
-            expected = struct.SIZE if struct is not None else 0
+            struct_type = REQUEST_STRUCTS[command]
+            expected = struct_type.SIZE if struct_type is not None else 0
             if size != expected:
                 raise ProtocolError(
                     self.PDU, "size", f"{command.name} with {size} bytes, expected {expected}"
                 )
-            if len(self._buf) < HEADER_SIZE + size:
+            end = HEADER_SIZE + size
+            if len(buf) < end:
                 return None
-            body = bytes(self._buf[HEADER_SIZE : HEADER_SIZE + size])
-            del self._buf[: HEADER_SIZE + size]
-            message = struct.decode(body) if struct is not None else None
+            message = struct_type.decode(bytes(buf[HEADER_SIZE:end])) if struct_type else None
+            del buf[:end]
             extra = payload_length(message)
             if extra > MAX_BUFFER_SIZE_EXTENDED:
                 raise ProtocolError(
@@ -160,21 +165,22 @@ class PcscRequestReader:
                 )
             self._pending = (command, message, extra)
         command, message, extra = self._pending
-        if len(self._buf) < extra:
+        if len(buf) < extra:
             return None
-        payload = bytes(self._buf[:extra])
-        del self._buf[:extra]
+        payload = bytes(buf[:extra])
+        del buf[:extra]
         self._pending = None
         return PcscRequest(command, message, payload)
 
     def _command(self, value: int) -> Command:
+        command = _CLIENT_COMMANDS.get(value)
+        if command is not None:
+            return command
         try:
-            command = Command(value)
+            known = Command(value)
         except ValueError:
             raise ProtocolError(self.PDU, "command", f"unknown command 0x{value:X}") from None
-        if command not in REQUEST_STRUCTS:
-            raise ProtocolError(self.PDU, "command", f"{command.name} is never sent by clients")
-        return command
+        raise ProtocolError(self.PDU, "command", f"{known.name} is never sent by clients")
 
 
 def encode_reply(message: PcscStruct, payload: bytes = b"") -> bytes:

@@ -69,16 +69,22 @@ class _IntegerStruct:
     WIRE_NAME: ClassVar[str]
     LAYOUT: ClassVar[struct.Struct]
     SIZE: ClassVar[int]
+    _fields_and_masks: ClassVar[tuple[tuple[str, int], ...]]
 
     def encode(self) -> bytes:
-        values = [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
-        masked = [v & 0xFFFFFFFF if code == "I" else v
-                  for v, code in zip(values, self.LAYOUT.format[1:], strict=True)]
-        return self.LAYOUT.pack(*masked)
+        cls = type(self)
+        layout = cls.__dict__.get("_fields_and_masks")
+        if layout is None:  # computed once per class: the field names, each with its mask
+            names = [f.name for f in fields(self)]  # type: ignore[arg-type]
+            masks = [0xFFFFFFFF if code == "I" else -1 for code in self.LAYOUT.format[1:]]
+            layout = tuple(zip(names, masks, strict=True))
+            cls._fields_and_masks = layout
+        return self.LAYOUT.pack(*[getattr(self, name) & mask for name, mask in layout])
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        _open(cls.WIRE_NAME, data, cls.SIZE)
+        if len(data) != cls.SIZE:
+            _open(cls.WIRE_NAME, data, cls.SIZE)  # raises the protocol error
         return cls(*cls.LAYOUT.unpack(data))
 
 

@@ -9,6 +9,7 @@ caller, which knows the pending request, decodes the matching response type.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Final, Self
@@ -25,6 +26,13 @@ DEVICE_IO_RESPONSE_SIZE: Final = 16
 DEVICE_CONTROL_PADDING: Final = 20
 DEVICE_CLOSE_REQUEST_PADDING: Final = 32
 DEVICE_CLOSE_RESPONSE_PADDING: Final = 4
+# RDPDR_HEADER, DR_DEVICE_IOREQUEST and DR_CONTROL_REQ up to the InputBuffer: 56 bytes.
+_CONTROL_REQUEST: Final = struct.Struct("<HHIIIIIIII20x")
+# RDPDR_HEADER, DR_DEVICE_IOCOMPLETION and OutputBufferLength: 20 bytes.
+_CONTROL_RESPONSE: Final = struct.Struct("<HHIIII")
+#: The RDPDR_HEADER of every Device I/O Response.
+IOCOMPLETION_HEADER: Final = struct.pack("<HH", Component.RDPDR_CTYP_CORE,
+                                          PacketId.PAKID_CORE_DEVICE_IOCOMPLETION)
 
 
 class MajorFunction(IntEnum):
@@ -111,16 +119,10 @@ class DeviceControlRequest:
         return DEVICE_IO_REQUEST_SIZE + 12 + DEVICE_CONTROL_PADDING + len(self.input_buffer)
 
     def encode(self) -> bytes:
-        w = _request_writer(
-            self.device_id,
-            self.file_id,
-            self.completion_id,
-            MajorFunction.IRP_MJ_DEVICE_CONTROL,
-            self.minor_function,
+        return encode_device_control_request(
+            self.device_id, self.completion_id, self.io_control_code, self.input_buffer,
+            self.output_buffer_length, self.file_id, self.minor_function,
         )
-        w.u32le(self.output_buffer_length).u32le(len(self.input_buffer))
-        w.u32le(self.io_control_code).zeros(DEVICE_CONTROL_PADDING).raw(self.input_buffer)
-        return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -134,6 +136,23 @@ class DeviceControlRequest:
         buf = r.raw(in_len, "InputBuffer")
         r.expect_end()
         return cls(h.device_id, h.completion_id, code, buf, out_len, h.file_id, h.minor_function)
+
+
+def encode_device_control_request(
+    device_id: int,
+    completion_id: int,
+    io_control_code: int,
+    input_buffer: bytes,
+    output_buffer_length: int = 2048,
+    file_id: int = 0,
+    minor_function: int = 0,
+) -> bytes:
+    """The bytes of a :class:`DeviceControlRequest`, without building one (the hot path)."""
+    return _CONTROL_REQUEST.pack(
+        Component.RDPDR_CTYP_CORE, PacketId.PAKID_CORE_DEVICE_IOREQUEST, device_id, file_id,
+        completion_id, MajorFunction.IRP_MJ_DEVICE_CONTROL, minor_function,
+        output_buffer_length, len(input_buffer), io_control_code,
+    ) + input_buffer
 
 
 @dataclass(frozen=True)
@@ -311,6 +330,10 @@ class DeviceControlResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
+        if len(data) >= _CONTROL_RESPONSE.size and data[:4] == IOCOMPLETION_HEADER:
+            _, _, device_id, completion_id, io_status, length = _CONTROL_RESPONSE.unpack_from(data)
+            if length == len(data) - _CONTROL_RESPONSE.size and length <= MAX_IOCTL_BUFFER:
+                return cls(device_id, completion_id, io_status, data[_CONTROL_RESPONSE.size :])
         r, h = _io_response(cls.PDU, data)
         if r.remaining == 0 and h.io_status != NtStatus.STATUS_SUCCESS:
             return cls(h.device_id, h.completion_id, h.io_status, b"")

@@ -22,10 +22,16 @@ from dataclasses import dataclass
 from rdscard.errors import ProtocolError
 from rdscard.pdu import client_info as ci
 from rdscard.pdu import gcc, mcs, share, tpkt, x224
-from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
+from rdscard.pdu.channel import (
+    CHANNEL_HEADER,
+    WHOLE_MESSAGE,
+    ChannelReassembler,
+    chunk_channel_data,
+)
 from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
 from rdscard.pdu.licensing import license_error_valid_client
 from rdscard.pdu.secure import SecurityFlag, unwrap_basic_security, wrap_basic_security
+from rdscard.pdu.send_data import encode_send_data_indication, parse_send_data_request
 from rdscard.protocol import capabilities_policy as policy
 from rdscard.protocol.events import (
     AcceptorEvent,
@@ -93,17 +99,29 @@ class RdpAcceptor:
             if self.phase is Phase.TLS_HANDSHAKE and data:
                 raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
             return
-        self._inbox += data
-        while self.phase not in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
-            length = tpkt.next_frame_length(bytes(self._inbox[:4]))
-            if length is None or len(self._inbox) < length:
-                return
-            frame = bytes(self._inbox[:length])
-            del self._inbox[:length]
-            if tpkt.is_fastpath(frame):
-                self._on_fastpath(frame)
-            else:
-                self._handlers[self.phase](tpkt.unwrap(frame))
+        if self._inbox:
+            self._inbox += data
+            buf = bytes(self._inbox)
+            self._inbox.clear()
+        else:
+            buf = data
+        offset = 0
+        try:
+            while self.phase not in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
+                length = tpkt.next_frame_length(buf[offset : offset + 4])
+                if length is None or len(buf) - offset < length:
+                    return
+                frame = buf[offset : offset + length]
+                offset += length
+                if self.phase is Phase.ACTIVE and self._on_channel_frame(frame):
+                    continue
+                if tpkt.is_fastpath(frame):
+                    self._on_fastpath(frame)
+                else:
+                    self._handlers[self.phase](tpkt.unwrap(frame))
+        finally:
+            if offset < len(buf):
+                self._inbox += buf[offset:]
 
     def tls_established(self) -> None:
         """The adapter finished the TLS handshake."""
@@ -134,8 +152,14 @@ class RdpAcceptor:
         if self.phase is not Phase.ACTIVE:
             raise RuntimeError("channel data may be sent only in the active session")
         channel_id = self._channel_ids[channel_name]
+        total = len(data)
+        if total <= self._chunk_size:  # the usual case: one chunk, FIRST | LAST
+            self._outbox += encode_send_data_indication(
+                USER_CHANNEL_ID, channel_id, CHANNEL_HEADER.pack(total, WHOLE_MESSAGE) + data
+            )
+            return
         for chunk in chunk_channel_data(data, self._chunk_size):
-            self._send_mcs(channel_id, chunk)
+            self._outbox += encode_send_data_indication(USER_CHANNEL_ID, channel_id, chunk)
 
     def disconnect(self, error_info: int) -> None:
         """End the session from the server side with a reason the client shows."""
@@ -332,10 +356,23 @@ class RdpAcceptor:
         ):
             self._events.append(RefreshRequested())
 
+    def _on_channel_frame(self, frame: bytes) -> bool:
+        """The hot path of the active session: a frame that is one static channel chunk.
+
+        False when ``frame`` is anything else; the layered decoders take it.
+        """
+        parsed = parse_send_data_request(frame)
+        if parsed is None or parsed[0] not in self._channel_names:
+            return False
+        self._on_static_channel(*parsed)
+        return True
+
     def _on_static_channel(self, channel_id: int, data: bytes) -> None:
         if self.phase is not Phase.ACTIVE:
             return  # MS-RDPBCGR 3.3.5.2.2: ignored before activation
-        reassembler = self._reassemblers.setdefault(channel_id, ChannelReassembler())
+        reassembler = self._reassemblers.get(channel_id)
+        if reassembler is None:
+            reassembler = self._reassemblers[channel_id] = ChannelReassembler()
         message = reassembler.add(data)
         if message is not None:
             self._events.append(ChannelData(self._channel_names[channel_id], message))

@@ -64,8 +64,9 @@ from rdscard.pdu.rdpdr import (
     ServerUserLoggedOn,
 )
 from rdscard.pdu.rdpdr_io import (
-    DeviceControlRequest,
+    IOCOMPLETION_HEADER,
     DeviceControlResponse,
+    encode_device_control_request,
     read_io_completion_header,
 )
 
@@ -286,14 +287,9 @@ class RdpdrServer:
         completion_id = self._allocate_completion_id()
         limit = self._default_timeout if timeout is None else timeout
         self._pending[completion_id] = _Pending(device_id, now + limit)
-        request = DeviceControlRequest(
-            device_id=device_id,
-            completion_id=completion_id,
-            io_control_code=ioctl_code,
-            input_buffer=input_buffer,
-            output_buffer_length=output_buffer_length,
-        )
-        self._outbox.append(request.encode())
+        self._outbox.append(encode_device_control_request(
+            device_id, completion_id, ioctl_code, input_buffer, output_buffer_length
+        ))
         return completion_id
 
     def expire(self, now: float) -> list[IoctlFailed]:
@@ -316,6 +312,8 @@ class RdpdrServer:
     def receive(self, message: bytes, now: float) -> list[RdpdrEvent]:
         """Process one complete channel message from the client."""
         del now  # deadlines are set when sending; kept for a uniform adapter API
+        if message[:4] == IOCOMPLETION_HEADER and self._phase is RdpdrPhase.READY:
+            return self._on_io_completion(message)  # the hot path: an IOCTL answered
         if self._phase == RdpdrPhase.CLOSED:
             return []
         header = RdpdrHeader.read(Reader(message, PDU))

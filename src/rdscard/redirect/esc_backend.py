@@ -45,9 +45,7 @@ from rdscard.pdu.esc.io import (
     ControlReturn,
     GetAttribCall,
     GetAttribReturn,
-    SCardIORequest,
     SetAttribCall,
-    TransmitCall,
     TransmitReturn,
 )
 from rdscard.pdu.esc.status_change import (
@@ -56,6 +54,7 @@ from rdscard.pdu.esc.status_change import (
     ReaderStateReturn,
     ReaderStateW,
 )
+from rdscard.pdu.esc.transmit_wire import encode_transmit_call
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError
@@ -227,12 +226,19 @@ class EscBackend:
 
     # -- calls -------------------------------------------------------------------
     async def _call(
-        self, code: int, call: NdrMessage, reply_type: type[R], *, timeout: float | None = -1.0
+        self,
+        code: int,
+        call: NdrMessage | bytes,
+        reply_type: type[R],
+        *,
+        timeout: float | None = -1.0,
     ) -> R:
+        """One IOCTL: ``call`` (a message, or one already encoded) and its decoded return."""
         if self._closed:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
         limit = self._call_timeout if timeout == -1.0 else timeout
-        output = await self._channel.ioctl(code, call.encode(), timeout=limit)
+        payload = call if isinstance(call, bytes) else call.encode()
+        output = await self._channel.ioctl(code, payload, timeout=limit)
         reply = reply_type.decode(output)
         _check(getattr(reply, "return_code", 0))
         return reply
@@ -328,13 +334,11 @@ class EscBackend:
     ) -> tuple[int, bytes]:
         """SCardTransmit on the client; returns (pcsc-lite receive protocol, response)."""
         h_card, _ = self._handle(handle)
-        call = TransmitCall(
-            h_card,
-            SCardIORequest(translate.protocols_to_windows(protocol)),
-            len(apdu),
+        call = encode_transmit_call(
+            h_card.context.pb_context,
+            h_card.pb_handle,
+            translate.protocols_to_windows(protocol),
             apdu,
-            None,
-            0,
             min(max_response, MAX_RECEIVE),
         )
         reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)

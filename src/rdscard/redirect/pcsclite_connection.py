@@ -241,7 +241,9 @@ class PcscliteConnection:
         command = request.command
         message = request.message
         self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
-        if command is Command.CMD_GET_READERS_STATE:
+        if isinstance(message, Transmit):  # the most frequent call first
+            await self._transmit(message, request.payload)
+        elif command is Command.CMD_GET_READERS_STATE:
             self._write_table()
         elif command is Command.CMD_WAIT_READER_STATE_CHANGE:
             self._wait()
@@ -277,8 +279,6 @@ class PcscliteConnection:
             await self._begin(message)
         elif isinstance(message, EndTransaction):
             await self._end(message)
-        elif isinstance(message, Transmit):
-            await self._transmit(message, payload)
         elif isinstance(message, Control):
             await self._control(message, payload)
         elif isinstance(message, Status):

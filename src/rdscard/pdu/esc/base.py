@@ -41,6 +41,11 @@ class NdrMessage:
         A return whose body holds only a failing ReturnCode (FreeRDP answers
         a failed EstablishContext that way) decodes as :meth:`failure`.
         """
+        return cls.decode_ndr(data)
+
+    @classmethod
+    def decode_ndr(cls, data: bytes) -> Self:
+        """:meth:`decode` through the general NDR reader (for messages with a faster path)."""
         try:
             return decode_top(data, cls.PDU, cls.read)
         except ProtocolError:

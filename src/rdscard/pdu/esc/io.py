@@ -16,12 +16,14 @@ from rdscard.pdu.esc.constants import (
     MAX_BUFFER_SIZE_EXTENDED,
     MAX_PCI_EXTRA_BYTES,
 )
+from rdscard.pdu.esc.transmit_wire import encode_transmit_call, parse_transmit_return
 from rdscard.pdu.ndr import (
     NdrReader,
     NdrWriter,
     RedirScardHandle,
     Ref,
     check_sized,
+    encode_top,
     read_sized_bytes,
     write_sized_bytes,
 )
@@ -96,6 +98,21 @@ class TransmitCall(NdrMessage):
         """The usual call: a bare PCI, the APDU, no receive PCI."""
         return cls(h_card, SCardIORequest(protocol), len(apdu), apdu, None, 0, cb_recv_length)
 
+    def encode(self) -> bytes:
+        """The usual shape in one step (:mod:`.transmit_wire`), any other through NDR."""
+        pci = self.io_send_pci
+        if (
+            self.pio_recv_pci is None
+            and pci.pb_extra_bytes is None
+            and pci.cb_extra_bytes == 0
+            and self.pb_send_buffer is not None
+        ):
+            return encode_transmit_call(
+                self.h_card.context.pb_context, self.h_card.pb_handle, pci.dw_protocol,
+                self.pb_send_buffer, self.cb_recv_length, self.fpb_recv_buffer_is_null,
+            )
+        return encode_top(self.write)
+
     def write(self, w: NdrWriter) -> None:
         self.h_card.write(w)
         self.io_send_pci.write(w)
@@ -144,6 +161,14 @@ class TransmitReturn(NdrMessage):
     def failure(cls, return_code: int) -> Self:
         """A failed return: ``return_code`` and no data."""
         return cls(return_code, None, 0, None)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        """The usual shape in one step (:mod:`.transmit_wire`), any other through NDR."""
+        usual = parse_transmit_return(data)
+        if usual is not None:
+            return cls(usual[0], None, usual[1], usual[2])
+        return cls.decode_ndr(data)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
