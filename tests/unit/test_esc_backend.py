@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -53,6 +54,7 @@ class FakeClient:
         self.calls: list[tuple[int, object]] = []
         self.contexts = 0
         self.gone = False
+        self.started: set[asyncio.Task[None]] = set()
 
     def event_state(self) -> int:
         return S.SCARD_STATE_PRESENT if self.present else S.SCARD_STATE_EMPTY
@@ -112,6 +114,22 @@ class FakeClient:
         return LongReturn(ScardReturn.SCARD_E_UNSUPPORTED_FEATURE).encode()
 
 
+    def start_ioctl(
+        self, code: int, payload: bytes, *, timeout: float | None,
+        done: Callable[[bytes | ScardError], None],
+    ) -> None:
+        if self.gone:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE)
+
+        async def answer() -> None:
+            try:
+                done(await self.ioctl(code, payload, timeout=timeout))
+            except ScardError as exc:
+                done(exc)
+
+        self.started.add(asyncio.get_running_loop().create_task(answer()))
+
+
 async def table_settles(backend: EscBackend, state_bit: int) -> None:
     for _ in range(100):
         readers = backend.readers()
@@ -169,6 +187,44 @@ def test_reader_table_calls_and_translation() -> None:
         with pytest.raises(ScardError) as gone:
             await backend.establish_context(0)
         assert gone.value.code == ScardReturn.SCARD_E_NO_SERVICE
+
+    asyncio.run(scenario())
+
+
+def test_a_started_transmit_reports_its_outcome_once() -> None:
+    async def scenario() -> None:
+        client = FakeClient()
+        backend = EscBackend(client)
+        context = await backend.establish_context(0)
+        handle, _ = await backend.connect(context, READER, 2, translate.PCSC_T1)
+        outcomes: list[object] = []
+        done = asyncio.Event()
+
+        def record(outcome: object) -> None:
+            outcomes.append(outcome)
+            done.set()
+
+        backend.start_transmit(handle, translate.PCSC_T1, b"\x00\xa4\x04\x00", 258, record)
+        await asyncio.wait_for(done.wait(), 2)
+        assert outcomes == [(translate.PCSC_T1, b"\x90\x00")]
+        sent = client.calls[-1][1]
+        assert isinstance(sent, TransmitCall) and sent.pb_send_buffer == b"\x00\xa4\x04\x00"
+
+        client.present = False  # the card answers SCARD_W_REMOVED_CARD
+        done.clear()
+        backend.start_transmit(handle, translate.PCSC_T1, b"\x00", 2, record)
+        await asyncio.wait_for(done.wait(), 2)
+        error = outcomes[-1]
+        assert isinstance(error, ScardError) and error.code == ScardReturn.SCARD_W_REMOVED_CARD
+
+        with pytest.raises(ScardError) as invalid:  # refused at once, no callback
+            backend.start_transmit(b"nope", translate.PCSC_T1, b"\x00", 2, record)
+        assert invalid.value.code == ScardReturn.SCARD_E_INVALID_HANDLE
+        await backend.close()
+        with pytest.raises(ScardError) as gone:
+            backend.start_transmit(handle, translate.PCSC_T1, b"\x00", 2, record)
+        assert gone.value.code == ScardReturn.SCARD_E_NO_SERVICE
+        assert len(outcomes) == 2
 
     asyncio.run(scenario())
 

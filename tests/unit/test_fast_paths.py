@@ -144,7 +144,7 @@ def test_device_control_response_decodes_exactly(
 ) -> None:
     """A right length decodes to its fields; a wrong one is refused, never misread."""
     head = bytes.fromhex("72444349") + struct.pack("<III", device, completion, status)
-    wire = head if short else head + struct.pack("<I", len(output) + skew) + output
+    wire = head if short else head + struct.pack("<I", (len(output) + skew) % 2**32) + output
     try:
         response = DeviceControlResponse.decode(wire)
     except ProtocolError:

@@ -14,9 +14,9 @@ Contexts and card handles are opaque byte strings owned by the backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rdscard.errors import RdscardError
 
@@ -125,4 +125,32 @@ class SmartCardBackend(Protocol):
 
     async def set_attrib(self, handle: bytes, attribute: int, value: bytes) -> None:
         """SCardSetAttrib."""
+        ...
+
+
+TransmitOutcome = tuple[int, bytes] | ScardError
+"""What a started transmit ends with: (receive PCI protocol, response) or the error."""
+
+
+@runtime_checkable
+class StartsTransmit(Protocol):
+    """A backend that can also start a transmit without a task (the hot path).
+
+    The socket adapter answers a program's SCardTransmit from the callback,
+    in the same event loop step that brought the client's reply, instead of
+    waking a task for it.
+    """
+
+    def start_transmit(
+        self,
+        handle: bytes,
+        protocol: int,
+        apdu: bytes,
+        max_response: int,
+        done: Callable[[TransmitOutcome], None],
+    ) -> None:
+        """Send the transmit; ``done`` is called exactly once, later, with its outcome.
+
+        Raises :class:`ScardError` at once when the call cannot be sent.
+        """
         ...

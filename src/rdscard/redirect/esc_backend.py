@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
@@ -57,7 +57,7 @@ from rdscard.pdu.esc.status_change import (
 from rdscard.pdu.esc.transmit_wire import encode_transmit_call
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
-from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError
+from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
 
 log = logging.getLogger("rdscard.redirect")
 
@@ -65,6 +65,10 @@ INFINITE = 0xFFFFFFFF
 MAX_READERS = 16
 MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
 R = TypeVar("R", bound=NdrMessage)
+
+
+IoctlOutcome = bytes | ScardError
+"""The output buffer of a completed IOCTL, or why it failed."""
 
 
 class IoctlChannel(Protocol):
@@ -79,10 +83,41 @@ class IoctlChannel(Protocol):
         """
         ...
 
+    def start_ioctl(
+        self,
+        code: int,
+        payload: bytes,
+        *,
+        timeout: float | None,
+        done: Callable[[IoctlOutcome], None],
+    ) -> None:
+        """Send the IOCTL; ``done`` gets what :meth:`ioctl` would return or raise, once.
+
+        Raises ScardError at once when the IOCTL cannot be sent.
+        """
+        ...
+
 
 def _check(code: int) -> None:
     if code != ScardReturn.SCARD_S_SUCCESS:
         raise ScardError(translate.error_from_windows(code))
+
+
+def _decode_reply(reply_type: type[R], output: bytes) -> R:
+    """The client's return, checked; a malformed one is a communication error."""
+    try:
+        reply = reply_type.decode(output)
+    except ProtocolError as exc:
+        log.warning("malformed %s from the client: %s", reply_type.PDU, exc)
+        raise ScardError(ScardReturn.SCARD_F_COMM_ERROR, str(exc)) from None
+    _check(getattr(reply, "return_code", 0))
+    return reply
+
+
+def _transmit_result(reply: TransmitReturn, protocol: int) -> tuple[int, bytes]:
+    """(pcsc-lite receive protocol, response) of a successful Transmit_Return."""
+    received = reply.pio_recv_pci.dw_protocol if reply.pio_recv_pci is not None else 0
+    return translate.protocols_from_windows(received) or protocol, reply.pb_recv_buffer or b""
 
 
 def _multi_string(raw: bytes | None) -> list[str]:
@@ -238,10 +273,7 @@ class EscBackend:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
         limit = self._call_timeout if timeout == -1.0 else timeout
         payload = call if isinstance(call, bytes) else call.encode()
-        output = await self._channel.ioctl(code, payload, timeout=limit)
-        reply = reply_type.decode(output)
-        _check(getattr(reply, "return_code", 0))
-        return reply
+        return _decode_reply(reply_type, await self._channel.ioctl(code, payload, timeout=limit))
 
     def _handle(self, handle: bytes) -> tuple[RedirScardHandle, str]:
         try:
@@ -333,17 +365,47 @@ class EscBackend:
         self, handle: bytes, protocol: int, apdu: bytes, max_response: int
     ) -> tuple[int, bytes]:
         """SCardTransmit on the client; returns (pcsc-lite receive protocol, response)."""
+        call = self._transmit_call(handle, protocol, apdu, max_response)
+        reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
+        return _transmit_result(reply, protocol)
+
+    def start_transmit(
+        self,
+        handle: bytes,
+        protocol: int,
+        apdu: bytes,
+        max_response: int,
+        done: Callable[[TransmitOutcome], None],
+    ) -> None:
+        """:meth:`transmit` without a task: ``done`` gets its result or error, once."""
+        if self._closed:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
+        call = self._transmit_call(handle, protocol, apdu, max_response)
+
+        def finish(output: IoctlOutcome) -> None:
+            if isinstance(output, ScardError):
+                done(output)
+                return
+            try:
+                reply = _decode_reply(TransmitReturn, output)
+            except ScardError as exc:
+                done(exc)
+                return
+            done(_transmit_result(reply, protocol))
+
+        self._channel.start_ioctl(
+            ScardIoctl.SCARD_IOCTL_TRANSMIT, call, timeout=self._call_timeout, done=finish
+        )
+
+    def _transmit_call(self, handle: bytes, protocol: int, apdu: bytes, max_response: int) -> bytes:
         h_card, _ = self._handle(handle)
-        call = encode_transmit_call(
+        return encode_transmit_call(
             h_card.context.pb_context,
             h_card.pb_handle,
             translate.protocols_to_windows(protocol),
             apdu,
             min(max_response, MAX_RECEIVE),
         )
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
-        received = reply.pio_recv_pci.dw_protocol if reply.pio_recv_pci is not None else 0
-        return translate.protocols_from_windows(received) or protocol, reply.pb_recv_buffer or b""
 
     async def control(
         self, handle: bytes, control_code: int, data: bytes, max_response: int

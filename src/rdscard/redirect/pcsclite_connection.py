@@ -23,6 +23,9 @@ winscard_msg.h) and pcscd's rules:
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -56,6 +59,7 @@ from rdscard.pdu.pcsclite import (
 )
 from rdscard.pdu.pcsclite_framing import PcscRequest, PcscRequestReader, RequestStruct
 from rdscard.redirect.backend import ScardError as BackendError
+from rdscard.redirect.backend import StartsTransmit, TransmitOutcome
 
 if TYPE_CHECKING:
     from rdscard.redirect.pcsclite_service import PcscliteService
@@ -92,12 +96,30 @@ class _Context:
 class PcscliteConnection:
     """pcscd's side of one connection; created by :meth:`PcscliteService.connect`."""
 
-    def __init__(self, service: PcscliteService, send: SendFunction, *, peer: str = "") -> None:
+    def __init__(
+        self,
+        service: PcscliteService,
+        send: SendFunction,
+        *,
+        peer: str = "",
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         self._service = service
         self._backend = service.backend
+        self._starter = service.backend if isinstance(service.backend, StartsTransmit) else None
         self._send = send
+        self._on_end = on_end
         self.peer = peer or "a program"
         self._requests = PcscRequestReader()
+        # Requests are answered one at a time, in order: the one in flight holds the rest.
+        self._queue: deque[PcscRequest] = deque()
+        self._busy = False
+        self._pumping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ending = False
+        self._releasing = False
         self.minor: int | None = None
         self._contexts: dict[int, _Context] = {}
         self._handles: dict[int, _Handle] = {}
@@ -139,32 +161,87 @@ class PcscliteConnection:
         )
 
     # -- input -----------------------------------------------------------------------------
-    async def receive(self, data: bytes) -> bool:
-        """Handle ``data`` from the program; False when the connection must now end.
+    def feed(self, data: bytes) -> bool:
+        """Take ``data`` from the program; False when the connection must now end.
 
-        Complete requests are answered in order through ``send``; a partial
-        request waits for more data.
+        Complete requests are answered in order through ``send``, one at a
+        time (libpcsclite waits for each reply anyway); a partial request
+        waits for more data. A TRANSMIT on a backend that can start one
+        (:class:`StartsTransmit`) is answered from the backend's callback,
+        with no task; every other request runs in a task of its own. When
+        the program breaks the protocol, ``on_end`` is called.
         """
-        if self._closed:
+        if self._closed or self._ending:
             return False
         try:
-            requests = self._requests.feed(data)
+            self._queue.extend(self._requests.feed(data))
         except ProtocolError as exc:
-            self._service.log.warning(
-                "pcsc-lite: closing the connection of %s: bad request: %s", self.peer, exc
-            )
+            self._cut_off(f"bad request: {exc}")
             return False
-        for request in requests:
-            try:
-                await self._dispatch(request)
-            except ConnectionClosingError as exc:
-                self._service.log.warning(
-                    "pcsc-lite: closing the connection of %s: %s", self.peer, exc
-                )
-                return False
-            if self._closed:
-                return False
-        return True
+        self._pump()
+        return not self._ending
+
+    async def receive(self, data: bytes) -> bool:
+        """:meth:`feed`, then wait until every complete request is answered."""
+        if not self.feed(data):
+            return False
+        await self._idle.wait()
+        return not (self._ending or self._closed)
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return  # a request that ended at once, inside the loop below
+        self._pumping = True
+        try:
+            while self._queue and not self._busy:
+                if self._closed or self._ending:
+                    self._queue.clear()
+                    break
+                request = self._queue.popleft()
+                self._busy = True
+                self._idle.clear()
+                if self._starter is not None and isinstance(request.message, Transmit):
+                    self._start_transmit(self._starter, request.message, request.payload)
+                else:
+                    task = asyncio.get_running_loop().create_task(self._run(request))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            self._pumping = False
+        if not self._busy:
+            self._idle.set()
+
+    def _request_done(self) -> None:
+        self._busy = False
+        self._pump()
+
+    async def _run(self, request: PcscRequest) -> None:
+        try:
+            await self._dispatch(request)
+        except ConnectionClosingError as exc:
+            self._cut_off(str(exc))
+        except Exception:  # a bug: this program's connection ends, the service stays up
+            self._service.log.exception("pcsc-lite: request from %s failed", self.peer)
+            self._cut_off("internal error")
+        finally:
+            self._request_done()
+
+    def _cut_off(self, reason: str) -> None:
+        """The program broke the protocol: no more requests, and the adapter closes it."""
+        if self._ending:
+            return
+        self._ending = True
+        self._queue.clear()
+        self._service.log.warning("pcsc-lite: closing the connection of %s: %s", self.peer, reason)
+        if self._on_end is not None:
+            self._on_end()
+
+    def abort(self) -> None:
+        """The server is closing: stop the request in flight (a task) and take no more."""
+        self._ending = True
+        self._queue.clear()
+        for task in list(self._tasks):
+            task.cancel()
 
     def signal(self, rv: int) -> None:
         """Send the one {timeOut 0, rv} a waiting program reads (wake-up or cancel)."""
@@ -176,9 +253,16 @@ class PcscliteConnection:
         self._write(WaitReaderStateChange(0, rv).encode())
 
     async def release(self) -> None:
-        """The connection ended: disconnect its card handles, release its contexts."""
-        if self._closed:
+        """The connection ended: disconnect its card handles, release its contexts.
+
+        A request in flight ends first (its reply goes nowhere), as with pcscd.
+        """
+        if self._releasing:
             return
+        self._releasing = True
+        self._ending = True
+        self._queue.clear()
+        await self._idle.wait()
         self._closed = True
         self._service.unregister_waiter(self)
         handles, self._handles = self._handles, {}
@@ -491,6 +575,35 @@ class PcscliteConnection:
         rv, result = await self._call(
             self._backend.transmit(handle.opaque, message.io_send_pci_protocol, apdu, limit)
         )
+        self._transmit_reply(message, rv, result)
+
+    def _start_transmit(self, starter: StartsTransmit, message: Transmit, apdu: bytes) -> None:
+        """The hot path: the reply is written from the backend's callback."""
+        handle = self._handles.get(message.h_card)
+        if handle is None:
+            self._cut_off(f"card handle 0x{message.h_card:08X} is not this program's")
+            self._request_done()
+            return
+        limit = min(message.pcb_recv_length, MAX_BUFFER_SIZE_EXTENDED)
+        done = functools.partial(self._transmit_finished, message)
+        try:
+            starter.start_transmit(
+                handle.opaque, message.io_send_pci_protocol, apdu, limit, done
+            )
+        except BackendError as exc:
+            done(exc)
+        except Exception:  # a backend bug: the program gets an error, the service stays up
+            self._service.log.exception("pcsc-lite: smart card backend call failed")
+            done(BackendError(ScardError.SCARD_F_INTERNAL_ERROR))
+
+    def _transmit_finished(self, message: Transmit, outcome: TransmitOutcome) -> None:
+        if isinstance(outcome, BackendError):
+            self._transmit_reply(message, outcome.code, None)
+        else:
+            self._transmit_reply(message, SUCCESS, outcome)
+        self._request_done()
+
+    def _transmit_reply(self, message: Transmit, rv: int, result: tuple[int, bytes] | None) -> None:
         protocol, response = result if result is not None else (message.io_recv_pci_protocol, b"")
         length = len(response)
         if rv == SUCCESS and length > message.pcb_recv_length:

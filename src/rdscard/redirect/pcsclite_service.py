@@ -141,15 +141,18 @@ class PcscliteService:
         """The open connections, oldest first."""
         return tuple(self._connections)
 
-    def connect(self, send: SendFunction, *, peer: str = "") -> PcscliteConnection:
+    def connect(
+        self, send: SendFunction, *, peer: str = "", on_end: Callable[[], None] | None = None
+    ) -> PcscliteConnection:
         """A handler for a newly accepted connection; ``send`` writes bytes to its program.
 
-        ``peer`` names the program in log lines (for example ``"uid 1000 pid 4242"``).
+        ``peer`` names the program in log lines (for example ``"uid 1000 pid 4242"``);
+        ``on_end`` is called when the program broke the protocol and must be cut off.
         """
         if self._closed:
             raise RuntimeError("the pcsc-lite service is closed")
         self.start()
-        connection = PcscliteConnection(self, send, peer=peer)
+        connection = PcscliteConnection(self, send, peer=peer, on_end=on_end)
         self._connections.append(connection)
         return connection
 

@@ -5,11 +5,12 @@ holding a UNIX socket ``pcscd.comm``; programs of the session find it
 through ``PCSCLITE_CSOCK_NAME`` (:attr:`PcscSocketServer.env`). A private
 socket bypasses the polkit rules of a system pcscd, so every connection is
 checked here with SO_PEERCRED: the session user and root are served, anyone
-else is closed at once with a log line naming the uid and pid. Bytes read
-go to the service's per-connection handler; its replies go back through
-the stream writer. Closing the server ends every connection (programs with
-a call pending read end-of-file, which libpcsclite reports as an error),
-releases what they held and removes the directory.
+else is closed at once with a log line naming the uid and pid. Each
+connection is an asyncio protocol: bytes read go straight to the service's
+per-connection handler in the same event loop step, and its replies go
+back through the transport. Closing the server ends every connection
+(programs with a call pending read end-of-file, which libpcsclite reports
+as an error), releases what they held and removes the directory.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ import stat
 import struct
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 
 from rdscard.errors import RdscardError
+from rdscard.redirect.pcsclite_connection import PcscliteConnection
 from rdscard.redirect.pcsclite_service import PcscliteService
 
 log = logging.getLogger("rdscard.server.pcsc")
 
 SOCKET_NAME: Final = "pcscd.comm"
-READ_SIZE: Final = 65536
 _UCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 
 
@@ -54,7 +55,7 @@ class PcscSocketServer:
         self.owner_uid = owner_uid
         self.owner_gid = owner_gid
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._programs: set[_ProgramConnection] = set()
         self._closing = False
         self.refused = 0
 
@@ -69,7 +70,7 @@ class PcscSocketServer:
 
     @property
     def connection_count(self) -> int:
-        return len(self._tasks)
+        return len(self._programs)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -79,7 +80,10 @@ class PcscSocketServer:
         self._make_directory()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: _ProgramConnection(self), path=str(self.socket_path)
+        )
         os.chmod(self.socket_path, 0o600)
         self._chown(self.socket_path)
         self.service.start()
@@ -116,11 +120,13 @@ class PcscSocketServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        programs = list(self._programs)
+        for program in programs:
+            program.abort()
+        releases = [task for program in programs if (task := program.release()) is not None]
+        if releases:
+            # Not gather: a cancel of close() must not cancel the releases themselves.
+            await asyncio.wait(releases)
         if server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -142,15 +148,15 @@ class PcscSocketServer:
     def _allowed(self, uid: int) -> bool:
         return uid in (self.owner_uid, 0)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+    def _admit(self, transport: asyncio.Transport) -> str | None:
+        """The peer's name when it may use the socket; None (logged) when refused."""
+        sock = transport.get_extra_info("socket")
         try:
             pid, uid, _gid = peer_credentials(sock)
         except OSError as exc:
             log.warning("pcsc-lite socket %s: no peer credentials (%s); refused",
                         self.socket_path, exc)
-            writer.close()
-            return
+            return None
         if not self._allowed(uid):
             self.refused += 1
             log.warning(
@@ -158,40 +164,83 @@ class PcscSocketServer:
                 "(only uid %d and root may use it)",
                 self.socket_path, uid, pid, self.owner_uid,
             )
-            writer.close()
-            return
+            return None
         if self.service.closed or len(self.service.connections) >= self.service.max_connections:
             log.warning(
                 "pcsc-lite socket %s: refused uid %d pid %d: %d connections open",
                 self.socket_path, uid, pid, len(self.service.connections),
             )
-            writer.close()
+            return None
+        return f"uid {uid} pid {pid}"
+
+
+class _ProgramConnection(asyncio.Protocol):
+    """One program's connection: bytes in to its :class:`PcscliteConnection`, replies out.
+
+    A protocol rather than a stream: a request is handled in the event loop
+    step that read it, with no task to wake (see ``PcscliteConnection.feed``).
+    """
+
+    def __init__(self, server: PcscSocketServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._connection: PcscliteConnection | None = None
+        self._release: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not derive from asyncio.Transport, hence the cast.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        server = self._server
+        peer = None if server._closing else server._admit(transport)
+        if peer is None:
+            transport.close()
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        self._connection = server.service.connect(self._send, peer=peer, on_end=transport.close)
+        server._programs.add(self)
 
-        def send(data: bytes) -> None:
-            if not writer.is_closing():
-                writer.write(data)
+    def _send(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
-        connection = self.service.connect(send, peer=f"uid {uid} pid {pid}")
+    def data_received(self, data: bytes) -> None:
+        if self._connection is not None and not self._connection.feed(data):
+            assert self._transport is not None
+            self._transport.close()
+
+    def pause_writing(self) -> None:
+        # The program does not read its replies: stop reading its requests meanwhile.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._connection is not None:
+            log.debug("pcsc-lite connection of %s: %s", self._connection.peer, exc)
+        self.release()
+
+    def abort(self) -> None:
+        """The server is closing: stop the program's request in flight and hang up."""
+        if self._connection is not None:
+            self._connection.abort()
+        if self._transport is not None:
+            self._transport.close()
+
+    def release(self) -> asyncio.Task[None] | None:
+        """Release what the program held, once; the task doing it."""
+        if self._connection is None:
+            return None
+        if self._release is None:
+            self._release = asyncio.get_running_loop().create_task(self._released())
+        return self._release
+
+    async def _released(self) -> None:
+        assert self._connection is not None
         try:
-            while True:
-                data = await reader.read(READ_SIZE)
-                if not data or not await connection.receive(data):
-                    break
-                await writer.drain()
-        except (ConnectionError, OSError) as exc:
-            log.debug("pcsc-lite connection of uid %d pid %d: %s", uid, pid, exc)
-        except asyncio.CancelledError:
-            # This task is the stream's callback task: asyncio reports a cancelled one as an
-            # error, so a cancel from close() ends it quietly.
-            if not self._closing:
-                raise
+            await self._connection.release()
         finally:
-            # Shielded: a second cancel (server closing) must not leave contexts behind.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(connection.release())
-            writer.close()
-            self._tasks.discard(task)
+            self._server._programs.discard(self)

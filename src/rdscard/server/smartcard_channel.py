@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rdscard.config import RedirectionConfig
@@ -24,7 +25,7 @@ from rdscard.errors import RdscardError
 from rdscard.pdu.esc.constants import ScardReturn
 from rdscard.protocol import rdpdr
 from rdscard.redirect.backend import ScardError
-from rdscard.redirect.esc_backend import EscBackend
+from rdscard.redirect.esc_backend import EscBackend, IoctlOutcome
 from rdscard.redirect.pcsclite_service import PcscliteService
 from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandler
 from rdscard.server.pcsc_socket import PcscSocketServer
@@ -43,7 +44,7 @@ class SmartCardChannel:
         self.machine = rdpdr.RdpdrServer(
             client_id=context.session.session_id, default_timeout=config.call_timeout
         )
-        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._pending: dict[int, Callable[[IoctlOutcome], None]] = {}
         self.device_id: int | None = None
         self.backend: EscBackend | None = None
         self.socket: PcscSocketServer | None = None
@@ -82,20 +83,18 @@ class SmartCardChannel:
     def _on_events(self, events: Sequence[rdpdr.RdpdrEvent]) -> None:
         for event in events:
             if isinstance(event, rdpdr.IoctlCompleted):
-                future = self._pending.pop(event.completion_id, None)
-                if future is not None and not future.done():
-                    if event.io_status != 0:
-                        future.set_exception(ScardError(
-                            ScardReturn.SCARD_F_COMM_ERROR,
-                            f"the client failed the smart card call (IoStatus "
-                            f"0x{event.io_status:08X})",
-                        ))
-                    else:
-                        future.set_result(event.output)
+                if event.io_status != 0:
+                    self._complete(event.completion_id, ScardError(
+                        ScardReturn.SCARD_F_COMM_ERROR,
+                        f"the client failed the smart card call (IoStatus "
+                        f"0x{event.io_status:08X})",
+                    ))
+                else:
+                    self._complete(event.completion_id, event.output)
             elif isinstance(event, rdpdr.IoctlFailed):
-                future = self._pending.pop(event.completion_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(ScardError(ScardReturn.SCARD_E_TIMEOUT, event.reason))
+                self._complete(
+                    event.completion_id, ScardError(ScardReturn.SCARD_E_TIMEOUT, event.reason)
+                )
             elif isinstance(event, rdpdr.ClientIdentified):
                 self.log.info("rdpdr: client %r", event.name)
             elif isinstance(event, rdpdr.SmartCardDeviceAnnounced):
@@ -143,6 +142,19 @@ class SmartCardChannel:
     # -- IoctlChannel ------------------------------------------------------------------
     async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
         """Send one MS-RDPESC IOCTL to the client's smart card device."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.start_ioctl(code, payload, timeout=timeout, done=functools.partial(_settle, future))
+        return await future
+
+    def start_ioctl(
+        self,
+        code: int,
+        payload: bytes,
+        *,
+        timeout: float | None,
+        done: Callable[[IoctlOutcome], None],
+    ) -> None:
+        """Send one IOCTL; ``done`` gets its output or its error when it ends."""
         if self._closed or self.device_id is None:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "no smart card device")
         try:
@@ -152,10 +164,17 @@ class SmartCardChannel:
             )
         except rdpdr.RdpdrStateError as exc:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, str(exc)) from None
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[completion_id] = future
+        self._pending[completion_id] = done
         self._flush()
-        return await future
+
+    def _complete(self, completion_id: int, outcome: IoctlOutcome) -> None:
+        done = self._pending.pop(completion_id, None)
+        if done is None:
+            return
+        try:
+            done(outcome)
+        except Exception:  # a bug in one caller must not end the channel for every call
+            self.log.exception("smart card call completion failed")
 
     # -- teardown -------------------------------------------------------------------------
     async def _stop_redirection(self) -> None:
@@ -171,12 +190,10 @@ class SmartCardChannel:
             await socket.service.close()
 
     def _fail_pending(self) -> None:
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(
-                    ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client went away")
-                )
-        self._pending.clear()
+        for completion_id in list(self._pending):
+            self._complete(
+                completion_id, ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client went away")
+            )
 
     async def close(self) -> None:
         """The channel or the connection is gone: end everything at once."""
@@ -189,6 +206,15 @@ class SmartCardChannel:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _settle(future: asyncio.Future[bytes], outcome: IoctlOutcome) -> None:
+    if future.done():  # the caller gave up (cancelled)
+        return
+    if isinstance(outcome, ScardError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def smart_card_channel_factory(config: RedirectionConfig) -> ChannelFactory:
