@@ -608,7 +608,8 @@ class PcscliteConnection:
         length = len(response)
         if rv == SUCCESS and length > message.pcb_recv_length:
             rv = ScardError.SCARD_E_INSUFFICIENT_BUFFER
-        reply = Transmit(
+        # The reply's transmit_struct, packed directly: this runs for every APDU.
+        reply = Transmit.LAYOUT.pack(
             message.h_card,
             message.io_send_pci_protocol,
             message.io_send_pci_length,
@@ -616,9 +617,9 @@ class PcscliteConnection:
             protocol & 0xFFFFFFFF,
             message.io_recv_pci_length,
             length,
-            rv,
+            rv & 0xFFFFFFFF,
         )
-        self._write(reply.encode() + (response if rv == SUCCESS else b""))
+        self._write(reply + response if rv == SUCCESS else reply)
 
     async def _control(self, message: Control, data: bytes) -> None:
         handle = self._handle(message.h_card)

@@ -125,6 +125,9 @@ class Connection:
         """React to what the acceptor reported."""
         screen_touched = False
         for event in self.acceptor.events():
+            if isinstance(event, ChannelData):  # the most frequent event first
+                self.on_channel_data(event)
+                continue
             screen_touched = screen_touched or isinstance(
                 event, SessionActivated | InputReceived | RefreshRequested
             )
@@ -147,8 +150,6 @@ class Connection:
             elif isinstance(event, RefreshRequested):
                 if self.display is not None:
                     self.display.refresh()
-            elif isinstance(event, ChannelData):
-                self.on_channel_data(event)
             elif isinstance(event, ClientShutdown):
                 self.log.info("session ending: %s", event.reason)
                 self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
