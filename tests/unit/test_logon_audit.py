@@ -92,7 +92,10 @@ def _attempt(pki: RealmPki, card_doc: dict[str, object], pin: bytes, log: AuditL
     secret = Secret(pin)
     try:
         cert = read_sign_in_certificate(client)
-        valid = CertificateValidator([pki.issuing_cert]).validate(cert, now=NOW)
+        # The test PKI was issued just now: validate at the real time, not at NOW.
+        valid = CertificateValidator([pki.issuing_cert]).validate(
+            cert, now=datetime.datetime.now(datetime.UTC)
+        )
         fields.update(subject=valid.subject, issuer=valid.issuer,
                       serial=serial_hex(valid.serial), upn=valid.upn or "")
         mapping = AccountMapper(config, account_exists=lambda _n: True).map(valid.upn)

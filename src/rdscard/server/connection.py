@@ -20,6 +20,7 @@ from rdscard.logon.validation import CertificateValidator
 from rdscard.pdu.share import ErrorInfo
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
+    AcceptorEvent,
     ChannelData,
     ClientConnected,
     ClientInfoReceived,
@@ -37,6 +38,7 @@ from rdscard.secret import Secret
 from rdscard.server.channels import ChannelContext, ChannelHandler
 from rdscard.server.logon_flow import LogonContext, LogonFlow
 from rdscard.server.sessions import SessionInfo, SessionLogger
+from rdscard.server.stream_protocol import DirectStreamProtocol
 
 if TYPE_CHECKING:
     from rdscard.server.listener import ServerContext
@@ -61,10 +63,12 @@ class Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         info: SessionInfo,
+        protocol: DirectStreamProtocol | None = None,
     ) -> None:
         self.context = context
         self.reader = reader
         self.writer = writer
+        self.protocol = protocol
         self.info = info
         self.log = SessionLogger(logging.getLogger("rdscard.session"),
                                  {"session_id": info.session_id})
@@ -83,6 +87,8 @@ class Connection:
         self.client_domain = ""
         self.logon: LogonFlow | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._screen_push: asyncio.Task[None] | None = None
+        self._push_again = False
         self.accepted_at = time.perf_counter()
 
     async def run(self) -> None:
@@ -108,11 +114,17 @@ class Connection:
                     await self.flush()
                     return
             if not data:
-                self.log.info("the client closed the connection (%s)", self.acceptor.phase.value)
+                if not self._session_ended():  # else: ended in on_active_data
+                    self.log.info("the client closed the connection (%s)",
+                                  self.acceptor.phase.value)
                 return
             self.acceptor.receive(data)
             await self.process_events()
             await self.flush()
+            if self.acceptor.phase is Phase.ACTIVE and self.protocol is not None:
+                # From now on received bytes go to on_active_data as they arrive; anything
+                # already buffered is read by this loop first.
+                self.protocol.direct = self.on_active_data
 
     async def flush(self) -> None:
         """Write whatever the acceptor has queued."""
@@ -125,39 +137,100 @@ class Connection:
         """React to what the acceptor reported."""
         screen_touched = False
         for event in self.acceptor.events():
-            if isinstance(event, ChannelData):  # the most frequent event first
-                self.on_channel_data(event)
-                continue
-            screen_touched = screen_touched or isinstance(
-                event, SessionActivated | InputReceived | RefreshRequested
-            )
             if isinstance(event, StartTls):
                 await self.start_tls(event)
-            elif isinstance(event, NegotiationRefused):
-                self.log.warning(
-                    "refused: the client offers only %s security and the server requires TLS "
-                    "(sent SSL_REQUIRED_BY_SERVER)", describe_protocols(event.requested_protocols)
-                )
-            elif isinstance(event, ClientConnected):
-                self.on_client_connected(event)
-            elif isinstance(event, ClientInfoReceived):
-                self.on_client_info(event)
-            elif isinstance(event, SessionActivated):
-                self.on_activated(event)
-            elif isinstance(event, InputReceived):
-                if self.display is not None:
-                    self.on_screen_actions(self.display.on_inputs(event.events))
-            elif isinstance(event, RefreshRequested):
-                if self.display is not None:
-                    self.display.refresh()
-            elif isinstance(event, ClientShutdown):
-                self.log.info("session ending: %s", event.reason)
-                self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
+            else:
+                screen_touched |= self.on_event(event)
         # Only input, a refresh or the activation change the screen here (the
         # sign-in flow pushes its own changes): smart card traffic skips this.
         if screen_touched:
             await self.flush()
             await self.push_screen()
+
+    def on_event(self, event: AcceptorEvent) -> bool:
+        """React to one event (all but StartTls); True when the screen may have changed."""
+        if isinstance(event, ChannelData):  # the most frequent event first
+            self.on_channel_data(event)
+            return False
+        if isinstance(event, NegotiationRefused):
+            self.log.warning(
+                "refused: the client offers only %s security and the server requires TLS "
+                "(sent SSL_REQUIRED_BY_SERVER)", describe_protocols(event.requested_protocols)
+            )
+        elif isinstance(event, ClientConnected):
+            self.on_client_connected(event)
+        elif isinstance(event, ClientInfoReceived):
+            self.on_client_info(event)
+        elif isinstance(event, SessionActivated):
+            self.on_activated(event)
+            return True
+        elif isinstance(event, InputReceived):
+            if self.display is not None:
+                self.on_screen_actions(self.display.on_inputs(event.events))
+            return True
+        elif isinstance(event, RefreshRequested):
+            if self.display is not None:
+                self.display.refresh()
+            return True
+        elif isinstance(event, ClientShutdown):
+            self.log.info("session ending: %s", event.reason)
+            self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGOFF_BY_USER)
+        return False
+
+    def on_active_data(self, data: bytes) -> None:
+        """Bytes of the active session, handled in the event loop step that read them.
+
+        What the run loop does with a chunk, without waking its task: the
+        acceptor, the events, the reply. A failure is handed to the run loop
+        (as the stream's exception), which ends the connection as usual.
+        """
+        try:
+            self.acceptor.receive(data)
+            screen_touched = False
+            for event in self.acceptor.events():
+                screen_touched |= self.on_event(event)  # no StartTls after the upgrade
+            out = self.acceptor.data_to_send()
+            if out and not self.writer.is_closing():
+                self.writer.write(out)
+            if screen_touched:
+                self._schedule_screen_push()
+            if self.acceptor.phase is not Phase.ACTIVE:
+                # Ended (the run loop then returns) or re-activating (it reads again).
+                self._leave_direct_lane()
+                if self._session_ended():
+                    self.reader.feed_eof()
+        except Exception as exc:
+            self._leave_direct_lane()
+            self.reader.set_exception(exc)
+
+    def _session_ended(self) -> bool:
+        return self.acceptor.phase is Phase.CLOSED
+
+    def _leave_direct_lane(self) -> None:
+        if self.protocol is not None:
+            self.protocol.direct = None
+
+    def _schedule_screen_push(self) -> None:
+        """Push the screen from a task (it waits for the client); one push at a time."""
+        if self._screen_push is not None:
+            self._push_again = True
+            return
+        task = asyncio.get_running_loop().create_task(self._push_screen_soon())
+        self._screen_push = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _push_screen_soon(self) -> None:
+        try:
+            while True:
+                self._push_again = False
+                await self.push_screen()
+                if not self._push_again:
+                    return
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._screen_push = None
 
     async def send_graphics(self, pdus: list[bytes]) -> None:
         """Write fast-path updates in batches, waiting for the client between them.
@@ -373,13 +446,16 @@ class Connection:
 
 
 async def run_connection(
-    context: ServerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    context: ServerContext,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    protocol: DirectStreamProtocol | None = None,
 ) -> None:
     """Serve one accepted TCP connection as one session."""
     peer = writer.get_extra_info("peername")
     peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     info = context.sessions.open(peer_text)
-    connection = Connection(context, reader, writer, info)
+    connection = Connection(context, reader, writer, info, protocol)
     connection.log.info("connection from %s", peer_text)
     try:
         await connection.run()

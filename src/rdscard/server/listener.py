@@ -22,6 +22,7 @@ from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
 from rdscard.server.sessions import SessionTable
 from rdscard.server.smartcard_channel import CHANNEL_NAME, smart_card_channel_factory
+from rdscard.server.stream_protocol import DirectStreamProtocol, start_direct_server
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
 log = logging.getLogger("rdscard.server")
@@ -71,8 +72,8 @@ class RdpServer:
             )
         self._control = ControlServer(self.context.sessions, cfg.state_dir)
         await self._control.start()
-        self._server = await asyncio.start_server(
-            self._accept, cfg.listen.host, cfg.listen.port, reuse_address=True, limit=1 << 20
+        self._server = await start_direct_server(
+            self._accept, cfg.listen.host, cfg.listen.port, limit=1 << 20
         )
         log.info("listening on %s", ", ".join(self.addresses))
 
@@ -89,7 +90,12 @@ class RdpServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: DirectStreamProtocol,
+    ) -> None:
         assert self.context is not None
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -103,7 +109,7 @@ class RdpServer:
         if task is not None:
             self._tasks.add(task)
         try:
-            await run_connection(self.context, reader, writer)
+            await run_connection(self.context, reader, writer, protocol)
         except Exception:  # a broken session must never take down another
             log.exception("connection handler failed")
         finally:
