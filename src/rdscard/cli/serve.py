@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``rdscard serve``.
 
     The event loop is uvloop's: every redirected smart card call crosses the
-    loop several times, and uvloop makes each crossing cheaper (server CPU
-    per redirected call 222 -> 142 us in bench/bench_redirect_scale.py).
+    loop twice (the program's request, the client's reply), and uvloop makes
+    each crossing cheaper than the default loop does (BENCHMARKS.md).
     """
     config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
     uvloop.run(serve(RdpServer(config)))
