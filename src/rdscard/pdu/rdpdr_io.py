@@ -330,10 +330,9 @@ class DeviceControlResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        if len(data) >= _CONTROL_RESPONSE.size and data[:4] == IOCOMPLETION_HEADER:
-            _, _, device_id, completion_id, io_status, length = _CONTROL_RESPONSE.unpack_from(data)
-            if length == len(data) - _CONTROL_RESPONSE.size and length <= MAX_IOCTL_BUFFER:
-                return cls(device_id, completion_id, io_status, data[_CONTROL_RESPONSE.size :])
+        usual = parse_device_control_response(data)
+        if usual is not None:
+            return cls(*usual)
         r, h = _io_response(cls.PDU, data)
         if r.remaining == 0 and h.io_status != NtStatus.STATUS_SUCCESS:
             return cls(h.device_id, h.completion_id, h.io_status, b"")
@@ -343,6 +342,20 @@ class DeviceControlResponse:
         out = r.raw(length, "OutputBuffer")
         r.expect_end()
         return cls(h.device_id, h.completion_id, h.io_status, out)
+
+
+def parse_device_control_response(data: bytes) -> tuple[int, int, int, bytes] | None:
+    """(DeviceId, CompletionId, IoStatus, OutputBuffer) of a well-formed DR_CONTROL_RSP.
+
+    The hot path of :meth:`DeviceControlResponse.decode`, without building
+    one: ``None`` for anything else, which the full decoder then judges.
+    """
+    if len(data) < _CONTROL_RESPONSE.size or data[:4] != IOCOMPLETION_HEADER:
+        return None
+    _, _, device_id, completion_id, io_status, length = _CONTROL_RESPONSE.unpack_from(data)
+    if length != len(data) - _CONTROL_RESPONSE.size or length > MAX_IOCTL_BUFFER:
+        return None
+    return device_id, completion_id, io_status, data[_CONTROL_RESPONSE.size :]
 
 
 @dataclass(frozen=True)

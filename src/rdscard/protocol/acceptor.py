@@ -99,6 +99,15 @@ class RdpAcceptor:
             if self.phase is Phase.TLS_HANDSHAKE and data:
                 raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
             return
+        if (
+            self.phase is Phase.ACTIVE
+            and not self._inbox
+            and len(data) > 4
+            and data[0] == tpkt.TPKT_VERSION
+            and (data[2] << 8) | data[3] == len(data)
+            and self._on_channel_frame(data)
+        ):
+            return  # the hot path: exactly one static channel frame
         if self._inbox:
             self._inbox += data
             buf = bytes(self._inbox)
@@ -149,17 +158,26 @@ class RdpAcceptor:
     # -- server-initiated output ----------------------------------------------
     def send_channel_data(self, channel_name: str, data: bytes) -> None:
         """Send a static virtual channel message, chunked (MS-RDPBCGR 3.1.5.2.1)."""
+        self._outbox += self.encode_channel_data(channel_name, data)
+
+    def encode_channel_data(self, channel_name: str, data: bytes) -> bytes:
+        """The frames of a static virtual channel message, for the adapter to write itself.
+
+        :meth:`send_channel_data` without the outbox: the adapter writes
+        them after whatever :meth:`data_to_send` still holds.
+        """
         if self.phase is not Phase.ACTIVE:
             raise RuntimeError("channel data may be sent only in the active session")
         channel_id = self._channel_ids[channel_name]
         total = len(data)
         if total <= self._chunk_size:  # the usual case: one chunk, FIRST | LAST
-            self._outbox += encode_send_data_indication(
+            return encode_send_data_indication(
                 USER_CHANNEL_ID, channel_id, CHANNEL_HEADER.pack(total, WHOLE_MESSAGE) + data
             )
-            return
-        for chunk in chunk_channel_data(data, self._chunk_size):
-            self._outbox += encode_send_data_indication(USER_CHANNEL_ID, channel_id, chunk)
+        return b"".join(
+            encode_send_data_indication(USER_CHANNEL_ID, channel_id, chunk)
+            for chunk in chunk_channel_data(data, self._chunk_size)
+        )
 
     def disconnect(self, error_info: int) -> None:
         """End the session from the server side with a reason the client shows."""

@@ -39,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 from rdscard.errors import ProtocolError, RdscardError
 from rdscard.pdu.buffer import Reader
@@ -67,6 +67,7 @@ from rdscard.pdu.rdpdr_io import (
     IOCOMPLETION_HEADER,
     DeviceControlResponse,
     encode_device_control_request,
+    parse_device_control_response,
     read_io_completion_header,
 )
 
@@ -159,8 +160,7 @@ RdpdrEvent = (
 )
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
     device_id: int
     deadline: float
 
@@ -406,8 +406,12 @@ class RdpdrServer:
 
     def _on_io_completion(self, message: bytes) -> list[RdpdrEvent]:
         # Only Device Control Requests are ever sent, so every answer is a DR_CONTROL_RSP.
-        response = DeviceControlResponse.decode(message)
-        cid = response.completion_id
+        usual = parse_device_control_response(message)
+        if usual is None:  # an unusual shape (or malformed): the full decoder judges it
+            response = DeviceControlResponse.decode(message)
+            usual = (response.device_id, response.completion_id, response.io_status,
+                     response.output_buffer)
+        device_id, cid, io_status, output = usual
         pending = self._pending.get(cid)
         if pending is None:
             if cid in self._retired:
@@ -416,14 +420,14 @@ class RdpdrServer:
             raise ProtocolError(
                 DeviceControlResponse.PDU, "CompletionId", f"no request pending with id {cid}"
             )
-        if response.device_id != pending.device_id:
+        if device_id != pending.device_id:
             raise ProtocolError(
                 DeviceControlResponse.PDU,
                 "DeviceId",
-                f"reply from device {response.device_id} to a request for {pending.device_id}",
+                f"reply from device {device_id} to a request for {pending.device_id}",
             )
         del self._pending[cid]
-        return [IoctlCompleted(cid, response.device_id, response.io_status, response.output_buffer)]
+        return [IoctlCompleted(cid, device_id, io_status, output)]
 
     def _on_stale_completion(self, message: bytes) -> list[RdpdrEvent]:
         # After restart() the client may still answer IOCTLs of the old session.

@@ -409,8 +409,9 @@ class Connection:
         """Queue a channel message to the client (callable from any task of this session)."""
         if self.acceptor.phase is not Phase.ACTIVE or self.writer.is_closing():
             return
-        self.acceptor.send_channel_data(name, data)
-        self.writer.write(self.acceptor.data_to_send())
+        frames = self.acceptor.encode_channel_data(name, data)
+        queued = self.acceptor.data_to_send()
+        self.writer.write(queued + frames if queued else frames)
 
     def on_channel_data(self, event: ChannelData) -> None:
         """Hand a channel message to its handler; a failing handler closes only itself."""
