@@ -22,6 +22,8 @@ p50; then, to split that addition, the CPU time each process spent per
 transmit during the timed loops (from /proc/PID/task/*/schedstat, outside
 the processes: no hook in the server). Whatever is left of the added time
 after the CPU shares is wake-up and scheduling latency of the extra hops.
+Last, the server's own CPU call by call (p50, p99): the program reads the
+server's schedstat after every redirected transmit.
 """
 
 from __future__ import annotations
@@ -46,8 +48,13 @@ READERS = {"piv": "Virtual PCD 00 00", "9000": "Virtual PCD 00 01"}
 CARD_LABELS = {"piv": "virtual PIV card", "9000": "trivial card (90 00)"}
 
 
-def client(rounds: int, warmup: int) -> int:
-    """Child process: connect to both readers, warm up, wait for "go", time the loops."""
+def client(rounds: int, warmup: int, server_pid: int) -> int:
+    """Child process: connect to both readers, warm up, wait for "go", time the loops.
+
+    With ``server_pid``, it also reads the server's main thread CPU time
+    (/proc/PID/schedstat, nanoseconds) once per transmit: consecutive
+    readings split the server's CPU into one window per call, with no gaps.
+    """
     from smartcard import scard
 
     def check(hresult: int, what: str) -> None:
@@ -84,29 +91,42 @@ def client(rounds: int, warmup: int) -> int:
     print("ready", flush=True)
     sys.stdin.readline()
     results: dict[str, list[float]] = {}
+    server_cpu: list[int] = []
+    schedstat = os.open(f"/proc/{server_pid}/schedstat", os.O_RDONLY) if server_pid else None
+
+    def server_ns() -> int:
+        return int(os.pread(schedstat, 128, 0).split()[0]) if schedstat is not None else 0
+
     cpu_start = time.process_time()
     for key, (card, protocol) in cards.items():
         times = []
+        mark = server_ns()
         for _ in range(rounds):
             start = time.perf_counter()
             hresult, response = scard.SCardTransmit(card, protocol, SELECT_PIV)
             times.append(time.perf_counter() - start)
             if hresult != scard.SCARD_S_SUCCESS:
                 check(hresult, "SCardTransmit")
+            now = server_ns()
+            server_cpu.append(now - mark)
+            mark = now
         results[key] = times
     cpu = time.process_time() - cpu_start
-    print(json.dumps({"times": results, "cpu": cpu}), flush=True)
+    print(json.dumps({"times": results, "cpu": cpu, "server_cpu": server_cpu}), flush=True)
     for card, _ in cards.values():
         scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
     scard.SCardReleaseContext(context)
     return 0
 
 
-def run_client(socket: Path, rounds: int, warmup: int,
-               watched: dict[str, int]) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """One timed run; returns the samples per card and CPU ns per transmit per process."""
+def run_client(
+    socket: Path, rounds: int, warmup: int, watched: dict[str, int], server_pid: int
+) -> tuple[dict[str, list[float]], dict[str, float], list[int]]:
+    """One timed run: the samples per card, CPU ns per transmit per process, and the
+    server's CPU ns of each call (when ``server_pid`` is given)."""
     child = subprocess.Popen(
-        [sys.executable, __file__, "--client", "-n", str(rounds), "--warmup", str(warmup)],
+        [sys.executable, __file__, "--client", "-n", str(rounds), "--warmup", str(warmup),
+         "--server-pid", str(server_pid)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PCSCLITE_CSOCK_NAME": str(socket)},
     )
@@ -132,7 +152,7 @@ def run_client(socket: Path, rounds: int, warmup: int,
     cpu["server waited"] = server_wait / calls
     ours = (sum(after.values()) - sum(before.values())) / 1e9 + result["cpu"]
     cpu["other load"] = max(0.0, machine - ours) / wall * 1000  # cores, x1000 like the rest
-    return result["times"], cpu
+    return result["times"], cpu, result["server_cpu"]
 
 
 def main() -> int:
@@ -143,9 +163,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2,
                         help="alternating runs of each path (default 2)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        return client(args.rounds, args.warmup)
+        return client(args.rounds, args.warmup, args.server_pid)
     if os.geteuid() != 0:
         print("run as root: the client's pcscd runs in its own mount namespace",
               file=sys.stderr)
@@ -161,6 +182,7 @@ def main() -> int:
 
     samples: dict[tuple[str, str], list[float]] = {}
     cpu_runs: dict[str, list[dict[str, float]]] = {"direct": [], "redirected": []}
+    server_calls: list[int] = []
     with tempfile.TemporaryDirectory(prefix="bench-redirect-") as tmp:
         base = Path(tmp)
         os.chmod(base, 0o755)
@@ -187,8 +209,13 @@ def main() -> int:
                     paths = {"direct": pcscd.socket_path, "redirected": session_socket}
                     for _ in range(args.repeat):
                         for path, socket in paths.items():
-                            times, cpu = run_client(socket, args.rounds, args.warmup, watched)
+                            times, cpu, calls = run_client(
+                                socket, args.rounds, args.warmup, watched,
+                                server.pid if path == "redirected" else 0,
+                            )
                             cpu_runs[path].append(cpu)
+                            if path == "redirected":
+                                server_calls.extend(calls)
                             for key, values in times.items():
                                 samples.setdefault((key, path), []).extend(values)
                 finally:
@@ -244,8 +271,12 @@ def main() -> int:
     print(f"the server waited {waited:.1f} us per redirected transmit for a free core; other "
           f"processes kept {others[0]:.2f} (direct) and {others[1]:.2f} (redirected) of the "
           "machine's cores busy (/proc/stat, 10 ms ticks)")
-    print("target: the server adds under 150 us at p50 (its own CPU share is the server line; "
-          "the whole addition also pays xfreerdp and one more RDP round trip)")
+    per_call = [ns / 1000 for ns in server_calls]
+    print(f"server CPU per redirected transmit, call by call (its main thread's schedstat read "
+          f"by the program after each call): p50 {statistics.median(per_call):.1f} us, "
+          f"p99 {percentile(per_call, 0.99):.1f} us, mean {statistics.mean(per_call):.1f} us")
+    print("target: the server adds under 150 us at p50 (the server's own CPU per call, p50 "
+          "just above; the whole addition also pays xfreerdp and one more RDP round trip)")
     return 0
 
 
