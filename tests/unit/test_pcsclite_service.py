@@ -661,3 +661,98 @@ def test_well_framed_requests_with_arbitrary_fields_never_break_the_service(
 
     run(scenario)
 
+
+
+class StartingBackend(FakeBackend):
+    """A backend with the hot path: transmits are started and answered by a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[Callable[[object], None]] = []
+        self.twice = False
+
+    def start_transmit(
+        self, handle: bytes, protocol: int, apdu: bytes, max_response: int,
+        done: Callable[[object], None],
+    ) -> None:
+        self.calls.append(("start_transmit", (handle, protocol, apdu, max_response)))
+        if "start_transmit" in self.fail:
+            raise BackendError(self.fail["start_transmit"])
+        self.started.append(done)
+
+    def answer(self, outcome: object) -> None:
+        done = self.started.pop(0)
+        done(outcome)
+        if self.twice:
+            done(outcome)
+
+
+def run_starting(scenario: Callable[[StartingBackend, PcscliteService], Awaitable[None]]) -> None:
+    async def main() -> None:
+        backend = StartingBackend()
+        service = PcscliteService(backend, log=logging.getLogger("test.pcsclite"))
+        try:
+            await scenario(backend, service)
+        finally:
+            await service.close()
+
+    asyncio.run(main())
+
+
+def test_a_started_transmit_is_answered_from_its_callback_and_holds_the_next_request() -> None:
+    async def scenario(backend: StartingBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        h_card = await client.connect(await client.establish())
+        transmit = Transmit(h_card, 2, 16, 4, 2, 16, 258)
+        # TRANSMIT and STATUS in one write: STATUS waits for the transmit's answer.
+        assert client.conn.feed(
+            PcscRequest(C.SCARD_TRANSMIT, transmit, b"\x00\xa4\x04\x00").encode()
+            + PcscRequest(C.SCARD_STATUS, Status(h_card)).encode()
+        )
+        await asyncio.sleep(0)
+        assert backend.names()[-1] == "start_transmit" and client.take() == b""
+        backend.twice = True  # a second callback of the same call is ignored
+        backend.answer((2, b"\x61\x10"))
+        reply = client.take()
+        assert len(reply) == 34 and Transmit.decode(reply[:32]).rv == 0
+        assert reply[32:] == b"\x61\x10"
+        await asyncio.sleep(0.01)
+        assert backend.names()[-1] == "status"
+        assert Status.decode(client.take()).rv == 0
+
+        backend.fail["start_transmit"] = ScardError.SCARD_W_REMOVED_CARD
+        short = Transmit(h_card, 2, 16, 1, 2, 16, 258)
+        assert client.conn.feed(PcscRequest(C.SCARD_TRANSMIT, short, b"\x00").encode())
+        reply = client.take()  # refused at once: the reply is already there, without data
+        assert len(reply) == 32 and Transmit.decode(reply).rv == ScardError.SCARD_W_REMOVED_CARD
+
+    run_starting(scenario)
+
+
+def test_a_started_transmit_on_a_foreign_handle_cuts_the_program_off() -> None:
+    async def scenario(backend: StartingBackend, service: PcscliteService) -> None:
+        ended: list[bool] = []
+        out = bytearray()
+        conn = service.connect(out.extend, peer="intruder", on_end=lambda: ended.append(True))
+        transmit = Transmit(0x1234, 2, 16, 1, 2, 16, 258)
+        assert not conn.feed(PcscRequest(C.SCARD_TRANSMIT, transmit, b"\x00").encode())
+        assert ended == [True] and out == b"" and "start_transmit" not in backend.names()
+        await conn.release()
+
+    run_starting(scenario)
+
+
+def test_release_waits_for_the_started_transmit() -> None:
+    async def scenario(backend: StartingBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        h_card = await client.connect(await client.establish())
+        transmit = Transmit(h_card, 2, 16, 1, 2, 16, 258)
+        assert client.conn.feed(PcscRequest(C.SCARD_TRANSMIT, transmit, b"\x00").encode())
+        release = asyncio.create_task(client.conn.release())
+        await asyncio.sleep(0.01)
+        assert not release.done() and "disconnect" not in backend.names()
+        backend.answer((2, b"\x90\x00"))
+        await asyncio.wait_for(release, 1)
+        assert backend.names()[-2:] == ["disconnect", "release_context"]
+
+    run_starting(scenario)

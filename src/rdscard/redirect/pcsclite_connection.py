@@ -23,14 +23,11 @@ winscard_msg.h) and pcscd's rules:
 
 from __future__ import annotations
 
-import asyncio
 import functools
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from rdscard.errors import ProtocolError
 from rdscard.pdu.pcsclite import (
     MAX_BUFFER_SIZE,
     MAX_BUFFER_SIZE_EXTENDED,
@@ -57,9 +54,10 @@ from rdscard.pdu.pcsclite import (
     Version,
     WaitReaderStateChange,
 )
-from rdscard.pdu.pcsclite_framing import PcscRequest, PcscRequestReader, RequestStruct
+from rdscard.pdu.pcsclite_framing import PcscRequest, RequestStruct
 from rdscard.redirect.backend import ScardError as BackendError
 from rdscard.redirect.backend import StartsTransmit, TransmitOutcome
+from rdscard.redirect.pcsclite_requests import ConnectionClosingError, RequestSequencer
 
 if TYPE_CHECKING:
     from rdscard.redirect.pcsclite_service import PcscliteService
@@ -76,10 +74,6 @@ DEFAULT_MINOR: Final = 4
 SUCCESS: Final = ScardError.SCARD_S_SUCCESS
 
 
-class ConnectionClosingError(Exception):
-    """The program broke the protocol; its connection ends (the reason goes to the log)."""
-
-
 @dataclass
 class _Handle:
     context: int
@@ -93,8 +87,15 @@ class _Context:
     handles: set[int] = field(default_factory=set)
 
 
-class PcscliteConnection:
-    """pcscd's side of one connection; created by :meth:`PcscliteService.connect`."""
+class PcscliteConnection(RequestSequencer):
+    """pcscd's side of one connection; created by :meth:`PcscliteService.connect`.
+
+    Requests arrive through :meth:`feed` (or :meth:`receive`) and are
+    answered one at a time (:class:`RequestSequencer`). A TRANSMIT on a
+    backend that can start one (:class:`StartsTransmit`) is answered from
+    the backend's callback, with no task; every other request runs in a
+    task of its own.
+    """
 
     def __init__(
         self,
@@ -104,26 +105,16 @@ class PcscliteConnection:
         peer: str = "",
         on_end: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__(service.log, peer, on_end)
         self._service = service
         self._backend = service.backend
         self._starter = service.backend if isinstance(service.backend, StartsTransmit) else None
         self._send = send
-        self._on_end = on_end
-        self.peer = peer or "a program"
-        self._requests = PcscRequestReader()
-        # Requests are answered one at a time, in order: the one in flight holds the rest.
-        self._queue: deque[PcscRequest] = deque()
-        self._busy = False
-        self._pumping = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ending = False
         self._releasing = False
+        self._in_flight: object | None = None  # the started transmit's token
         self.minor: int | None = None
         self._contexts: dict[int, _Context] = {}
         self._handles: dict[int, _Handle] = {}
-        self._closed = False
         # Protocol 4.6: CMD_WAIT_READER_STATE_CHANGE is followed by the table requests;
         # a wake-up is held back until that table is sent so it cannot land in their place.
         self._hold_signal = False
@@ -160,89 +151,6 @@ class PcscliteConnection:
             f"{len(self._handles)} card handles{wait}"
         )
 
-    # -- input -----------------------------------------------------------------------------
-    def feed(self, data: bytes) -> bool:
-        """Take ``data`` from the program; False when the connection must now end.
-
-        Complete requests are answered in order through ``send``, one at a
-        time (libpcsclite waits for each reply anyway); a partial request
-        waits for more data. A TRANSMIT on a backend that can start one
-        (:class:`StartsTransmit`) is answered from the backend's callback,
-        with no task; every other request runs in a task of its own. When
-        the program breaks the protocol, ``on_end`` is called.
-        """
-        if self._closed or self._ending:
-            return False
-        try:
-            self._queue.extend(self._requests.feed(data))
-        except ProtocolError as exc:
-            self._cut_off(f"bad request: {exc}")
-            return False
-        self._pump()
-        return not self._ending
-
-    async def receive(self, data: bytes) -> bool:
-        """:meth:`feed`, then wait until every complete request is answered."""
-        if not self.feed(data):
-            return False
-        await self._idle.wait()
-        return not (self._ending or self._closed)
-
-    def _pump(self) -> None:
-        if self._pumping:
-            return  # a request that ended at once, inside the loop below
-        self._pumping = True
-        try:
-            while self._queue and not self._busy:
-                if self._closed or self._ending:
-                    self._queue.clear()
-                    break
-                request = self._queue.popleft()
-                self._busy = True
-                self._idle.clear()
-                if self._starter is not None and isinstance(request.message, Transmit):
-                    self._start_transmit(self._starter, request.message, request.payload)
-                else:
-                    task = asyncio.get_running_loop().create_task(self._run(request))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-        finally:
-            self._pumping = False
-        if not self._busy:
-            self._idle.set()
-
-    def _request_done(self) -> None:
-        self._busy = False
-        self._pump()
-
-    async def _run(self, request: PcscRequest) -> None:
-        try:
-            await self._dispatch(request)
-        except ConnectionClosingError as exc:
-            self._cut_off(str(exc))
-        except Exception:  # a bug: this program's connection ends, the service stays up
-            self._service.log.exception("pcsc-lite: request from %s failed", self.peer)
-            self._cut_off("internal error")
-        finally:
-            self._request_done()
-
-    def _cut_off(self, reason: str) -> None:
-        """The program broke the protocol: no more requests, and the adapter closes it."""
-        if self._ending:
-            return
-        self._ending = True
-        self._queue.clear()
-        self._service.log.warning("pcsc-lite: closing the connection of %s: %s", self.peer, reason)
-        if self._on_end is not None:
-            self._on_end()
-
-    def abort(self) -> None:
-        """The server is closing: stop the request in flight (a task) and take no more."""
-        self._ending = True
-        self._queue.clear()
-        for task in list(self._tasks):
-            task.cancel()
-
     def signal(self, rv: int) -> None:
         """Send the one {timeOut 0, rv} a waiting program reads (wake-up or cancel)."""
         if self._closed:
@@ -260,9 +168,7 @@ class PcscliteConnection:
         if self._releasing:
             return
         self._releasing = True
-        self._ending = True
-        self._queue.clear()
-        await self._idle.wait()
+        await self._settled()
         self._closed = True
         self._service.unregister_waiter(self)
         handles, self._handles = self._handles, {}
@@ -321,6 +227,13 @@ class PcscliteConnection:
         return handle
 
     # -- dispatch -----------------------------------------------------------------------------
+    def _start_at_once(self, request: PcscRequest) -> bool:
+        if self._starter is not None and isinstance(request.message, Transmit):
+            self._start_transmit(self._starter, request.message, request.payload)
+            return True
+        return False
+
+    # -- requests in tasks ------------------------------------------------------------------
     async def _dispatch(self, request: PcscRequest) -> None:
         command = request.command
         message = request.message
@@ -585,7 +498,8 @@ class PcscliteConnection:
             self._request_done()
             return
         limit = min(message.pcb_recv_length, MAX_BUFFER_SIZE_EXTENDED)
-        done = functools.partial(self._transmit_finished, message)
+        token = self._in_flight = object()  # a buggy backend calling back twice is ignored
+        done = functools.partial(self._transmit_finished, message, token)
         try:
             starter.start_transmit(
                 handle.opaque, message.io_send_pci_protocol, apdu, limit, done
@@ -596,7 +510,12 @@ class PcscliteConnection:
             self._service.log.exception("pcsc-lite: smart card backend call failed")
             done(BackendError(ScardError.SCARD_F_INTERNAL_ERROR))
 
-    def _transmit_finished(self, message: Transmit, outcome: TransmitOutcome) -> None:
+    def _transmit_finished(
+        self, message: Transmit, token: object, outcome: TransmitOutcome
+    ) -> None:
+        if self._in_flight is not token:
+            return
+        self._in_flight = None
         if isinstance(outcome, BackendError):
             self._transmit_reply(message, outcome.code, None)
         else:
