@@ -11,6 +11,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,9 +180,15 @@ class Client:
         return reply.h_card
 
 
-def run(scenario: Callable[[FakeBackend, PcscliteService], Awaitable[None]]) -> None:
+B = TypeVar("B", bound=FakeBackend)
+
+
+def run(
+    scenario: Callable[[B, PcscliteService], Awaitable[None]],
+    backend_type: Callable[[], B] = FakeBackend,  # type: ignore[assignment]
+) -> None:
     async def main() -> None:
-        backend = FakeBackend()
+        backend = backend_type()
         service = PcscliteService(backend, log=logging.getLogger("test.pcsclite"))
         try:
             await scenario(backend, service)
@@ -687,18 +694,6 @@ class StartingBackend(FakeBackend):
             done(outcome)
 
 
-def run_starting(scenario: Callable[[StartingBackend, PcscliteService], Awaitable[None]]) -> None:
-    async def main() -> None:
-        backend = StartingBackend()
-        service = PcscliteService(backend, log=logging.getLogger("test.pcsclite"))
-        try:
-            await scenario(backend, service)
-        finally:
-            await service.close()
-
-    asyncio.run(main())
-
-
 def test_a_started_transmit_is_answered_from_its_callback_and_holds_the_next_request() -> None:
     async def scenario(backend: StartingBackend, service: PcscliteService) -> None:
         client = Client(service)
@@ -726,7 +721,7 @@ def test_a_started_transmit_is_answered_from_its_callback_and_holds_the_next_req
         reply = client.take()  # refused at once: the reply is already there, without data
         assert len(reply) == 32 and Transmit.decode(reply).rv == ScardError.SCARD_W_REMOVED_CARD
 
-    run_starting(scenario)
+    run(scenario, StartingBackend)
 
 
 def test_a_started_transmit_on_a_foreign_handle_cuts_the_program_off() -> None:
@@ -739,7 +734,7 @@ def test_a_started_transmit_on_a_foreign_handle_cuts_the_program_off() -> None:
         assert ended == [True] and out == b"" and "start_transmit" not in backend.names()
         await conn.release()
 
-    run_starting(scenario)
+    run(scenario, StartingBackend)
 
 
 def test_release_waits_for_the_started_transmit() -> None:
@@ -755,4 +750,4 @@ def test_release_waits_for_the_started_transmit() -> None:
         await asyncio.wait_for(release, 1)
         assert backend.names()[-2:] == ["disconnect", "release_context"]
 
-    run_starting(scenario)
+    run(scenario, StartingBackend)
