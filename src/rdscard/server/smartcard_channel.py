@@ -31,7 +31,6 @@ from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandl
 from rdscard.server.pcsc_socket import PcscSocketServer
 
 CHANNEL_NAME = "rdpdr"
-EXPIRY_INTERVAL = 1.0
 
 
 class SmartCardChannel:
@@ -51,8 +50,10 @@ class SmartCardChannel:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.device_ready = asyncio.Event()  # set once the backend exists
+        # Armed at the earliest finite IOCTL deadline only: an idle channel never wakes.
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf
         self._send(self.machine.start())
-        self._spawn(self._expire_loop())
 
     # -- plumbing ----------------------------------------------------------------
     def _send(self, messages: list[bytes]) -> None:
@@ -68,10 +69,22 @@ class SmartCardChannel:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _expire_loop(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(EXPIRY_INTERVAL)
-            self._on_events(self.machine.expire(time.monotonic()))
+    def _arm_expiry(self, deadline: float | None) -> None:
+        """Fail the IOCTLs still unanswered at ``deadline`` (monotonic seconds), then re-arm."""
+        if deadline is None or self._closed:
+            return
+        if self._expiry is not None:
+            if self._expiry_at <= deadline:
+                return
+            self._expiry.cancel()
+        self._expiry_at = deadline
+        delay = max(deadline - time.monotonic(), 0.0)
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self._on_events(self.machine.expire(time.monotonic()))
+        self._arm_expiry(self.machine.next_deadline())
 
     # -- the channel -----------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
@@ -157,14 +170,17 @@ class SmartCardChannel:
         """Send one IOCTL; ``done`` gets its output or its error when it ends."""
         if self._closed or self.device_id is None:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "no smart card device")
+        now = time.monotonic()
         try:
             completion_id = self.machine.device_control(
-                self.device_id, code, payload, now=time.monotonic(),
+                self.device_id, code, payload, now=now,
                 timeout=math.inf if timeout is None else timeout,
             )
         except rdpdr.RdpdrStateError as exc:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, str(exc)) from None
         self._pending[completion_id] = done
+        if timeout is not None:
+            self._arm_expiry(now + timeout)
         self._flush()
 
     def _complete(self, completion_id: int, outcome: IoctlOutcome) -> None:
@@ -200,6 +216,8 @@ class SmartCardChannel:
         if self._closed:
             return
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._on_events(self.machine.close())
         await self._stop_redirection()
         for task in list(self._tasks):
