@@ -156,7 +156,8 @@ class PcscRequestReader:
             end = HEADER_SIZE + size
             if len(buf) < end:
                 return None
-            message = struct_type.decode(bytes(buf[HEADER_SIZE:end])) if struct_type else None
+            body = bytes(buf[HEADER_SIZE:end])
+            message = struct_type.decode(body) if struct_type is not None else None
             del buf[:end]
             extra = payload_length(message)
             if extra > MAX_BUFFER_SIZE_EXTENDED:

@@ -22,12 +22,7 @@ from dataclasses import dataclass
 from rdscard.errors import ProtocolError
 from rdscard.pdu import client_info as ci
 from rdscard.pdu import gcc, mcs, share, tpkt, x224
-from rdscard.pdu.channel import (
-    CHANNEL_HEADER,
-    WHOLE_MESSAGE,
-    ChannelReassembler,
-    chunk_channel_data,
-)
+from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
 from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
 from rdscard.pdu.licensing import license_error_valid_client
 from rdscard.pdu.secure import SecurityFlag, unwrap_basic_security, wrap_basic_security
@@ -99,15 +94,6 @@ class RdpAcceptor:
             if self.phase is Phase.TLS_HANDSHAKE and data:
                 raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
             return
-        if (
-            self.phase is Phase.ACTIVE
-            and not self._inbox
-            and len(data) > 4
-            and data[0] == tpkt.TPKT_VERSION
-            and (data[2] << 8) | data[3] == len(data)
-            and self._on_channel_frame(data)
-        ):
-            return  # the hot path: exactly one static channel frame
         if self._inbox:
             self._inbox += data
             buf = bytes(self._inbox)
@@ -169,11 +155,6 @@ class RdpAcceptor:
         if self.phase is not Phase.ACTIVE:
             raise RuntimeError("channel data may be sent only in the active session")
         channel_id = self._channel_ids[channel_name]
-        total = len(data)
-        if total <= self._chunk_size:  # the usual case: one chunk, FIRST | LAST
-            return encode_send_data_indication(
-                USER_CHANNEL_ID, channel_id, CHANNEL_HEADER.pack(total, WHOLE_MESSAGE) + data
-            )
         return b"".join(
             encode_send_data_indication(USER_CHANNEL_ID, channel_id, chunk)
             for chunk in chunk_channel_data(data, self._chunk_size)

@@ -54,7 +54,7 @@ from rdscard.pdu.esc.status_change import (
     ReaderStateReturn,
     ReaderStateW,
 )
-from rdscard.pdu.esc.transmit_wire import encode_transmit_call, parse_transmit_return
+from rdscard.pdu.esc.transmit_wire import encode_transmit_call
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
@@ -385,10 +385,6 @@ class EscBackend:
         def finish(output: IoctlOutcome) -> None:
             if isinstance(output, ScardError):
                 done(output)
-                return
-            usual = parse_transmit_return(output)
-            if usual is not None and usual[0] == ScardReturn.SCARD_S_SUCCESS:
-                done((protocol, usual[2] or b""))  # no receive PCI: the send protocol
                 return
             try:
                 reply = _decode_reply(TransmitReturn, output)

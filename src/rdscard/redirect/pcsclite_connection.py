@@ -492,9 +492,10 @@ class PcscliteConnection(RequestSequencer):
 
     def _start_transmit(self, starter: StartsTransmit, message: Transmit, apdu: bytes) -> None:
         """The hot path: the reply is written from the backend's callback."""
-        handle = self._handles.get(message.h_card)
-        if handle is None:
-            self._cut_off(f"card handle 0x{message.h_card:08X} is not this program's")
+        try:
+            handle = self._handle(message.h_card)
+        except ConnectionClosingError as exc:
+            self._cut_off(str(exc))
             self._request_done()
             return
         limit = min(message.pcb_recv_length, MAX_BUFFER_SIZE_EXTENDED)

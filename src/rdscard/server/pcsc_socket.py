@@ -205,9 +205,9 @@ class _ProgramConnection(asyncio.Protocol):
             transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        if self._connection is not None and not self._connection.feed(data):
-            assert self._transport is not None
-            self._transport.close()
+        # A program that breaks the protocol is closed through on_end.
+        if self._connection is not None:
+            self._connection.feed(data)
 
     def pause_writing(self) -> None:
         # The program does not read its replies: stop reading its requests meanwhile.
