@@ -85,6 +85,26 @@ class RedirectionConfig:
     call_timeout: float = 30.0
 
 
+DEFAULT_SESSION_COMMAND: tuple[str, ...] = (
+    "/bin/sh", "-c", "openbox & exec xterm -geometry 100x30+20+20",
+)
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    """``[sessions]``: the desktop each signed-in user gets (an X server and programs as them)."""
+
+    enabled: bool = True
+    command: tuple[str, ...] = DEFAULT_SESSION_COMMAND
+    x_server: tuple[str, ...] = ("Xvfb",)
+    display_range: tuple[int, int] = (10, 999)
+    pam_service: str = "rdscard"
+    one_per_account: bool = True
+    disconnected_limit: float = 0.0
+    idle_limit: float = 0.0
+    start_timeout: float = 20.0
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration."""
@@ -93,6 +113,7 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     redirection: RedirectionConfig = field(default_factory=RedirectionConfig)
     logon: LogonConfig = field(default_factory=LogonConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
 
     def with_overrides(
         self, *, listen: str | None = None, state_dir: str | Path | None = None
@@ -183,6 +204,61 @@ def _redirection(table: dict[str, Any]) -> RedirectionConfig:
     return cfg
 
 
+def _argv(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """A command: a string run by ``/bin/sh -c``, or a non-empty list of arguments."""
+    value = table.pop(key)
+    if isinstance(value, str) and value.strip():
+        return ("/bin/sh", "-c", value)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where}.{key}: expected a command line (string) or a non-empty list of "
+                      f"arguments, got {value!r}")
+
+
+def _seconds(table: dict[str, Any], key: str, where: str) -> float:
+    seconds = float(_take(table, key, float, where))
+    if seconds < 0:
+        raise ConfigError(f"{where}.{key} must be 0 (no limit) or a positive number of seconds")
+    return seconds
+
+
+def _sessions(table: dict[str, Any]) -> SessionsConfig:
+    cfg = SessionsConfig()
+    where = "sessions"
+    if "enabled" in table:
+        cfg = replace(cfg, enabled=_take(table, "enabled", bool, where))
+    if "command" in table:
+        cfg = replace(cfg, command=_argv(table, "command", where))
+    if "x_server" in table:
+        cfg = replace(cfg, x_server=_argv(table, "x_server", where))
+    if "display_range" in table:
+        value = table.pop("display_range")
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                or not 1 <= value[0] <= value[1] <= 65535):
+            raise ConfigError(f"{where}.display_range: expected [FIRST, LAST] display numbers "
+                              f"with 1 <= FIRST <= LAST, got {value!r}")
+        cfg = replace(cfg, display_range=(value[0], value[1]))
+    if "pam_service" in table:
+        service = _take(table, "pam_service", str, where)
+        if not service or "/" in service:
+            raise ConfigError(f"{where}.pam_service: {service!r} is not a PAM service name")
+        cfg = replace(cfg, pam_service=service)
+    if "one_per_account" in table:
+        cfg = replace(cfg, one_per_account=_take(table, "one_per_account", bool, where))
+    if "disconnected_limit" in table:
+        cfg = replace(cfg, disconnected_limit=_seconds(table, "disconnected_limit", where))
+    if "idle_limit" in table:
+        cfg = replace(cfg, idle_limit=_seconds(table, "idle_limit", where))
+    if "start_timeout" in table:
+        seconds = _seconds(table, "start_timeout", where)
+        if seconds == 0:
+            raise ConfigError(f"{where}.start_timeout must be a positive number of seconds")
+        cfg = replace(cfg, start_timeout=seconds)
+    _reject_unknown(table, where)
+    return cfg
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse configuration text; errors name the file and the setting."""
     try:
@@ -194,10 +270,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         display = _display(dict(data.pop("display", {})))
         redirection = _redirection(dict(data.pop("redirection", {})))
         logon = LogonConfig.from_table(dict(data.pop("logon", {})))
+        sessions = _sessions(dict(data.pop("sessions", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return Config(server=server, display=display, redirection=redirection, logon=logon)
+    return Config(server=server, display=display, redirection=redirection, logon=logon,
+                  sessions=sessions)
 
 
 def load_config(path: Path | None) -> Config:

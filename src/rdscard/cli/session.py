@@ -1,4 +1,5 @@
-"""``rdscard session``: list a running server's sessions, run a program inside one."""
+"""``rdscard session``: list, disconnect and log off a running server's sessions, run a program
+inside one, install the PAM service desktops are opened with."""
 
 from __future__ import annotations
 
@@ -18,13 +19,29 @@ def register(subparsers: Any) -> None:
     """Add the ``session`` subcommand and its verbs."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "session",
-        help="list sessions of a running server, run a program inside one",
+        help="list, disconnect or log off sessions; run a program inside one",
         description="Administer the sessions of a running `rdscard serve` (as root).",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--state-dir", metavar="DIR", help="the server's state directory")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs.add_parser("list", help="list the live sessions").set_defaults(handler=run_list)
+    for verb, text in (
+        ("disconnect", "disconnect the session's client; its desktop and programs go on"),
+        ("logoff", "end the session and every program in it"),
+    ):
+        end = verbs.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
+        end.add_argument("session", type=int, metavar="SESSION", help="session id (see list)")
+        end.set_defaults(handler=run_end, verb_name=verb)
+    pam = verbs.add_parser(
+        "install-pam",
+        help="install the PAM service file desktops are opened with",
+        description="Copy rdscard's PAM service file (account and session stacks, no "
+                    "authentication: the smart card authenticates) to /etc/pam.d.",
+    )
+    pam.add_argument("--name", default="rdscard", help="service name (default rdscard)")
+    pam.add_argument("--force", action="store_true", help="replace an existing file")
+    pam.set_defaults(handler=run_install_pam)
     run = verbs.add_parser(
         "exec",
         help="run COMMAND in a session's environment, as the session's account",
@@ -65,10 +82,36 @@ def run_list(args: argparse.Namespace) -> int:
     if not sessions:
         print("no sessions")
         return 0
-    print(f"{'ID':>4}  {'PHASE':<24} {'CLIENT':<16} {'ACCOUNT':<12} {'DESKTOP':<14} PEER")
+    print(f"{'ID':>4}  {'STATE':<13} {'ACCOUNT':<14} {'UPN':<26} {'CLIENT':<14} "
+          f"{'CONNECTION':<22} {'IDLE':>7}  DISPLAY")
     for s in sessions:
-        print(f"{s['session_id']:>4}  {s['phase']:<24} {s['client_name'][:16]:<16} "
-              f"{s['account'][:12]:<12} {s['desktop']:<14} {s['peer']}")
+        print(f"{s['session_id']:>4}  {s['state']:<13} {s['account'][:14]:<14} "
+              f"{(s['upn'] or '-')[:26]:<26} {(s['client_name'] or '-')[:14]:<14} "
+              f"{(s['connection'] or '-')[:22]:<22} {_idle(s['idle']):>7}  {s['display'] or '-'}")
+    return 0
+
+
+def _idle(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def run_end(args: argparse.Namespace) -> int:
+    """Handler of ``rdscard session disconnect|logoff SESSION``."""
+    reply = _ask(args, {"command": args.verb_name, "session": args.session})
+    print(reply["done"])
+    return 0
+
+
+def run_install_pam(args: argparse.Namespace) -> int:
+    """Handler of ``rdscard session install-pam``."""
+    from rdscard.session.pam import install_pam_service
+
+    path = install_pam_service(name=args.name, replace=args.force)
+    print(f"installed {path}")
     return 0
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from rdscard.errors import ProtocolError
 from rdscard.pdu import client_info as ci
 from rdscard.pdu import gcc, mcs, share, tpkt, x224
+from rdscard.pdu.capabilities import CapabilitySet
 from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
 from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
 from rdscard.pdu.licensing import license_error_valid_client
@@ -77,6 +78,8 @@ class RdpAcceptor:
         self.desktop_width = self.settings.default_width
         self.desktop_height = self.settings.default_height
         self.color_depth = 32
+        #: The client's capability sets from its Confirm Active PDU.
+        self.client_capabilities: tuple[CapabilitySet, ...] = ()
         self._handlers: dict[Phase, Callable[[bytes], None]] = {
             Phase.CONNECTION_REQUEST: self._on_connection_request,
             Phase.BASIC_SETTINGS: self._on_connect_initial,
@@ -322,6 +325,7 @@ class RdpAcceptor:
                 "Confirm Active PDU", "pduType", "unexpected in " + self.phase.value
             )
         self.fastpath_max_request = policy.multifragment_max(pdu.capability_sets)
+        self.client_capabilities = tuple(pdu.capability_sets)
         self._finalization_seen.clear()
         self.phase = Phase.FINALIZATION
         # The server Synchronize goes first: some clients (aardwolf) wait for it

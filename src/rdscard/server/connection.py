@@ -36,8 +36,9 @@ from rdscard.redirect.backend import SmartCardBackend
 from rdscard.screen import LogonScreenController, PinSubmitted, ScreenAction
 from rdscard.secret import Secret
 from rdscard.server.channels import ChannelContext, ChannelHandler
+from rdscard.server.desktop_link import DesktopLink
 from rdscard.server.logon_flow import LogonContext, LogonFlow
-from rdscard.server.sessions import SessionInfo, SessionLogger
+from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState
 from rdscard.server.stream_protocol import DirectStreamProtocol
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Connection:
         self.client_user = ""
         self.client_domain = ""
         self.logon: LogonFlow | None = None
+        self.keyboard_layout = 0x409
+        self.desktop = DesktopLink(self)
         self._background: set[asyncio.Task[None]] = set()
         self._screen_push: asyncio.Task[None] | None = None
         self._push_again = False
@@ -165,10 +168,14 @@ class Connection:
             self.on_activated(event)
             return True
         elif isinstance(event, InputReceived):
+            if self.desktop.on_input(event.events):
+                return False
             if self.display is not None:
                 self.on_screen_actions(self.display.on_inputs(event.events))
             return True
         elif isinstance(event, RefreshRequested):
+            if self.desktop.refresh():
+                return False
             if self.display is not None:
                 self.display.refresh()
             return True
@@ -274,6 +281,7 @@ class Connection:
         self.info.client_build = event.client_build
         self.info.channels = event.channels
         self.info.desktop = f"{event.desktop_width}x{event.desktop_height}x{event.color_depth}"
+        self.keyboard_layout = event.keyboard_layout
         self.info.phase = Phase.CHANNEL_CONNECTION.value
         self.log.info(
             "client %r build %d, desktop %s, channels requested: %s",
@@ -302,6 +310,7 @@ class Connection:
         """The session is active: show the logon screen."""
         elapsed = (time.perf_counter() - self.accepted_at) * 1000
         self.info.phase = "active"
+        self.info.state = SessionState.LOGON_SCREEN.value
         self.log.info("session active after %.0f ms (%dx%d, %d bpp)", elapsed,
                       event.desktop_width, event.desktop_height, event.color_depth)
         self.display = LogonScreenController(
@@ -328,6 +337,8 @@ class Connection:
             client_domain=self.client_domain,
             hand_over=self.hand_over_card,
             end_session=self.end_session,
+            after_sign_in=self.desktop.signed_in,
+            on_lock=self.desktop.lock,
             state_dir=state_dir,
             runtime_dir=config.redirection.socket_dir,
             audit=self.context.audit,
@@ -348,13 +359,26 @@ class Connection:
 
     def end_session(self, logoff: bool) -> None:
         """End the session from the server side (card removal policy), with the reason."""
-        self.acceptor.disconnect(
+        if logoff:
+            self.desktop.logoff("the smart card was removed (card removal policy logoff)")
+        self.close_with(
             ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF if logoff
-            else ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT
+            else ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT,
+            "card removal policy " + ("logoff" if logoff else "disconnect"),
         )
-        if not self.writer.is_closing():
-            self.writer.write(self.acceptor.data_to_send())
-            self.writer.close()
+
+    def disconnect(self, why: str) -> None:
+        """End the connection from the server side; a desktop goes on, disconnected."""
+        self.close_with(ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT, why)
+
+    def close_with(self, error_info: ErrorInfo, why: str) -> None:
+        """Tell the client why (Set Error Info PDU), then close the connection."""
+        if self.writer.is_closing():
+            return
+        self.log.info("disconnecting the client: %s", why)
+        self.acceptor.disconnect(error_info)
+        self.writer.write(self.acceptor.data_to_send())
+        self.writer.close()
 
     def hand_over_card(self, uid: int, gid: int) -> None:
         """Give the session's smart card socket to the account that signed in."""
@@ -388,6 +412,8 @@ class Connection:
     async def push_screen(self) -> None:
         """Send what changed on the screen now (called by background work)."""
         if self.display is None or self.acceptor.phase is not Phase.ACTIVE:
+            return
+        if self.desktop.showing:
             return
         if self.writer.is_closing():
             return
@@ -457,6 +483,7 @@ async def run_connection(
     peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     info = context.sessions.open(peer_text)
     connection = Connection(context, reader, writer, info, protocol)
+    context.sessions.attach_connection(info.session_id, connection.disconnect)
     connection.log.info("connection from %s", peer_text)
     try:
         await connection.run()
@@ -476,7 +503,11 @@ async def run_connection(
             connection.client_pin.wipe()
         if connection.logon is not None:
             await connection.logon.close()
+        await connection.desktop.connection_closed()
         await connection.close_channels()
-        context.sessions.close(info.session_id)
+        info = connection.info  # a reconnect may have taken an older session over
+        context.sessions.detach_connection(info.session_id, connection.disconnect)
+        if not info.has_desktop or info.state == SessionState.ENDED:
+            context.sessions.close(info.session_id)
         await connection.close()
         connection.log.info("closed")

@@ -5,7 +5,9 @@ only, peer-checked with SO_PEERCRED) answering one JSON request per line
 with one JSON reply line: ``{"command": "list"}`` lists the live sessions,
 ``{"command": "session", "session": N}`` gives one session's account and
 environment (what ``rdscard session exec`` needs to run a program inside
-it). No secret is ever part of a reply.
+it), ``{"command": "disconnect", "session": N}`` disconnects its client
+(the desktop goes on) and ``{"command": "logoff", "session": N}`` ends it
+with every program in it. No secret is ever part of a reply.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import socket
 import struct
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdscard.server.sessions import SessionInfo, SessionTable
+
+if TYPE_CHECKING:
+    from rdscard.server.desktop import DesktopManager
 
 log = logging.getLogger("rdscard.control")
 
@@ -40,14 +45,18 @@ def describe(info: SessionInfo) -> dict[str, Any]:
     """The JSON form of a session record."""
     record = asdict(info)
     record["channels"] = list(info.channels)
+    record["idle"] = round(info.idle_seconds(), 1)
+    del record["last_input"], record["disconnected_at"]  # monotonic clock values
     return record
 
 
 class ControlServer:
     """Serves the control socket for one server process."""
 
-    def __init__(self, sessions: SessionTable, state_dir: Path) -> None:
+    def __init__(self, sessions: SessionTable, state_dir: Path,
+                 desktops: DesktopManager | None = None) -> None:
         self.sessions = sessions
+        self.desktops = desktops
         self.path = state_dir / CONTROL_SOCKET_NAME
         self._server: asyncio.Server | None = None
 
@@ -81,14 +90,14 @@ class ControlServer:
             line = await reader.readline()
             if len(line) > MAX_REQUEST:
                 return
-            writer.write(json.dumps(self.answer(line)).encode() + b"\n")
+            writer.write(json.dumps(await self.answer(line)).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             writer.close()
 
-    def answer(self, line: bytes) -> dict[str, Any]:
+    async def answer(self, line: bytes) -> dict[str, Any]:
         """The reply to one request line."""
         try:
             request = json.loads(line)
@@ -102,7 +111,28 @@ class ControlServer:
             if info is None:
                 return {"error": f"no session {request.get('session')!r} on this server"}
             return {"session": describe(info)}
+        if command in ("disconnect", "logoff"):
+            return await self._end(command, request.get("session", -1))
         return {"error": f"unknown command {command!r}"}
+
+    async def _end(self, command: str, session_id: object) -> dict[str, Any]:
+        info = self.sessions.get(session_id) if isinstance(session_id, int) else None
+        if info is None:
+            return {"error": f"no session {session_id!r} on this server (see rdscard session list)"}
+        disconnect = self.sessions.disconnector(info.session_id)
+        desktop = self.desktops.get(info.session_id) if self.desktops is not None else None
+        if command == "disconnect":
+            if disconnect is None:
+                return {"error": f"session {info.session_id} is already disconnected"}
+            log.info("control: disconnecting session %d", info.session_id)
+            disconnect("disconnected by the administrator")
+            return {"done": f"session {info.session_id} disconnected"}
+        log.info("control: logging off session %d", info.session_id)
+        if desktop is not None:
+            await desktop.end("logged off by the administrator")
+        elif disconnect is not None:
+            disconnect("logged off by the administrator")
+        return {"done": f"session {info.session_id} logged off"}
 
 
 def query(state_dir: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import socket
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
@@ -20,6 +22,7 @@ from rdscard.screen.cache import FrameCache
 from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
+from rdscard.server.desktop import DesktopManager
 from rdscard.server.sessions import SessionTable
 from rdscard.server.smartcard_channel import CHANNEL_NAME, smart_card_channel_factory
 from rdscard.server.stream_protocol import DirectStreamProtocol, start_direct_server
@@ -40,9 +43,11 @@ class ServerContext:
     frames: FrameCache = field(default_factory=FrameCache)
     channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
     audit: AuditLog = field(init=False)
+    desktops: DesktopManager = field(init=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.config.server.state_dir / AUDIT_LOG_NAME)
+        self.desktops = DesktopManager(self.config, self.sessions)
 
 
 class RdpServer:
@@ -70,7 +75,10 @@ class RdpServer:
             self.context.channel_factories[CHANNEL_NAME] = smart_card_channel_factory(
                 self.config.redirection
             )
-        self._control = ControlServer(self.context.sessions, cfg.state_dir)
+        if self.config.sessions.enabled:
+            check_session_setup(self.config)
+        self._control = ControlServer(self.context.sessions, cfg.state_dir,
+                                      self.context.desktops)
         await self._control.start()
         self._server = await start_direct_server(
             self._accept, cfg.listen.host, cfg.listen.port, limit=1 << 20
@@ -132,6 +140,21 @@ class RdpServer:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        if self.context is not None:
+            await self.context.desktops.close_all()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+
+
+def check_session_setup(config: Config) -> None:
+    """Warn at start-up about what would make every desktop fail to start."""
+    service = config.sessions.pam_service
+    if not (Path("/etc/pam.d") / service).exists():
+        log.warning(
+            "the PAM service %r is missing: desktops will not start until it is installed "
+            "(rdscard install-pam, or set [sessions] pam_service)", service)
+    x_server = config.sessions.x_server[0]
+    if shutil.which(x_server) is None:
+        log.warning("the X server %r is not installed: desktops will not start "
+                    "(install xvfb, or set [sessions] x_server)", x_server)

@@ -65,6 +65,8 @@ class LogonContext:
     client_domain: str
     hand_over: Callable[[int, int], None]
     end_session: Callable[[bool], None]
+    after_sign_in: Callable[[], Awaitable[None]]
+    on_lock: Callable[[], None]
     state_dir: Path
     runtime_dir: Path
     audit: AuditLog
@@ -125,6 +127,7 @@ class LogonFlow:
                 self.locked_by = ctx.session.account
                 self.signed_in = None
                 ctx.session.phase = "locked"
+                ctx.on_lock()
                 ctx.screen.show_logon()
                 continue
             if policy is CardRemoval.LOGOFF and self.ticket is not None:
@@ -283,6 +286,7 @@ class LogonFlow:
         session = ctx.session
         session.account, session.uid, session.gid = account.pw_name, account.pw_uid, account.pw_gid
         session.user = card.upn or account.pw_name
+        session.upn = card.upn or ""
         session.phase = "signed in"
         ctx.hand_over(account.pw_uid, account.pw_gid)
         expires = None
@@ -300,3 +304,4 @@ class LogonFlow:
         self._phase("session")
         ctx.log.info("sign-in phases (ms): %s", ", ".join(
             f"{name}={seconds * 1000:.1f}" for name, seconds in self.phases.items()))
+        await ctx.after_sign_in()

@@ -1,8 +1,12 @@
 """The table of live sessions in one server process.
 
-Each accepted connection is a session with a short id that appears in every
-log line about it. The table is what ``rdscard session list`` will show and
-what the smart card redirector uses to find a session's client.
+Each accepted connection starts a session with a short id that appears in
+every log line about it. A signed-in session belongs to its account and
+outlives its connection: it is *disconnected* when the client goes and
+*active* again when the account signs in anew (the connection's own
+short-lived session then ends and the connection takes the old one over).
+States follow RDS's: connecting, logon screen, active, disconnected, ended.
+The table is what ``rdscard session list`` shows.
 """
 
 from __future__ import annotations
@@ -12,9 +16,20 @@ import logging
 import os
 import pwd
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class SessionState(StrEnum):
+    """Where a session is in its life (what ``rdscard session list`` shows)."""
+
+    CONNECTING = "connecting"
+    LOGON_SCREEN = "logon screen"
+    ACTIVE = "active"
+    DISCONNECTED = "disconnected"
+    ENDED = "ended"
 
 
 @dataclass
@@ -36,6 +51,19 @@ class SessionInfo:
     uid: int = field(default_factory=os.geteuid)
     gid: int = field(default_factory=os.getegid)
     env: dict[str, str] = field(default_factory=dict)
+    state: str = SessionState.CONNECTING.value
+    upn: str = ""
+    display: str = ""
+    # The client address while a connection is attached ("" when disconnected).
+    connection: str = ""
+    last_input: float = field(default_factory=time.monotonic)
+    disconnected_at: float | None = None
+    # Set for a session with a desktop: the account's programs run in it.
+    has_desktop: bool = False
+
+    def idle_seconds(self, now: float | None = None) -> float:
+        """Seconds since the last keyboard or mouse input."""
+        return max((time.monotonic() if now is None else now) - self.last_input, 0.0)
 
 
 class SessionTable:
@@ -44,16 +72,32 @@ class SessionTable:
     def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._sessions: dict[int, SessionInfo] = {}
+        # How to disconnect the connection attached to a session, if one is.
+        self._disconnectors: dict[int, Callable[[str], None]] = {}
 
     def open(self, peer: str) -> SessionInfo:
         """Register a new connection; returns its session record."""
-        info = SessionInfo(next(self._ids), peer)
+        info = SessionInfo(next(self._ids), peer, connection=peer)
         self._sessions[info.session_id] = info
         return info
 
     def close(self, session_id: int) -> None:
         """Forget a session that ended."""
         self._sessions.pop(session_id, None)
+        self._disconnectors.pop(session_id, None)
+
+    def attach_connection(self, session_id: int, disconnect: Callable[[str], None]) -> None:
+        """A connection now shows ``session_id``; ``disconnect(why)`` ends that connection."""
+        self._disconnectors[session_id] = disconnect
+
+    def detach_connection(self, session_id: int, disconnect: Callable[[str], None]) -> None:
+        """That connection is gone (or moved to another session)."""
+        if self._disconnectors.get(session_id) == disconnect:
+            del self._disconnectors[session_id]
+
+    def disconnector(self, session_id: int) -> Callable[[str], None] | None:
+        """How to disconnect the session's client, or None when it is disconnected."""
+        return self._disconnectors.get(session_id)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -64,6 +108,11 @@ class SessionTable:
     def get(self, session_id: int) -> SessionInfo | None:
         """The session with this id, if it is still live."""
         return self._sessions.get(session_id)
+
+    def desktops_of(self, account: str) -> list[SessionInfo]:
+        """The account's live sessions that have a desktop, oldest first."""
+        return [s for s in self._sessions.values()
+                if s.account == account and s.has_desktop and s.state != SessionState.ENDED]
 
 
 class SessionLogger(logging.LoggerAdapter[logging.Logger]):

@@ -18,6 +18,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rdscard.config import RedirectionConfig
@@ -29,6 +30,7 @@ from rdscard.redirect.esc_backend import EscBackend, IoctlOutcome
 from rdscard.redirect.pcsclite_service import PcscliteService
 from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandler
 from rdscard.server.pcsc_socket import PcscSocketServer
+from rdscard.server.sessions import SessionInfo, SessionLogger
 
 CHANNEL_NAME = "rdpdr"
 
@@ -146,6 +148,29 @@ class SmartCardChannel:
         self.context.session.env.update(self.socket.env)
         self.log.info("smart card redirected: programs in the session use %s",
                       self.socket.env["PCSCLITE_CSOCK_NAME"])
+
+    async def move_to(self, session: SessionInfo, log: SessionLogger) -> None:
+        """Serve the card at ``session``'s socket path: a reconnect took that session over.
+
+        The session's programs keep their ``PCSCLITE_CSOCK_NAME``; the socket
+        of the short-lived logon session is removed first.
+        """
+        self.context = replace(self.context, session=session, log=log)
+        self.log = log
+        socket, self.socket = self.socket, None
+        if socket is None:
+            return
+        await socket.close()
+        directory = self.config.socket_dir / f"session-{session.session_id}"
+        self.socket = PcscSocketServer(socket.service, directory, session.uid, session.gid)
+        await self._start_socket()
+
+    async def release_socket(self) -> None:
+        """Stop serving the session's socket now (another connection takes the session over)."""
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            await socket.close()
+            await socket.service.close()
 
     def hand_over(self, uid: int, gid: int) -> None:
         """The session now belongs to account ``uid``: its socket follows (0700, owned)."""

@@ -1,0 +1,287 @@
+"""Desktop sessions: a signed-in account's X server and programs, which outlive connections.
+
+The server never becomes the user. Each desktop has a privileged session
+leader (:mod:`rdscard.session.leader`) that opens the PAM session, starts
+the X server and the session command as the account and ends them all at
+logoff; this module keeps the server's side: the leader's handle, the X
+connection used to capture the screen and inject input, the connection
+attached now (if any) and the time limits. A disconnected desktop keeps
+running; the account's next sign-in reattaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from rdscard.config import Config
+from rdscard.desktop import FakeInput, XDisplay, xkb_layout_for
+from rdscard.errors import RdscardError
+from rdscard.pdu.bitmap import Rect
+from rdscard.pdu.input import InputEvent
+from rdscard.server.desktop_view import DesktopView
+from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
+from rdscard.session.leader_client import LeaderHandle, LeaderSpec, start_leader
+
+SOCKET_NAME = "pcscd.comm"
+
+
+class DesktopError(RdscardError):
+    """A desktop could not be started; the message is fit for the user's screen."""
+
+
+class DesktopOwner(Protocol):
+    """The connection a desktop is shown on."""
+
+    def desktop_ended(self, reason: str, by_user: bool) -> None:
+        """The session ended (logoff, a limit, the session command exited)."""
+        ...
+
+    def taken_over(self) -> None:
+        """The account signed in from another connection, which now has the session."""
+        ...
+
+    async def release_card(self) -> None:
+        """Stop serving the session's card socket (the new connection serves it next)."""
+        ...
+
+
+class DesktopSession:
+    """One account's running desktop."""
+
+    def __init__(self, info: SessionInfo, leader: LeaderHandle, display: XDisplay,
+                 manager: DesktopManager) -> None:
+        self.info = info
+        self.leader = leader
+        self.display = display
+        self.input = FakeInput(display)
+        self.manager = manager
+        self.log = SessionLogger(logging.getLogger("rdscard.session"),
+                                 {"session_id": info.session_id})
+        self.view: DesktopView | None = None
+        self.owner: DesktopOwner | None = None
+        self.ended = False
+        self._limit: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None
+
+    # -- X server events ---------------------------------------------------------
+    def on_damage(self, rects: list[Rect]) -> None:
+        if self.view is not None:
+            self.view.damage(rects)
+
+    def on_cursor(self) -> None:
+        if self.view is not None and self.owner is not None:
+            self.view.cursor_changed()
+
+    def on_lost(self, reason: str) -> None:
+        self.log.error("the session's X server went away: %s", reason)
+        self.end(f"the X server went away ({reason})")
+
+    # -- input ------------------------------------------------------------------------
+    def apply_input(self, events: tuple[InputEvent, ...]) -> None:
+        """Keyboard and mouse from the attached client, through XTEST."""
+        self.info.last_input = time.monotonic()
+        self.input.apply(events)
+        if self.view is not None:
+            self.view.input_seen()
+
+    # -- connections ----------------------------------------------------------------------
+    async def release(self) -> None:
+        """Take the desktop from the connection showing it (the account signed in elsewhere)."""
+        previous = self.owner
+        if previous is not None:
+            self.detach(previous)
+            previous.taken_over()
+            await previous.release_card()
+
+    def attach(self, owner: DesktopOwner, view: DesktopView, peer: str) -> None:
+        """Show the desktop on a connection (after a sign-in or an unlock)."""
+        self.owner, self.view = owner, view
+        self.info.state = SessionState.ACTIVE.value
+        self.info.connection = peer
+        self.info.disconnected_at = None
+        self.info.last_input = time.monotonic()
+        self._arm_limit()
+        view.refresh()
+
+    def detach(self, owner: DesktopOwner) -> None:
+        """The connection went: the desktop goes on, disconnected."""
+        if self.owner is not owner:
+            return
+        view, self.view, self.owner = self.view, None, None
+        if view is not None:
+            view.closed = True
+        if self.ended:
+            return
+        self.info.state = SessionState.DISCONNECTED.value
+        self.info.connection = ""
+        self.info.disconnected_at = time.monotonic()
+        self.log.info("disconnected: the session goes on (%s)", self.info.display)
+        self._arm_limit()
+
+    # -- limits ----------------------------------------------------------------------------------
+    def _arm_limit(self) -> None:
+        if self._limit is not None:
+            self._limit.cancel()
+            self._limit = None
+        if self.ended:
+            return
+        cfg = self.manager.config.sessions
+        now = time.monotonic()
+        deadlines: list[tuple[float, str]] = []
+        if self.owner is None and cfg.disconnected_limit and self.info.disconnected_at:
+            deadlines.append((self.info.disconnected_at + cfg.disconnected_limit,
+                              f"disconnected for {cfg.disconnected_limit:.0f} s "
+                              "(sessions.disconnected_limit)"))
+        if cfg.idle_limit:
+            deadlines.append((self.info.last_input + cfg.idle_limit,
+                              f"idle for {cfg.idle_limit:.0f} s (sessions.idle_limit)"))
+        if not deadlines:
+            return
+        when, why = min(deadlines)
+        self._limit = asyncio.get_running_loop().call_later(
+            max(when - now, 0.0), self._check_limit, why)
+
+    def _check_limit(self, why: str) -> None:
+        self._limit = None
+        cfg = self.manager.config.sessions
+        now = time.monotonic()
+        idle_over = cfg.idle_limit and now - self.info.last_input >= cfg.idle_limit
+        gone_over = (self.owner is None and cfg.disconnected_limit and self.info.disconnected_at
+                     and now - self.info.disconnected_at >= cfg.disconnected_limit)
+        if idle_over or gone_over:
+            self.log.info("logging off: %s", why)
+            self.end(why)
+        else:
+            self._arm_limit()  # input came meanwhile
+
+    # -- the end ---------------------------------------------------------------------------
+    def end(self, reason: str, *, by_user: bool = False) -> asyncio.Task[None]:
+        """Log the session off (idempotent); the task finishes once everything is gone."""
+        if self._ending is None:
+            self._ending = asyncio.get_running_loop().create_task(self._end(reason, by_user))
+        return self._ending
+
+    async def _end(self, reason: str, by_user: bool) -> None:
+        self.ended = True
+        if self._limit is not None:
+            self._limit.cancel()
+        owner = self.owner
+        if owner is not None:
+            self.detach(owner)
+            owner.desktop_ended(reason, by_user)
+        self.display.close()
+        try:
+            await self.leader.logoff(timeout=10.0)
+        except Exception:
+            self.log.exception("the session leader failed to log off")
+        self.manager.forget(self)
+        self.log.info("logged off: %s", reason)
+
+
+class DesktopManager:
+    """Every desktop of the server, by session id."""
+
+    def __init__(self, config: Config, sessions: SessionTable) -> None:
+        self.config = config
+        self.sessions = sessions
+        self._desktops: dict[int, DesktopSession] = {}
+
+    def get(self, session_id: int) -> DesktopSession | None:
+        return self._desktops.get(session_id)
+
+    def __iter__(self) -> Iterator[DesktopSession]:
+        return iter(list(self._desktops.values()))
+
+    def reusable_for(self, account: str) -> DesktopSession | None:
+        """The desktop the account's sign-in goes back to, if any.
+
+        One session per account (the default): its session, disconnected or
+        shown elsewhere. Several allowed: a disconnected one, else none.
+        """
+        mine = [d for d in self._desktops.values() if d.info.account == account and not d.ended]
+        if not self.config.sessions.one_per_account:
+            mine = [d for d in mine if d.owner is None]
+        return mine[0] if mine else None
+
+    def socket_path(self, session_id: int) -> Path:
+        """Where the session's programs find the redirected card, whichever connection serves it."""
+        return self.config.redirection.socket_dir / f"session-{session_id}" / SOCKET_NAME
+
+    async def start(self, info: SessionInfo, *, width: int, height: int,
+                    keyboard_layout: int) -> DesktopSession:
+        """Start the account's desktop for ``info`` (already signed in)."""
+        cfg = self.config.sessions
+        layout, variant = xkb_layout_for(keyboard_layout)
+        env = {"PCSCLITE_CSOCK_NAME": str(self.socket_path(info.session_id))}
+        if "KRB5CCNAME" in info.env:
+            env["KRB5CCNAME"] = info.env["KRB5CCNAME"]
+        spec = LeaderSpec(
+            session_id=info.session_id, account=info.account, pam_service=cfg.pam_service,
+            client_address=info.peer.rpartition(":")[0], width=width, height=height,
+            x_server=cfg.x_server, display_range=cfg.display_range,
+            keyboard_layout=layout, keyboard_variant=variant, command=cfg.command, env=env,
+            runtime_dir=str(self.config.redirection.socket_dir / f"desktop-{info.session_id}"),
+        )
+        try:
+            leader = await start_leader(spec, timeout=cfg.start_timeout)
+        except RdscardError as exc:
+            raise DesktopError(str(exc)) from None
+        try:
+            display = XDisplay.connect(leader.display, leader.cookie)
+        except RdscardError as exc:
+            await leader.logoff(timeout=10.0)
+            raise DesktopError(f"cannot reach the session's X server: {exc}") from None
+        desktop = DesktopSession(info, leader, display, self)
+        info.has_desktop = True
+        info.display = leader.display
+        info.env.update(env)
+        info.env["DISPLAY"] = leader.display
+        self._desktops[info.session_id] = desktop
+        display.attach(asyncio.get_running_loop(), on_damage=desktop.on_damage,
+                       on_cursor=desktop.on_cursor, on_lost=desktop.on_lost)
+        leader.ended.add_done_callback(lambda f: self._leader_ended(desktop, f))
+        return desktop
+
+    def _leader_ended(self, desktop: DesktopSession, ended: asyncio.Future[str]) -> None:
+        if desktop.ended:
+            return
+        reason = ended.result() if not ended.cancelled() and ended.exception() is None \
+            else "the session leader ended"
+        desktop.log.info("the session ended: %s", reason)
+        desktop.end(reason, by_user=True)
+
+    def forget(self, desktop: DesktopSession) -> None:
+        """A desktop ended: drop it and what it left (credential cache)."""
+        self._desktops.pop(desktop.info.session_id, None)
+        desktop.info.state = SessionState.ENDED.value
+        remove_ccache(desktop.info.env.get("KRB5CCNAME"), self.config.redirection.socket_dir)
+        if desktop.owner is None:
+            self.sessions.close(desktop.info.session_id)
+
+    async def close_all(self) -> None:
+        """Server shutdown: log every desktop off."""
+        tasks = [d.end("the server is shutting down") for d in list(self._desktops.values())]
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task
+
+
+def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
+    """Destroy a session's credential cache (its private directory under ``runtime_dir/krb5``)."""
+    if not ccname:
+        return
+    path = Path(ccname.removeprefix("FILE:"))
+    base = runtime_dir / "krb5"
+    if base in path.parents:
+        shutil.rmtree(path.parent if path.parent != base else path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
