@@ -42,3 +42,6 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements-dev.txt "$stamp" || [ pyproject.to
     .venv/bin/pip install -q --no-deps -e .
     cp requirements-dev.txt "$stamp"
 fi
+
+# The PAM service desktop sessions are opened with (an edited one is kept).
+.venv/bin/rdscard session install-pam >/dev/null

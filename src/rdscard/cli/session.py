@@ -108,9 +108,9 @@ def run_end(args: argparse.Namespace) -> int:
 
 def run_install_pam(args: argparse.Namespace) -> int:
     """Handler of ``rdscard session install-pam``."""
-    from rdscard.session.pam import install_pam_service
+    from rdscard.session.pamd import install_pam_service
 
-    path = install_pam_service(name=args.name, replace=args.force)
+    path = install_pam_service(name=args.name, overwrite=args.force)
     print(f"installed {path}")
     return 0
 

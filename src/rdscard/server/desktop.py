@@ -243,6 +243,7 @@ class DesktopManager:
         info.display = leader.display
         info.env.update(env)
         info.env["DISPLAY"] = leader.display
+        info.env["XAUTHORITY"] = str(leader.xauthority)
         self._desktops[info.session_id] = desktop
         display.attach(asyncio.get_running_loop(), on_damage=desktop.on_damage,
                        on_cursor=desktop.on_cursor, on_lost=desktop.on_lost)

@@ -153,7 +153,7 @@ def check_session_setup(config: Config) -> None:
     if not (Path("/etc/pam.d") / service).exists():
         log.warning(
             "the PAM service %r is missing: desktops will not start until it is installed "
-            "(rdscard install-pam, or set [sessions] pam_service)", service)
+            "(rdscard session install-pam, or set [sessions] pam_service)", service)
     x_server = config.sessions.x_server[0]
     if shutil.which(x_server) is None:
         log.warning("the X server %r is not installed: desktops will not start "
