@@ -21,18 +21,19 @@ from pathlib import Path
 from typing import Protocol
 
 from rdscard.config import Config
-from rdscard.desktop import FakeInput, XDisplay, xkb_layout_for
+from rdscard.desktop import XDisplay, xkb_layout_for
 from rdscard.errors import RdscardError
 from rdscard.pdu.bitmap import Rect
 from rdscard.pdu.input import InputEvent
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
-from rdscard.session.leader_client import LeaderHandle, LeaderSpec, start_leader
+from rdscard.session.leader_client import LeaderHandle, start_leader
+from rdscard.session.spec import LeaderSpec
 
 SOCKET_NAME = "pcscd.comm"
 
 
-class DesktopError(RdscardError):
+class DesktopStartError(RdscardError):
     """A desktop could not be started; the message is fit for the user's screen."""
 
 
@@ -60,7 +61,6 @@ class DesktopSession:
         self.info = info
         self.leader = leader
         self.display = display
-        self.input = FakeInput(display)
         self.manager = manager
         self.log = SessionLogger(logging.getLogger("rdscard.session"),
                                  {"session_id": info.session_id})
@@ -87,7 +87,7 @@ class DesktopSession:
     def apply_input(self, events: tuple[InputEvent, ...]) -> None:
         """Keyboard and mouse from the attached client, through XTEST."""
         self.info.last_input = time.monotonic()
-        self.input.apply(events)
+        self.display.apply(events)
         if self.view is not None:
             self.view.input_seen()
 
@@ -232,12 +232,12 @@ class DesktopManager:
         try:
             leader = await start_leader(spec, timeout=cfg.start_timeout)
         except RdscardError as exc:
-            raise DesktopError(str(exc)) from None
+            raise DesktopStartError(str(exc)) from None
         try:
             display = XDisplay.connect(leader.display, leader.cookie)
         except RdscardError as exc:
             await leader.logoff(timeout=10.0)
-            raise DesktopError(f"cannot reach the session's X server: {exc}") from None
+            raise DesktopStartError(f"cannot reach the session's X server: {exc}") from None
         desktop = DesktopSession(info, leader, display, self)
         info.has_desktop = True
         info.display = leader.display

@@ -24,10 +24,10 @@ from rdscard.pdu.capabilities import GeneralCapabilitySet
 from rdscard.pdu.input import InputEvent
 from rdscard.pdu.share import ErrorInfo
 from rdscard.screen import StatusKind
-from rdscard.server.desktop import DesktopError, DesktopSession
+from rdscard.server.desktop import DesktopSession, DesktopStartError
 from rdscard.server.desktop_encoding import update_encoder
 from rdscard.server.desktop_view import DesktopView
-from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState
+from rdscard.server.sessions import SessionLogger, SessionState
 
 if TYPE_CHECKING:
     from rdscard.server.connection import Connection
@@ -78,7 +78,7 @@ class DesktopLink:
             else:
                 desktop = reusable
                 await self._take_over(desktop)
-        except DesktopError as exc:
+        except DesktopStartError as exc:
             conn.log.error("the desktop could not start: %s", exc)
             conn.display.set_status(f"Your desktop could not start: {exc}", StatusKind.ERROR)
             await conn.push_screen()

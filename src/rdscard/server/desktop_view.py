@@ -12,6 +12,7 @@ as one union afterwards; there is no frame timer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -20,7 +21,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from rdscard.desktop import CursorImage
 from rdscard.pdu.bitmap import Rect
+from rdscard.server.pointer_cache import PointerCache
 
 Frame = npt.NDArray[np.uint8]
 SendGraphics = Callable[[list[bytes]], Awaitable[None]]
@@ -40,9 +43,15 @@ class DesktopSource(Protocol):
     @property
     def height(self) -> int: ...
 
-    def capture(self, rect: Rect) -> Frame:
-        """The pixels of ``rect`` as (height, width, 4) BGRX."""
+    def capture(self, rect: Rect | None = None, *, copy: bool = True) -> Frame:
+        """The pixels of ``rect`` as (height, width, 4) BGRX (``copy=False``: a view)."""
         ...
+
+
+class CursorSource(Protocol):
+    """Where the pointer's shape comes from (XFIXES)."""
+
+    def cursor_image(self) -> CursorImage: ...
 
 
 class UpdateEncoder(Protocol):
@@ -99,6 +108,7 @@ class DesktopView:
         height: int,
         bpp: int,
         log: logging.LoggerAdapter[logging.Logger] | logging.Logger,
+        cursor: CursorSource | None = None,
     ) -> None:
         self.source = source
         self.send = send
@@ -109,7 +119,10 @@ class DesktopView:
         self.height = min(height, source.height)
         self.bpp = bpp
         self.log = log
+        self.cursor = cursor
+        self._cursor_dirty = cursor is not None
         self.mirror: Frame = np.zeros((self.height, self.width, 4), dtype=np.uint8)
+        self.pointers = PointerCache()
         self._dirty: list[Rect] = []
         self._task: asyncio.Task[None] | None = None
         self.suspended = False
@@ -145,6 +158,11 @@ class DesktopView:
         self.suspended = False
         self.refresh()
 
+    def cursor_changed(self) -> None:
+        """The pointer's shape changed: send the new one with the next batch."""
+        self._cursor_dirty = True
+        self._kick()
+
     def input_seen(self) -> None:
         """Input went to the X server now: time the next update it causes."""
         if self._input_at is None:
@@ -152,15 +170,20 @@ class DesktopView:
 
     # -- sending -------------------------------------------------------------------
     def _kick(self) -> None:
-        if self.suspended or self.closed or not self._dirty or self._task is not None:
+        if self.suspended or self.closed or self._task is not None:
+            return
+        if not self._dirty and not self._cursor_dirty:
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         try:
-            while self._dirty and not self.suspended and not self.closed:
+            while (self._dirty or self._cursor_dirty) and not self.suspended and not self.closed:
                 rects, self._dirty = merge_rectangles(self._dirty), []
-                pdus = await self._updates(rects)
+                pdus = await self._updates(rects) if rects else []
+                if self._cursor_dirty:
+                    self._cursor_dirty = False
+                    pdus.extend(self._pointer_updates())
                 if pdus and not self.closed:
                     await self.send(pdus)
                     self.bytes_sent += sum(len(p) for p in pdus)
@@ -175,14 +198,21 @@ class DesktopView:
             self.log.exception("the desktop picture could not be sent")
         finally:
             self._task = None
-        if self._dirty:
+        if self._dirty or self._cursor_dirty:
             self._kick()
+
+    def _pointer_updates(self) -> list[bytes]:
+        """The pointer's current shape, from the pointer cache when it was sent before."""
+        if self.cursor is None:
+            return []
+        image = self.cursor.cursor_image()
+        return self.pointers.update(image)
 
     async def _updates(self, rects: list[Rect]) -> list[bytes]:
         """Capture ``rects``, keep only what changed since the last send, encode it."""
         changed: list[Rect] = []
         for rect in rects:
-            pixels = self.source.capture(rect)
+            pixels = self.source.capture(rect, copy=False)
             old = self.mirror[rect.top:rect.bottom, rect.left:rect.right]
             part = changed_part(old, pixels)
             if part is None:
@@ -193,8 +223,8 @@ class DesktopView:
                                 rect.top + bottom))
         if not changed:
             return []
-        pixels = sum(r.width * r.height for r in changed)
-        if pixels > THREAD_ENCODE_PIXELS:
+        area = sum(r.width * r.height for r in changed)
+        if area > THREAD_ENCODE_PIXELS:
             frame = self.mirror.copy()  # the loop may change the mirror meanwhile
             return await asyncio.to_thread(self.encode, frame, changed, self.bpp)
         return self.encode(self.mirror, changed, self.bpp)
@@ -205,10 +235,8 @@ class DesktopView:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(BaseException):  # cancelled, or failed and logged
                 await task
-            except BaseException:  # noqa: BLE001 - it was cancelled, or failed and logged
-                pass
 
     @property
     def pending(self) -> bool:

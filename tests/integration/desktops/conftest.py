@@ -122,7 +122,8 @@ class DesktopServer:
         return [(int(a), b) for a, b in re.findall(DESKTOP_STARTED, self.server.log)]
 
 
-def start_desktop_server(tmp_path: Path, pki: RealmPki, pam: PamRecorder, *,
+def start_desktop_server(tmp_path: Path, pki: RealmPki,  # noqa: F811 - not the fixture
+                         pam: PamRecorder, *,
                          alice: str = ALICE, bob: str = BOB, extra: str = "") -> DesktopServer:
     """A server mapping the test cards of alice and bob to ``alice`` and ``bob``
     (tests that run at once use accounts of their own)."""

@@ -111,7 +111,7 @@ def test_logoff_ends_every_process_closes_pam_and_removes_what_the_session_had(
     screen = VirtualScreen(1088, 832).start()
     client = connect(server, screen, pcscd)
     try:
-        [(session, display)] = server.started()
+        [(session, _display)] = server.started()
         assert terminal_shown(client), server.server.log[-4000:]
         # A program that leaves the terminal's process tree must end too.
         type_text(client, "setsid sleep 1000 &\n")
