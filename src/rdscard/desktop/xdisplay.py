@@ -208,6 +208,7 @@ class XDisplay:
         until the next capture. The rectangle is clipped to the screen; an
         empty one gives a (0, 0, 4) array.
         """
+        self._check_open()
         box = Rect(0, 0, self._width, self._height) if rect is None else rect
         clipped = box.clip(self._width, self._height)
         if clipped is None:
@@ -225,6 +226,7 @@ class XDisplay:
 
     def cursor_image(self) -> CursorImage:
         """XFIXES GetCursorImage with straight (not premultiplied) alpha."""
+        self._check_open()
         try:
             reply = self._xfixes.GetCursorImage().reply()
         except xcffib.ConnectionException as exc:
@@ -256,6 +258,7 @@ class XDisplay:
 
         Raises :class:`XConnectionLostError` when the X server is gone.
         """
+        self._check_open()
         conn = self._conn
         rects = self._pending
         self._pending = []
@@ -319,6 +322,10 @@ class XDisplay:
                 self._on_cursor()
         except Exception:
             log.exception("X display %s: damage or cursor callback failed", self.display)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise XConnectionLostError(f"X display {self.display} is closed")
 
     def _lost_error(self, exc: BaseException) -> XConnectionLostError:
         reason = f"X display {self.display} lost: {exc}"
