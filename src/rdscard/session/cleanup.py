@@ -32,6 +32,7 @@ from typing import Protocol
 TAG_VARIABLE = "RDSCARD_SESSION_TAG"
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
 CGROUP_PARENT = "rdscard"
+MODE_VARIABLE = "RDSCARD_SESSION_TRACKING"
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +210,20 @@ def is_cgroup2_root(path: Path) -> bool:
 
 def choose_tracker(session_id: int, uid: int, tag: str, *,
                    roots: Iterable[Path] = CGROUP_ROOTS,
-                   unique: Callable[[], str] = lambda: str(os.getpid())) -> SessionTracker:
+                   unique: Callable[[], str] = lambda: str(os.getpid()),
+                   mode: str | None = None) -> SessionTracker:
     """A cgroup v2 group for the session where one can be made, else the /proc scan.
 
     The group is ``<root>/rdscard/session-<id>``; when that name is taken
     (another server's session with the same id) ``session-<id>.<unique>``.
+    ``mode`` (default: the ``RDSCARD_SESSION_TRACKING`` environment variable)
+    is ``auto``, or ``scan`` to skip cgroups.
     """
+    mode = mode if mode is not None else os.environ.get(MODE_VARIABLE, "auto")
+    if mode not in ("auto", "scan"):
+        log.warning("%s=%s is neither auto nor scan: using auto", MODE_VARIABLE, mode)
+    if mode == "scan":
+        return ScanTracker(uid, tag)
     for root in roots:
         if not is_cgroup2_root(root):
             continue

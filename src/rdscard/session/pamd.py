@@ -50,5 +50,6 @@ def check_service(service: str, dirs: tuple[Path, ...] = PAM_DIRS) -> Path:
             return candidate
     raise RdscardError(
         f"the PAM service {service!r} is not installed ({dirs[0] / service} is missing): "
-        f"install it: cp {shipped_service_file()} {dirs[0] / service}"
+        f"install it: rdscard session install-pam --name {service} "
+        f"(or cp {shipped_service_file()} {dirs[0] / service})"
     )
