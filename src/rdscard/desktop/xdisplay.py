@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, NamedTuple
 
@@ -59,6 +61,8 @@ ALL_PLANES: Final = 0xFFFFFFFF
 Z_PIXMAP: Final = 2
 DAMAGE_RAW_RECTANGLES: Final = 0
 XFIXES_DISPLAY_CURSOR: Final = 1
+#: How long close() waits for the X server to take its last requests.
+CLOSE_SYNC_TIMEOUT: Final = 0.5
 
 
 class CursorImage(NamedTuple):
@@ -99,6 +103,29 @@ def _connect_with_cookie(display: str, cookie: bytes) -> Any:
         conn.disconnect()
         raise
     return conn
+
+
+def _bounded_round_trip(conn: Any, timeout: float) -> bool:
+    """GetInputFocus and wait at most ``timeout`` seconds for its reply (True if it came).
+
+    Unlike ``cookie.reply()`` this never blocks on a hung X server.
+    """
+    cookie = conn.core.GetInputFocus()
+    conn.flush()
+    reply = xcb_ffi.new("void **")
+    error = xcb_ffi.new("xcb_generic_error_t **")
+    fd = conn.get_file_descriptor()
+    deadline = time.monotonic() + timeout
+    while True:
+        if xcffib.lib.xcb_poll_for_reply(conn._conn, cookie.sequence, reply, error):
+            for pointer in (reply[0], error[0]):
+                if pointer != xcb_ffi.NULL:
+                    xcffib.c_free(pointer)
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or conn.has_error():
+            return False
+        select.select([fd], [], [], remaining)
 
 
 def _check_pixel_format(conn: Any, screen: Any) -> None:
@@ -360,7 +387,9 @@ class XDisplay:
                 self.input.close()
                 self._damage_ext.Destroy(self._damage)
                 self._shm.Detach(self._shmseg)
-                self._conn.flush()
+                # Xorg drops a closed client's unread requests: wait (briefly)
+                # until these are through, or the keycodes stay bound.
+                _bounded_round_trip(self._conn, CLOSE_SYNC_TIMEOUT)
             except xcffib.XcffibException:
                 pass
         self._conn.disconnect()
