@@ -69,7 +69,7 @@ def solid_window(conn: Any, x: int, y: int, w: int, h: int, rgb: int) -> int:
     )
     conn.core.MapWindow(wid)
     conn.flush()
-    return wid
+    return int(wid)
 
 
 def run_loop_until(

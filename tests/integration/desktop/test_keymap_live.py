@@ -34,14 +34,15 @@ EXTENDED_NAMES = {
     0x6A: "I166", 0x6B: "I165", 0x6C: "I163", 0x6D: "I234",
 }
 #: The identity block 0x01-0x53, row by row (scancode set 1 order).
-IDENTITY_NAMES = (
-    "ESC AE01 AE02 AE03 AE04 AE05 AE06 AE07 AE08 AE09 AE10 AE11 AE12 BKSP "
-    "TAB AD01 AD02 AD03 AD04 AD05 AD06 AD07 AD08 AD09 AD10 AD11 AD12 RTRN "
-    "LCTL AC01 AC02 AC03 AC04 AC05 AC06 AC07 AC08 AC09 AC10 AC11 TLDE LFSH "
-    "BKSL AB01 AB02 AB03 AB04 AB05 AB06 AB07 AB08 AB09 AB10 RTSH KPMU LALT SPCE CAPS "
-    "FK01 FK02 FK03 FK04 FK05 FK06 FK07 FK08 FK09 FK10 NMLK SCLK "
-    "KP7 KP8 KP9 KPSU KP4 KP5 KP6 KPAD KP1 KP2 KP3 KP0 KPDL"
-).split()
+_IDENTITY_ROWS = (
+    "ESC AE01 AE02 AE03 AE04 AE05 AE06 AE07 AE08 AE09 AE10 AE11 AE12 BKSP",
+    "TAB AD01 AD02 AD03 AD04 AD05 AD06 AD07 AD08 AD09 AD10 AD11 AD12 RTRN",
+    "LCTL AC01 AC02 AC03 AC04 AC05 AC06 AC07 AC08 AC09 AC10 AC11 TLDE LFSH",
+    "BKSL AB01 AB02 AB03 AB04 AB05 AB06 AB07 AB08 AB09 AB10 RTSH KPMU LALT SPCE CAPS",
+    "FK01 FK02 FK03 FK04 FK05 FK06 FK07 FK08 FK09 FK10 NMLK SCLK",
+    "KP7 KP8 KP9 KPSU KP4 KP5 KP6 KPAD KP1 KP2 KP3 KP0 KPDL",
+)
+IDENTITY_NAMES = [name for row in _IDENTITY_ROWS for name in row.split()]
 
 
 def _keycodes(xserver: UserXServer) -> dict[str, int]:
@@ -69,8 +70,8 @@ def test_scancode_table_matches_the_servers_keycodes(xserver: UserXServer) -> No
         got = keymap.keycode_for(scancode, extended=True)
         assert got == names[name], f"E0 0x{scancode:02X} {name}"
     assert keymap.keycode_for(0x1D, extended1=True) == names["PAUS"]
-    assert (keymap.KEYCODE_CAPS_LOCK, keymap.KEYCODE_NUM_LOCK, keymap.KEYCODE_SCROLL_LOCK) == (
-        names["CAPS"], names["NMLK"], names["SCLK"])
+    locks = (keymap.KEYCODE_CAPS_LOCK, keymap.KEYCODE_NUM_LOCK, keymap.KEYCODE_SCROLL_LOCK)
+    assert locks == (names["CAPS"], names["NMLK"], names["SCLK"])
 
 
 def test_keysyms_of_the_us_map(xdisplay: XDisplay) -> None:

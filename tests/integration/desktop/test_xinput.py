@@ -12,6 +12,7 @@ from rdscard.desktop import XDisplay
 from rdscard.pdu.input import (
     ExtendedMouseEvent,
     ExtendedPointerFlags,
+    InputEvent,
     MouseEvent,
     PointerFlags,
     SyncEvent,
@@ -49,7 +50,7 @@ def test_typing_unicode_characters(xserver: UserXServer, xdisplay: XDisplay) -> 
     start_xterm(xserver)
     _focus_xterm(xdisplay)
     text = "é€ü"
-    events = us_keys("echo ")
+    events: list[InputEvent] = [*us_keys("echo ")]
     for ch in text:
         events += [UnicodeKeyboardEvent(ord(ch)), UnicodeKeyboardEvent(ord(ch), released=True)]
     events += us_keys(" > uni.txt\n")
@@ -106,7 +107,7 @@ def test_mouse_buttons_and_wheels_reach_a_window(
         env=xserver.env(), capture_output=True, timeout=20, check=True,
     )
     down = PointerFlags.PTRFLAGS_DOWN
-    events = [MouseEvent(PointerFlags.PTRFLAGS_MOVE, 250, 250)]
+    events: list[InputEvent] = [MouseEvent(PointerFlags.PTRFLAGS_MOVE, 250, 250)]
     for flag in (PointerFlags.PTRFLAGS_BUTTON1, PointerFlags.PTRFLAGS_BUTTON2,
                  PointerFlags.PTRFLAGS_BUTTON3):
         events += [MouseEvent(flag | down, 250, 250), MouseEvent(flag, 250, 250)]
@@ -118,9 +119,9 @@ def test_mouse_buttons_and_wheels_reach_a_window(
         MouseEvent(PointerFlags.PTRFLAGS_HWHEEL | PointerFlags.PTRFLAGS_WHEEL_NEGATIVE | 0x88,
                    250, 250),  # left
     ]
-    for flag in (ExtendedPointerFlags.PTRXFLAGS_BUTTON1, ExtendedPointerFlags.PTRXFLAGS_BUTTON2):
-        events += [ExtendedMouseEvent(flag | ExtendedPointerFlags.PTRXFLAGS_DOWN, 250, 250),
-                   ExtendedMouseEvent(flag, 250, 250)]
+    for xflag in (ExtendedPointerFlags.PTRXFLAGS_BUTTON1, ExtendedPointerFlags.PTRXFLAGS_BUTTON2):
+        events += [ExtendedMouseEvent(xflag | ExtendedPointerFlags.PTRXFLAGS_DOWN, 250, 250),
+                   ExtendedMouseEvent(xflag, 250, 250)]
     xdisplay.apply(events)
     wanted = [1, 3, 2, 4, 4, 5, 7, 6, 8, 9]  # RDP button 2 is the right button
 
