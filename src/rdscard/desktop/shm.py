@@ -8,16 +8,21 @@ root server process and an X server running as the session's user, and for
 any other pair of uids, and nobody else on the machine can attach the
 screen's pixels by segment id.
 
-Probed against Xvfb 21.1 for the System V way (``shmget`` +
-``ShmAttach``): the server checks the *client's* credentials against the
-segment's mode (``shm_access``: a uid 0 client is always allowed), but then
-``shmat`` runs with the *server's* own uid, so a 0600 segment created by a
-root client cannot be attached by an Xvfb running as the user (BadAccess);
-it would take mode 0666 (readable by every local user) or an IPC_SET
-chown to the X server's uid. Fd passing avoids both.
+The System V way (``shmget`` + ``ShmAttach``) was probed against Xvfb
+21.1 running as an ordinary account with a root client: the server checks
+the *client's* credentials against the segment's mode (``shm_access``; a
+uid 0 client always passes), but ``shmat`` then runs with the *server's*
+uid, and ShmGetImage needs a writable attach. A root-owned IPC_PRIVATE
+segment of mode 0600 or 0644 is refused (BadAccess); 0666 attaches, but
+then every local account can read and write the session's pixels. The
+remaining choice, an IPC_SET chown to the X server's uid, would fail the
+``shm_access`` check for a non-root client of a third uid (by reading of
+that check; not probed). Fd passing avoids all of it.
 
-xcffib does not expose ``xcb_get_reply_fds``; this module binds the few
-libxcb functions needed on the same library instance through cffi.
+xcffib can neither flag a request ``XCB_REQUEST_REPLY_FDS`` nor call
+``xcb_get_reply_fds``; this module sends the request through xcffib's
+libxcb binding with that flag and reads the reply with the two libxcb
+functions it binds itself (cffi, on the same library instance).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@
 - Unicode bindings: core ``ChangeKeyboardMapping`` (X11 protocol, request
   100) with two keysyms per keycode, both the character, so Shift does not
   change it; XKB servers derive the XKB map from it. Spare keycodes are the
-  ones ``GetKeyboardMapping`` lists with no keysym at all; in Xvfb's default
-  evdev ``us`` map that is 93 and 97 (without the layout's AB11 symbols), and
-  most of 147-255 (``xkbcomp`` shows them as <Innn> without symbols).
+  ones ``GetKeyboardMapping`` lists with no keysym at all; Xvfb 21.1's
+  default evdev ``us`` map has 19 of them (8, 93, 97, 103, 120, 132, 149,
+  154, 168, 178, 183, 184, 197, 202, 217, 219, 222, 230, 248); the highest
+  are used first.
 - Lock state: core ``GetKeyboardControl``'s ``led_mask``; with XKB the
   first three LEDs are Caps Lock, Num Lock and Scroll Lock (xkeyboard-config
   ``compat/ledcaps``, ``lednum``, ``ledscroll``: indicators 1-3).
