@@ -84,15 +84,18 @@ def _load() -> tuple[Any, Any]:
     global _libs
     if _libs is not None:
         return _libs
-    name = ctypes.util.find_library("pam") or "libpam.so.0"
+    # The usual sonames first: find_library runs ldconfig, which costs a fork.
     try:
-        pam = ctypes.CDLL(name)
+        pam = ctypes.CDLL("libpam.so.0")
     except OSError:
         try:
-            pam = ctypes.CDLL("libpam.so.0")
+            pam = ctypes.CDLL(ctypes.util.find_library("pam") or "libpam.so")
         except OSError as exc:
             raise PamError("load", -1, f"cannot load libpam ({exc}): install libpam0g") from None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.calloc.restype = ctypes.c_void_p
     libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
@@ -114,7 +117,14 @@ def _load() -> tuple[Any, Any]:
 def _make_conv(libc: Any, on_message: Callable[[int, str], None]) -> Any:
     """A conversation function that answers no prompt and reports messages."""
 
-    def conv(count: int, messages: Any, responses: Any, _appdata: Any) -> int:
+    def conv(count: int, messages: Any, responses: Any, appdata: Any) -> int:
+        try:
+            return answer(count, messages, responses)
+        except Exception:  # an exception must not cross back into C
+            log.exception("the PAM conversation failed")
+            return PAM_CONV_ERR
+
+    def answer(count: int, messages: Any, responses: Any) -> int:
         responses[0] = None
         if count <= 0:
             return PAM_CONV_ERR
