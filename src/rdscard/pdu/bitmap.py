@@ -372,18 +372,38 @@ def encode_bitmap_updates(
     small enough to fit. ``bpp`` is 15, 16, 24 or 32.
     """
     bytes_per_pixel(bpp)
-    if not 64 <= max_pdu_size <= FASTPATH_MAX_LENGTH:
-        raise ValueError(f"max_pdu_size {max_pdu_size} outside 64..{FASTPATH_MAX_LENGTH}")
     if tile < 4:
         raise ValueError("tile must be at least 4 pixels")
+    _single_pdu, tile_limit = bitmap_pdu_limits(max_pdu_size, max_request_size)
+    if rects is None:
+        rects = [Rect(0, 0, *image.size)]
+    return pack_bitmap_updates(_bitmaps(image, rects, bpp, tile, tile_limit), max_pdu_size)
+
+
+def bitmap_pdu_limits(max_pdu_size: int, max_request_size: int | None) -> tuple[int, int]:
+    """The room for rectangles in one PDU, and the largest one TS_BITMAP_DATA may be.
+
+    A rectangle larger than one PDU's room is sent fragmented, which the
+    client allows up to its MultifragmentUpdate ``max_request_size``.
+    """
+    if not 64 <= max_pdu_size <= FASTPATH_MAX_LENGTH:
+        raise ValueError(f"max_pdu_size {max_pdu_size} outside 64..{FASTPATH_MAX_LENGTH}")
     overhead = FASTPATH_OUTPUT_HEADER_SIZE + FASTPATH_UPDATE_HEADER_SIZE
     single_pdu = max_pdu_size - overhead - UPDATE_BITMAP_HEADER_SIZE
     tile_limit = single_pdu
     if max_request_size is not None:
         tile_limit = max(single_pdu, min(max_request_size, 0xFFFF) - UPDATE_BITMAP_HEADER_SIZE)
-    if rects is None:
-        rects = [Rect(0, 0, *image.size)]
+    return single_pdu, tile_limit
 
+
+def pack_bitmap_updates(bitmaps: Iterable[BitmapData], max_pdu_size: int) -> list[bytes]:
+    """Pack rectangles greedily, in order, into fast-path bitmap update PDUs.
+
+    No PDU is longer than ``max_pdu_size``; a group too large for one PDU
+    (a single rectangle above the limit) is fragmented (MS-RDPBCGR 2.2.9.1.2.1).
+    """
+    single_pdu, _tile_limit = bitmap_pdu_limits(max_pdu_size, None)
+    overhead = FASTPATH_OUTPUT_HEADER_SIZE + FASTPATH_UPDATE_HEADER_SIZE
     pdus: list[bytes] = []
     group: list[BitmapData] = []
     group_size = 0
@@ -407,7 +427,7 @@ def encode_bitmap_updates(
             pdus.extend(_bitmap_pdus(data, max_pdu_size - overhead))
         group, group_size = [], 0
 
-    for bitmap in _bitmaps(image, rects, bpp, tile, tile_limit):
+    for bitmap in bitmaps:
         if group_size + bitmap.size > single_pdu:
             flush()
         group.append(bitmap)
