@@ -107,7 +107,11 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 
 class _Contexts(threading.local):
-    """One planar and one interleaved context and an output buffer per thread."""
+    """One planar and one interleaved context and an output buffer per thread.
+
+    They live as long as the process (a few hundred kilobytes per encoding
+    thread): a finaliser on a thread-local would run in another thread.
+    """
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
@@ -117,11 +121,6 @@ class _Contexts(threading.local):
         self.buffer = ctypes.create_string_buffer(_BUFFER_SIZE)
         if not (self.planar and self.decoder and self.interleaved):
             raise MemoryError("FreeRDP could not create its codec contexts")
-
-    def __del__(self) -> None:
-        self._lib.freerdp_bitmap_planar_context_free(self.planar)
-        self._lib.freerdp_bitmap_planar_context_free(self.decoder)
-        self._lib.bitmap_interleaved_context_free(self.interleaved)
 
 
 class FreeRdpCodecs:
