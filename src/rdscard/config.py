@@ -85,8 +85,10 @@ class RedirectionConfig:
     call_timeout: float = 30.0
 
 
+#: A light window manager that starts a terminal once it manages windows (a terminal
+#: mapped while the window manager starts can be left unmapped by it).
 DEFAULT_SESSION_COMMAND: tuple[str, ...] = (
-    "/bin/sh", "-c", "openbox & exec xterm -geometry 100x30+20+20",
+    "openbox", "--startup", "xterm -geometry 100x30+20+20",
 )
 
 

@@ -136,6 +136,8 @@ class DesktopView:
     # -- what changes ------------------------------------------------------------
     def damage(self, rects: Iterable[Rect]) -> None:
         """The X server drew into ``rects``."""
+        if self.closed:
+            return
         for rect in rects:
             clipped = rect.clip(self.width, self.height)
             if clipped is not None:
@@ -186,8 +188,12 @@ class DesktopView:
                     pdus.extend(self._pointer_updates())
                 if pdus and not self.closed:
                     await self.send(pdus)
-                    self.bytes_sent += sum(len(p) for p in pdus)
+                    size = sum(len(p) for p in pdus)
+                    self.bytes_sent += size
                     self.updates_sent += 1
+                    if self.updates_sent == 1:
+                        self.log.info("first desktop picture sent: %d bytes, %d x %d at %d bpp",
+                                      size, self.width, self.height, self.bpp)
                     if self._input_at is not None:
                         self.input_latencies.append(time.perf_counter() - self._input_at)
                         del self.input_latencies[:-1000]

@@ -174,8 +174,16 @@ def type_text(client: XFreeRdp, text: str) -> None:
     window = client.window_id()
     env = client.screen.env()
     subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
-    subprocess.run(["xdotool", "type", "--delay", "40", "--window", window, text],
+    # Click into the terminal first, as a user would (the pointer crosses the client too).
+    subprocess.run(["xdotool", "mousemove", "--window", window, "300", "300", "click", "1"],
                    env=env, check=True)
+    # xdotool types a newline as a keysym the client's keyboard map lacks: press Return.
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            subprocess.run(["xdotool", "key", "--window", window, "Return"], env=env, check=True)
+        if line:
+            subprocess.run(["xdotool", "type", "--delay", "40", "--window", window, line],
+                           env=env, check=True)
 
 
 def processes_of(uid: int) -> list[tuple[int, str]]:
@@ -195,11 +203,22 @@ def processes_of(uid: int) -> list[tuple[int, str]]:
     return found
 
 
-def read_when_ready(path: Path, timeout: float = 20, needle: str = "") -> str:
+def save_client_screen(client: XFreeRdp) -> Path:
+    """Keep what the client showed (for a failing test's report)."""
+    shot = Path(tempfile.mkdtemp(prefix="rdscard-shot-")) / "client.png"
+    client.screen.screenshot().save(shot)
+    print(f"the client's screen is in {shot}")
+    return shot
+
+
+def read_when_ready(path: Path, timeout: float = 20, needle: str = "",
+                    client: XFreeRdp | None = None) -> str:
     """The text of ``path`` once it exists (and holds ``needle``)."""
     def ready() -> bool:
         return path.exists() and needle in path.read_text(errors="replace")
-    assert wait_for(ready, timeout), f"{path} did not appear" + (
+    if not wait_for(ready, timeout) and client is not None:
+        save_client_screen(client)
+    assert ready(), f"{path} did not appear" + (
         f" with {needle!r}: {path.read_text(errors='replace')!r}" if path.exists() else "")
     return path.read_text(errors="replace")
 
@@ -217,4 +236,7 @@ def terminal_shown(client: XFreeRdp, timeout: float = 30) -> bool:
         return all(shot.getpixel((origin[0] + x, origin[1] + y)) == WHITE
                    for x in range(280, 330, 10) for y in range(280, 330, 10))
 
-    return wait_for(white_block, timeout)
+    if wait_for(white_block, timeout):
+        return True
+    save_client_screen(client)
+    return False

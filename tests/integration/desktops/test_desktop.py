@@ -47,7 +47,7 @@ def test_the_signed_in_user_works_in_a_desktop_that_runs_as_them(
         out = Path(user.pw_dir) / "desktop-out"
         out.unlink(missing_ok=True)
         type_text(client, f"id -un > {out}; pkcs11-tool -L >> {out} 2>&1; echo done >> {out}\n")
-        text = read_when_ready(out, needle="done")
+        text = read_when_ready(out, needle="done", client=client)
         assert text.splitlines()[0] == user.pw_name
         assert "Virtual PCD" in text and "token label" in text, text
         names = {name for _pid, name in processes_of(user.pw_uid)}
@@ -90,7 +90,7 @@ def test_the_session_survives_disconnection_and_the_card_comes_back_with_it(
             server.server.log[-6000:])
         assert terminal_shown(client), server.server.log[-4000:]
         type_text(client, "\n")
-        text = read_when_ready(out, needle="token label")
+        text = read_when_ready(out, needle="token label", client=client)
         assert text.splitlines()[0] == "typed-before", text
         assert [pid for pid, name in processes_of(user.pw_uid) if name == "xterm"] == terminals
         assert len(server.started()) == 1, "the reconnect started no second desktop"

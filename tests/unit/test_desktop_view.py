@@ -1,0 +1,181 @@
+"""The desktop view: damage to trimmed rectangles, pacing, suspend and refresh.
+
+The X server and the encoder are fakes here (this layer alone); the real
+chain is proved against xfreerdp in tests/integration/desktops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rdscard.pdu.bitmap import Rect
+from rdscard.server.desktop_view import (
+    DesktopView,
+    Frame,
+    changed_part,
+    latency_percentiles,
+    merge_rectangles,
+)
+
+
+class FakeScreen:
+    def __init__(self, width: int = 64, height: int = 48) -> None:
+        self.pixels = np.zeros((height, width, 4), dtype=np.uint8)
+        self.captures: list[Rect] = []
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    def capture(self, rect: Rect | None = None, *, copy: bool = True) -> Frame:
+        assert rect is not None
+        self.captures.append(rect)
+        return self.pixels[rect.top:rect.bottom, rect.left:rect.right].copy()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.encoded: list[list[Rect]] = []
+        self.sent: list[list[bytes]] = []
+        self.gate: asyncio.Event | None = None
+
+    def encode(self, frame: Frame, rects: Sequence[Rect], bpp: int) -> list[bytes]:
+        self.encoded.append(list(rects))
+        return [b"update"]
+
+    async def send(self, pdus: list[bytes]) -> None:
+        self.sent.append(pdus)
+        if self.gate is not None:
+            await self.gate.wait()
+
+
+def make_view(screen: FakeScreen, recorder: Recorder, width: int = 64,
+              height: int = 48) -> DesktopView:
+    return DesktopView(screen, recorder.send, recorder.encode, width=width, height=height,
+                       bpp=32, log=logging.getLogger("test"))
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_merge_joins_overlapping_rectangles_and_keeps_apart_ones() -> None:
+    assert merge_rectangles([Rect(0, 0, 10, 10), Rect(5, 5, 20, 20), Rect(40, 40, 50, 50)]) == [
+        Rect(0, 0, 20, 20), Rect(40, 40, 50, 50)]
+    many = [Rect(i * 3, 0, i * 3 + 1, 1) for i in range(40)]
+    assert merge_rectangles(many, limit=32) == [Rect(0, 0, 118, 1)]
+    assert merge_rectangles([Rect(3, 3, 3, 9)]) == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.integers(1, 20),
+                          st.integers(1, 20)), max_size=12))
+def test_merged_rectangles_cover_every_damaged_pixel(
+    boxes: list[tuple[int, int, int, int]],
+) -> None:
+    rects = [Rect(x, y, x + w, y + h) for x, y, w, h in boxes]
+    merged = merge_rectangles(rects)
+    for rect in rects:
+        for x, y in ((rect.left, rect.top), (rect.right - 1, rect.bottom - 1)):
+            assert any(m.left <= x < m.right and m.top <= y < m.bottom for m in merged)
+
+
+def test_changed_part_is_the_bounding_box_of_differing_pixels() -> None:
+    old = np.zeros((10, 10, 4), dtype=np.uint8)
+    new = old.copy()
+    assert changed_part(old, new) is None
+    new[2, 3] = 1
+    new[6, 8, 2] = 9
+    assert changed_part(old, new) == (3, 2, 9, 7)
+
+
+def test_damage_sends_only_what_changed() -> None:
+    async def scenario() -> None:
+        screen, recorder = FakeScreen(), Recorder()
+        view = make_view(screen, recorder)
+        screen.pixels[10:12, 20:25] = 200
+        view.damage([Rect(0, 0, 64, 48)])
+        await settle()
+        assert recorder.encoded == [[Rect(20, 10, 25, 12)]]
+        assert (view.mirror[10:12, 20:25] == 200).all()
+        view.damage([Rect(0, 0, 30, 30)])  # reported, but nothing differs
+        await settle()
+        assert len(recorder.sent) == 1
+
+    asyncio.run(scenario())
+
+
+def test_damage_during_a_send_goes_out_once_afterwards() -> None:
+    async def scenario() -> None:
+        screen, recorder = FakeScreen(), Recorder()
+        recorder.gate = asyncio.Event()
+        view = make_view(screen, recorder)
+        screen.pixels[0:2, 0:2] = 1
+        view.damage([Rect(0, 0, 2, 2)])
+        await settle()
+        assert len(recorder.sent) == 1  # waiting for the client
+        for x in range(10, 20):
+            screen.pixels[5, x] = 7
+            view.damage([Rect(x, 5, x + 1, 6)])
+        await settle()
+        assert len(recorder.sent) == 1
+        recorder.gate.set()
+        await settle()
+        assert len(recorder.sent) == 2
+        assert recorder.encoded[1] == [Rect(10, 5, 20, 6)]
+
+    asyncio.run(scenario())
+
+
+def test_suspended_view_sends_nothing_and_resume_sends_the_whole_picture() -> None:
+    async def scenario() -> None:
+        screen, recorder = FakeScreen(), Recorder()
+        view = make_view(screen, recorder, width=40, height=30)  # the client's is smaller
+        view.suspend()
+        screen.pixels[:] = 5
+        view.damage([Rect(0, 0, 64, 48)])
+        await settle()
+        assert recorder.sent == []
+        view.resume()
+        await settle()
+        assert recorder.encoded == [[Rect(0, 0, 40, 30)]]
+        assert all(r.right <= 40 and r.bottom <= 30 for r in screen.captures)
+        screen.pixels[:] = 0
+        view.refresh()  # a black screen is sent too: the client's picture is unknown
+        await settle()
+        assert recorder.encoded[-1] == [Rect(0, 0, 40, 30)]
+
+    asyncio.run(scenario())
+
+
+def test_a_closed_view_stops_sending() -> None:
+    async def scenario() -> None:
+        screen, recorder = FakeScreen(), Recorder()
+        recorder.gate = asyncio.Event()
+        view = make_view(screen, recorder)
+        screen.pixels[1, 1] = 3
+        view.damage([Rect(0, 0, 4, 4)])
+        await settle()
+        await view.close()
+        screen.pixels[2, 2] = 3
+        view.damage([Rect(0, 0, 4, 4)])
+        await settle()
+        assert len(recorder.sent) == 1 and not view.pending
+
+    asyncio.run(scenario())
+
+
+def test_latency_percentiles() -> None:
+    assert latency_percentiles([]) is None
+    p50, p99 = latency_percentiles([0.001 * i for i in range(1, 101)]) or (0, 0)
+    assert round(p50) == 51 and round(p99) == 100
