@@ -124,7 +124,8 @@ class DesktopServer:
 
 def start_desktop_server(tmp_path: Path, pki: RealmPki,  # noqa: F811 - not the fixture
                          pam: PamRecorder, *,
-                         alice: str = ALICE, bob: str = BOB, extra: str = "") -> DesktopServer:
+                         alice: str = ALICE, bob: str = BOB, extra: str = "",
+                         logon: str = "") -> DesktopServer:
     """A server mapping the test cards of alice and bob to ``alice`` and ``bob``
     (tests that run at once use accounts of their own)."""
     ensure_home_account(alice)
@@ -138,7 +139,7 @@ def start_desktop_server(tmp_path: Path, pki: RealmPki,  # noqa: F811 - not the 
     config.write_text(
         f'[redirection]\nsocket_dir = "{run_dir}"\n'
         f'[sessions]\npam_service = "{pam.service}"\n{extra}'
-        '[logon]\nmode = "local"\n'
+        f'[logon]\nmode = "local"\n{logon}'
         f'[logon.accounts]\n"alice@example.test" = "{alice}"\n"bob@example.test" = "{bob}"\n'
     )
     return DesktopServer(ServerProcess(state, ("--config", str(config))), run_dir, pam)
