@@ -186,6 +186,17 @@ class XFreeRdp:
             [xdotool, "key", "--delay", "30", "--window", window, *keys], env=env, check=True
         )
 
+    def type_text(self, text: str) -> None:
+        """Type ``text`` (one line) into the client's window, clicking into it first."""
+        xdotool = _require("xdotool", "xdotool")
+        window = self.window_id()
+        env = self.screen.env()
+        subprocess.run([xdotool, "windowfocus", "--sync", window], env=env, check=False)
+        subprocess.run([xdotool, "mousemove", "--window", window, "300", "300", "click", "1"],
+                       env=env, check=True)
+        subprocess.run([xdotool, "type", "--delay", "30", "--window", window, text],
+                       env=env, check=True)
+
     def close(self) -> int | None:
         """Stop the client; returns its exit status."""
         if self.process.poll() is None:

@@ -4,8 +4,10 @@ Plays both computers on loopback, everything in a temporary directory: the
 client computer (a test PKI, the project's virtual PIV card in a vpcd
 reader of a private pcscd, the stock xfreerdp on a virtual X screen) and
 the RD Session Host (an rdscard server). It waits for the session, checks
-the logon screen in a screenshot, types a PIN, then runs OpenSC in the
-session against the client's redirected card, and reports each step.
+the logon screen in a screenshot, types a PIN, then, on the desktop the
+sign-in opened (as the local account ``rdscard-demo``), types
+``pkcs11-tool -L`` into the session's terminal, which lists the client's
+redirected card, and reports each step.
 """
 
 from __future__ import annotations
@@ -116,11 +118,16 @@ def run(args: argparse.Namespace) -> int:
             if client_env is None:
                 _step("not root: the client-side pcscd cannot start, so no smart card this time")
             config = Config().with_overrides(listen="127.0.0.1:0", state_dir=root / "state")
-            account = pwd.getpwuid(os.geteuid()).pw_name
+            desktop = client_env is not None
+            account = _demo_account() if desktop else pwd.getpwuid(os.geteuid()).pw_name
+            run_dir = root / "run"
+            run_dir.mkdir(mode=0o755)
+            root.chmod(0o755)  # the account reaches its socket directory below
             config = replace(
                 config,
-                redirection=replace(config.redirection, socket_dir=root / "run"),
+                redirection=replace(config.redirection, socket_dir=run_dir),
                 logon=replace(config.logon, accounts={"alice@example.test": account}),
+                sessions=replace(config.sessions, enabled=desktop),
             )
             if client_env is not None:
                 issuing = x509.load_pem_x509_certificate((root / "pki" / "issuing-ca.pem")
@@ -179,7 +186,7 @@ def _drive_client(
             _show_logon_screen(screen, client, output, width, height)
             if client_env is not None:
                 _sign_in(screen, client, session, output)
-                _use_redirected_card(session)
+                _use_redirected_card(screen, client, session, output)
             _step("demo complete")
             return 0
         finally:
@@ -207,30 +214,53 @@ def _show_logon_screen(
         raise RdscardError(f"expected 4 masked characters, saw {bullets}")
 
 
+DEMO_ACCOUNT = "rdscard-demo"
+
+
+def _demo_account() -> str:
+    """The local account alice's desktop runs as (created with a home on first use)."""
+    try:
+        pwd.getpwnam(DEMO_ACCOUNT)
+    except KeyError:
+        _step(f"creating the local account {DEMO_ACCOUNT!r} for alice's desktop")
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", DEMO_ACCOUNT],
+                       check=True, capture_output=True)
+    return DEMO_ACCOUNT
+
+
 def _sign_in(
     screen: VirtualScreen, client: XFreeRdp, session: SessionInfo, output: Path
 ) -> None:
     client.type_keys("Escape", *DEMO_PIN, "Return")
     _step("cleared the field, typed the card's PIN and Enter")
-    if not wait_for(lambda: session.phase == "signed in", 30):
-        raise RdscardError("the sign-in did not succeed (see the server log above)")
-    time.sleep(0.5)
-    screen.screenshot().save(output / "signed-in.png")
+    if not wait_for(lambda: session.phase == "desktop", 40):
+        raise RdscardError("the sign-in did not open a desktop (see the server log above)")
     _step(f"signed in with the smart card as {session.account!r} (UPN {session.user}); "
-          f"the session shows it ({output / 'signed-in.png'})")
+          f"desktop on display {session.display} running as {session.account!r}")
+    time.sleep(1.0)
+    screen.screenshot().save(output / "desktop.png")
+    _step(f"the client shows the session's desktop ({output / 'desktop.png'})")
 
 
-def _use_redirected_card(session: SessionInfo) -> None:
+def _use_redirected_card(
+    screen: VirtualScreen, client: XFreeRdp, session: SessionInfo, output: Path
+) -> None:
     if not wait_for(lambda: "PCSCLITE_CSOCK_NAME" in session.env, 20):
         raise RdscardError("the client's smart card was not redirected into the session")
-    socket = session.env["PCSCLITE_CSOCK_NAME"]
-    _step(f"the client's smart card is redirected: the session's PC/SC socket is {socket}")
-    env = {**os.environ, **session.env}
-    for argv in (["opensc-tool", "-l"], ["pkcs11-tool", "--module", "opensc-pkcs11.so", "-L"]):
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-        _step(f"in the session: {' '.join(argv)}")
-        for line in result.stdout.splitlines():
-            if line.strip():
-                print(f"    {line}", flush=True)
-        if result.returncode != 0:
-            raise RdscardError(f"{argv[0]} failed in the session: {result.stderr.strip()}")
+    _step("the client's smart card is redirected: the session's PC/SC socket is "
+          f"{session.env['PCSCLITE_CSOCK_NAME']}")
+    home = Path(pwd.getpwnam(session.account).pw_dir)
+    listing = home / "pkcs11-tool.txt"
+    listing.unlink(missing_ok=True)
+    command = f"id -un; pkcs11-tool -L 2>&1 | tee {listing}"
+    client.type_text(command)
+    client.type_keys("Return")
+    _step(f"typed into the session's terminal, through xfreerdp: {command}")
+    if not wait_for(lambda: listing.exists() and "token label" in listing.read_text(), 30):
+        raise RdscardError("pkcs11-tool in the session did not list the client's card")
+    time.sleep(0.5)
+    screen.screenshot().save(output / "desktop-pkcs11-tool.png")
+    for line in listing.read_text().splitlines():
+        if line.strip():
+            print(f"    {line}", flush=True)
+    _step(f"the session's terminal shows it ({output / 'desktop-pkcs11-tool.png'})")

@@ -171,20 +171,16 @@ def connect(server: DesktopServer, screen: VirtualScreen, daemon: IsolatedPcscd,
 
 
 def type_text(client: XFreeRdp, text: str) -> None:
-    """Type ``text`` into the client's window (xdotool), as a user at the keyboard would."""
-    window = client.window_id()
-    env = client.screen.env()
-    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, check=False)
-    # Click into the terminal first, as a user would (the pointer crosses the client too).
-    subprocess.run(["xdotool", "mousemove", "--window", window, "300", "300", "click", "1"],
-                   env=env, check=True)
-    # xdotool types a newline as a keysym the client's keyboard map lacks: press Return.
+    """Type ``text`` into the client's window (xdotool), as a user at the keyboard would.
+
+    xdotool types a newline as a keysym the client's keyboard map lacks, so
+    each one is a press of Return.
+    """
     for index, line in enumerate(text.split("\n")):
         if index:
-            subprocess.run(["xdotool", "key", "--window", window, "Return"], env=env, check=True)
+            client.type_keys("Return")
         if line:
-            subprocess.run(["xdotool", "type", "--delay", "40", "--window", window, line],
-                           env=env, check=True)
+            client.type_text(line)
 
 
 def processes_of(uid: int) -> list[tuple[int, str]]:
