@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
     freerdp2-x11 xvfb xdotool x11-utils
     xauth x11-xkb-utils xterm openbox dbus libfreerdp2-2 libpam-modules
     pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools
-    opensc yubico-piv-tool
+    opensc yubico-piv-tool python3-pyscard
     krb5-kdc krb5-admin-server krb5-pkinit krb5-user
     swig gcc python3-dev
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,63 @@ def test_a_missing_session_command_is_a_clear_message(
         assert "/nonexistent/session-command" in server.server.log
         assert not processes_of(account("rdscard-dk-max").pw_uid)
     finally:
+        client.close()
+        screen.close()
+        card.remove()
+
+
+HOLDER_SCRIPT = """
+import os, sys, time
+from smartcard.scard import *
+hresult, old = SCardEstablishContext(SCARD_SCOPE_USER)
+hresult, readers = SCardListReaders(old, [])
+print("before", hresult, readers, flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.1)
+hresult, readers = SCardListReaders(old, [])
+print("old context", hex(hresult & 0xFFFFFFFF), flush=True)
+hresult, new = SCardEstablishContext(SCARD_SCOPE_USER)
+hresult, readers = SCardListReaders(new, [])
+print("new context", hresult, readers, flush=True)
+"""
+
+
+def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
+    desktop_servers: Callable[..., DesktopServer], pcscd: IsolatedPcscd, rsa_card: CardFile
+) -> None:
+    server = desktop_servers(alice="rdscard-dk-pia")
+    user = account("rdscard-dk-pia")
+    card = insert(rsa_card.card(), pcscd)
+    screen = VirtualScreen(1088, 832).start()
+    client = connect(server, screen, pcscd)
+    go = Path(user.pw_dir) / "holder-go"
+    go.unlink(missing_ok=True)
+    holder = None
+    try:
+        [(session, _display)] = server.started()
+        assert terminal_shown(client)
+        # Programs of the session are Debian's python3 with python3-pyscard (libpcsclite).
+        holder = subprocess.Popen(
+            [sys.executable, "-m", "rdscard.cli.main", "session", "--state-dir",
+             str(server.server.state_dir), "exec", str(session), "--", "/usr/bin/python3",
+             "-c", HOLDER_SCRIPT, str(go)], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None
+        first = holder.stdout.readline()
+        assert first.startswith("before 0 ['Virtual PCD 00 00'"), first
+        client.close()
+        assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
+        client = connect(server, screen, pcscd)
+        assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
+        assert wait_for(lambda: re.search(rf"\[session {session}\] smart card redirected",
+                                          server.server.log.split("reconnecting to session")[-1]), 20)
+        go.touch()
+        out, _ = holder.communicate(timeout=30)
+        # pcsc-lite's answer when its daemon went away: SCARD_E_NO_SERVICE.
+        assert "old context 0x8010001d" in out, out
+        assert "new context 0 ['Virtual PCD 00 00'" in out, out
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
         client.close()
         screen.close()
         card.remove()
