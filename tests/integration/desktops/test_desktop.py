@@ -239,8 +239,9 @@ def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
         assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
         client = connect(server, screen, pcscd)
         assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
-        assert wait_for(lambda: re.search(rf"\[session {session}\] smart card redirected",
-                                          server.server.log.split("reconnecting to session")[-1]), 20)
+        redirected = rf"\[session {session}\] smart card redirected"
+        assert wait_for(lambda: re.search(
+            redirected, server.server.log.split("reconnecting to session")[-1]), 20)
         go.touch()
         out, _ = holder.communicate(timeout=30)
         # pcsc-lite's answer when its daemon went away: SCARD_E_NO_SERVICE.
