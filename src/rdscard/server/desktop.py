@@ -25,6 +25,7 @@ from rdscard.desktop import XDisplay, xkb_layout_for
 from rdscard.errors import RdscardError
 from rdscard.pdu.bitmap import Rect
 from rdscard.pdu.input import InputEvent
+from rdscard.pdu.share import ErrorInfo
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
 from rdscard.session.leader_client import LeaderHandle, start_leader
@@ -40,7 +41,7 @@ class DesktopStartError(RdscardError):
 class DesktopOwner(Protocol):
     """The connection a desktop is shown on."""
 
-    def desktop_ended(self, reason: str, by_user: bool) -> None:
+    def desktop_ended(self, reason: str, error_info: ErrorInfo) -> None:
         """The session ended (logoff, a limit, the session command exited)."""
         ...
 
@@ -157,25 +158,30 @@ class DesktopSession:
                      and now - self.info.disconnected_at >= cfg.disconnected_limit)
         if idle_over or gone_over:
             self.log.info("logging off: %s", why)
-            self.end(why)
+            self.end(why, error_info=ErrorInfo.ERRINFO_IDLE_TIMEOUT if idle_over
+                     else ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF)
         else:
             self._arm_limit()  # input came meanwhile
 
     # -- the end ---------------------------------------------------------------------------
-    def end(self, reason: str, *, by_user: bool = False) -> asyncio.Task[None]:
-        """Log the session off (idempotent); the task finishes once everything is gone."""
+    def end(self, reason: str, *,
+            error_info: ErrorInfo = ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF) -> asyncio.Task[None]:
+        """Log the session off (idempotent); the task finishes once everything is gone.
+
+        ``error_info`` tells an attached client why (MS-RDPBCGR 2.2.5.1.1).
+        """
         if self._ending is None:
-            self._ending = asyncio.get_running_loop().create_task(self._end(reason, by_user))
+            self._ending = asyncio.get_running_loop().create_task(self._end(reason, error_info))
         return self._ending
 
-    async def _end(self, reason: str, by_user: bool) -> None:
+    async def _end(self, reason: str, error_info: ErrorInfo) -> None:
         self.ended = True
         if self._limit is not None:
             self._limit.cancel()
         owner = self.owner
         if owner is not None:
             self.detach(owner)
-            owner.desktop_ended(reason, by_user)
+            owner.desktop_ended(reason, error_info)
         self.display.close()
         try:
             await self.leader.logoff(timeout=10.0)
@@ -256,7 +262,7 @@ class DesktopManager:
         reason = ended.result() if not ended.cancelled() and ended.exception() is None \
             else "the session leader ended"
         desktop.log.info("the session ended: %s", reason)
-        desktop.end(reason, by_user=True)
+        desktop.end(reason, error_info=ErrorInfo.ERRINFO_LOGOFF_BY_USER)
 
     def forget(self, desktop: DesktopSession) -> None:
         """A desktop ended: drop it and what it left (credential cache)."""

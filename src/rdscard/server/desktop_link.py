@@ -162,13 +162,10 @@ class DesktopLink:
             self.desktop.end(reason)
 
     # -- DesktopOwner ----------------------------------------------------------------------
-    def desktop_ended(self, reason: str, by_user: bool) -> None:
+    def desktop_ended(self, reason: str, error_info: ErrorInfo) -> None:
         """The session was logged off: the client is told why and disconnected."""
         self.view = None
-        self.connection.close_with(
-            ErrorInfo.ERRINFO_LOGOFF_BY_USER if by_user else ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF,
-            f"the session was logged off: {reason}",
-        )
+        self.connection.close_with(error_info, f"the session was logged off: {reason}")
 
     def taken_over(self) -> None:
         """The account's session moved to a newer connection."""
