@@ -103,18 +103,26 @@ class LeaderHandle:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("[session %s] bad line from the session leader (%s): %r",
                                 self.spec.session_id, exc, line[:200])
-        finally:
-            status = await self.process.wait()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._tasks[1]), 2.0)
-            reason = self.error or (
-                f"the session leader exited with status {status} without ending the session"
-                f"{self._tail_text()}")
-            for future in (self._display_ready, self.started):
-                if not future.done():
-                    future.set_exception(LeaderError(reason))
-                    future.exception()  # retrieved: nobody may be waiting
-            _resolve(self.ended, reason)
+        except asyncio.CancelledError:
+            # The server is going away without a logoff: the end of the
+            # leader's input logs the session off; nobody waits for it here.
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self._finish("the server stopped following the session leader")
+            raise
+        status = await self.process.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._tasks[1]), 2.0)
+        self._finish(self.error or (
+            f"the session leader exited with status {status} without ending the session"
+            f"{self._tail_text()}"))
+
+    def _finish(self, reason: str) -> None:
+        for future in (self._display_ready, self.started):
+            if not future.done():
+                future.set_exception(LeaderError(reason))
+                future.exception()  # retrieved: nobody may be waiting
+        _resolve(self.ended, reason)
 
     async def _read_log(self) -> None:
         assert self.process.stderr is not None

@@ -32,9 +32,10 @@ pytestmark = pytest.mark.integration
 
 SOCKET = "/run/rdscard/session-3/pcscd.comm"
 WHO_COMMAND = ("/bin/sh", "-c",
-               'id -un > "$HOME/who.$SESSION_MARK"; echo "$PCSCLITE_CSOCK_NAME" '
-               '>> "$HOME/who.$SESSION_MARK"; setsid sleep 1000 & '
-               'echo $! > "$HOME/grandchild.$SESSION_MARK"; exec sleep 1000')
+               'cd "$HOME"; { id -un; echo "$PCSCLITE_CSOCK_NAME"; } > "who.$SESSION_MARK.new" '
+               '&& mv "who.$SESSION_MARK.new" "who.$SESSION_MARK"; setsid sleep 1000 & '
+               'echo $! > "grandchild.$SESSION_MARK.new" '
+               '&& mv "grandchild.$SESSION_MARK.new" "grandchild.$SESSION_MARK"; exec sleep 1000')
 
 
 def spec_for(account: str, pam: PamRecorder, runtime: Path, command: tuple[str, ...],
