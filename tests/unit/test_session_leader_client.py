@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,27 @@ def test_a_leader_that_never_shows_a_display_times_out(tmp_path: Path) -> None:
             await start_leader(SPEC, python=python, timeout=1)
 
     asyncio.run(scenario())
+
+
+# The loop closes while the leader still runs: asyncio's transport complains when collected.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_server_that_stops_following_closes_the_leaders_input(tmp_path: Path) -> None:
+    """An exception in the server's task must not wait for the leader: its input ends."""
+    marker = tmp_path / "eof"
+    python = fake_leader(tmp_path, f"""
+        {DISPLAY}
+        for line in sys.stdin:
+            pass
+        open({str(marker)!r}, "w").write("input ended")
+        """)
+
+    async def scenario() -> None:
+        await start_leader(SPEC, python=python)
+        raise RuntimeError("the server failed")
+
+    with pytest.raises(RuntimeError, match="the server failed"):
+        asyncio.run(asyncio.wait_for(scenario(), 10))
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "input ended"

@@ -169,7 +169,9 @@ class LeaderHandle:
                               "session's processes may be left behind",
                               self.spec.session_id)
                     self._signal(signal.SIGKILL)
-                    await asyncio.shield(self.ended)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self.ended), timeout)
+                    self._finish("the session leader was killed while logging off")
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._tasks), timeout)
         return self.ended.result()
