@@ -209,6 +209,17 @@ def test_rects_are_clipped_and_tiled() -> None:
     assert boxes == [(0, 90, 63, 99), (64, 90, 69, 99)]
 
 
+def test_a_captured_rectangle_lands_at_its_origin() -> None:
+    rng = np.random.default_rng(7)
+    part = np.zeros((20, 30, 4), dtype=U8)
+    part[5:9, 3:25, :3] = rng.integers(0, 256, (4, 22, 3), dtype=U8)
+    pdus = encode_compressed_updates(part, None, 32, origin=(100, 50))
+    canvas, received = paint(pdus, 120, 200)
+    assert min(b.dest_left for b in received) == 100 and min(b.dest_top for b in received) == 50
+    assert (canvas[50:70, 100:130, :3] == part[..., :3]).all()
+    assert not canvas[:50].any() and not canvas[:, :100].any()
+
+
 @pytest.mark.parametrize("bpp", [16, 32])
 def test_pdu_size_limit_and_fragmentation(bpp: int) -> None:
     frame = np.random.default_rng(1).integers(0, 256, (70, 90, 4), dtype=U8)

@@ -1,4 +1,4 @@
-"""The desktop view: damage to trimmed rectangles, pacing, suspend and refresh.
+"""The desktop view: damage to captured rectangles, pacing, suspend and refresh.
 
 The X server and the encoder are fakes here (this layer alone); the real
 chain is proved against xfreerdp in tests/integration/desktops.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 from hypothesis import given
@@ -16,9 +15,9 @@ from hypothesis import strategies as st
 
 from rdscard.pdu.bitmap import Rect
 from rdscard.server.desktop_view import (
+    THREAD_ENCODE_PIXELS,
     DesktopView,
     Frame,
-    changed_part,
     latency_percentiles,
     merge_rectangles,
 )
@@ -46,11 +45,14 @@ class FakeScreen:
 class Recorder:
     def __init__(self) -> None:
         self.encoded: list[list[Rect]] = []
+        self.pixels: list[Frame] = []
         self.sent: list[list[bytes]] = []
         self.gate: asyncio.Event | None = None
 
-    def encode(self, frame: Frame, rects: Sequence[Rect], bpp: int) -> list[bytes]:
-        self.encoded.append(list(rects))
+    def encode(self, pixels: Frame, rect: Rect, bpp: int) -> list[bytes]:
+        assert pixels.shape == (rect.height, rect.width, 4)
+        self.encoded.append([rect])
+        self.pixels.append(pixels.copy())
         return [b"update"]
 
     async def send(self, pdus: list[bytes]) -> None:
@@ -90,27 +92,34 @@ def test_merged_rectangles_cover_every_damaged_pixel(
             assert any(m.left <= x < m.right and m.top <= y < m.bottom for m in merged)
 
 
-def test_changed_part_is_the_bounding_box_of_differing_pixels() -> None:
-    old = np.zeros((10, 10, 4), dtype=np.uint8)
-    new = old.copy()
-    assert changed_part(old, new) is None
-    new[2, 3] = 1
-    new[6, 8, 2] = 9
-    assert changed_part(old, new) == (3, 2, 9, 7)
-
-
-def test_damage_sends_only_what_changed() -> None:
+def test_damage_sends_the_captured_rectangles() -> None:
     async def scenario() -> None:
         screen, recorder = FakeScreen(), Recorder()
         view = make_view(screen, recorder)
         screen.pixels[10:12, 20:25] = 200
-        view.damage([Rect(0, 0, 64, 48)])
+        view.damage([Rect(20, 10, 25, 12), Rect(25, 10, 30, 12), Rect(40, 40, 44, 44)])
         await settle()
-        assert recorder.encoded == [[Rect(20, 10, 25, 12)]]
-        assert (view.mirror[10:12, 20:25] == 200).all()
-        view.damage([Rect(0, 0, 30, 30)])  # reported, but nothing differs
-        await settle()
-        assert len(recorder.sent) == 1
+        # Touching rectangles go as one: a typed character and the cursor beside it.
+        assert recorder.encoded == [[Rect(20, 10, 30, 12)], [Rect(40, 40, 44, 44)]]
+        assert (recorder.pixels[0][:, :5] == 200).all() and not recorder.pixels[0][:, 5:].any()
+        assert len(recorder.sent) == 1 and view.updates_sent == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_large_rectangle_is_encoded_in_a_worker_thread_from_its_own_copy() -> None:
+    async def scenario() -> None:
+        screen, recorder = FakeScreen(400, 300), Recorder()
+        assert THREAD_ENCODE_PIXELS < 400 * 300
+        view = make_view(screen, recorder, width=400, height=300)
+        screen.pixels[:] = 9
+        view.refresh()
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if recorder.sent:
+                break
+        assert recorder.encoded == [[Rect(0, 0, 400, 300)]]
+        assert (recorder.pixels[0] == 9).all()
 
     asyncio.run(scenario())
 
@@ -125,7 +134,6 @@ def test_damage_during_a_send_goes_out_once_afterwards() -> None:
         await settle()
         assert len(recorder.sent) == 1  # waiting for the client
         for x in range(10, 20):
-            screen.pixels[5, x] = 7
             view.damage([Rect(x, 5, x + 1, 6)])
         await settle()
         assert len(recorder.sent) == 1
@@ -150,10 +158,6 @@ def test_suspended_view_sends_nothing_and_resume_sends_the_whole_picture() -> No
         await settle()
         assert recorder.encoded == [[Rect(0, 0, 40, 30)]]
         assert all(r.right <= 40 and r.bottom <= 30 for r in screen.captures)
-        screen.pixels[:] = 0
-        view.refresh()  # a black screen is sent too: the client's picture is unknown
-        await settle()
-        assert recorder.encoded[-1] == [Rect(0, 0, 40, 30)]
 
     asyncio.run(scenario())
 

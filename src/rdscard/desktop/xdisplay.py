@@ -139,6 +139,10 @@ def _check_pixel_format(conn: Any, screen: Any) -> None:
         )
 
 
+#: Size of the shared-memory segment captures go through (1920 x 128 pixels).
+SEGMENT_BYTES: Final = 1920 * 128 * 4
+
+
 class XDisplay:
     """A connection to one session's X server: capture, damage, cursor and input."""
 
@@ -151,7 +155,10 @@ class XDisplay:
         self._height: int = screen.height_in_pixels
         _check_pixel_format(conn, screen)
         self._require_extensions()
-        size = self._width * self._height * 4
+        # A bounded segment: larger rectangles are captured in bands. A whole
+        # screen's worth per session would be most of the server's memory.
+        size = min(self._width * self._height * 4, max(SEGMENT_BYTES, self._width * 4))
+        self._segment_rows = size // (self._width * 4)
         self._shm = conn(xcffib.shm.key)
         self._shmseg, self._mapping = shm.create_segment(conn, size)
         self._pixels: NDArray[np.uint8] = np.frombuffer(self._mapping, dtype=np.uint8)
@@ -231,9 +238,10 @@ class XDisplay:
     def capture(self, rect: Rect | None = None, *, copy: bool = True) -> NDArray[np.uint8]:
         """The pixels of ``rect`` (default the whole screen) as (h, w, 4) BGRX.
 
-        With ``copy=False`` the array is a view of the shared segment, valid
-        until the next capture. The rectangle is clipped to the screen; an
-        empty one gives a (0, 0, 4) array.
+        With ``copy=False`` the array may be a view of the shared segment,
+        valid until the next capture (a rectangle larger than the segment is
+        captured in bands into a new array). The rectangle is clipped to the
+        screen; an empty one gives a (0, 0, 4) array.
         """
         self._check_open()
         box = Rect(0, 0, self._width, self._height) if rect is None else rect
@@ -241,15 +249,26 @@ class XDisplay:
         if clipped is None:
             return np.zeros((0, 0, 4), dtype=np.uint8)
         w, h = clipped.width, clipped.height
+        band = max(1, self._segment_rows * self._width // w)
+        if h <= band:
+            view = self._get_image(clipped.left, clipped.top, w, h)
+            return view.copy() if copy else view
+        out = np.empty((h, w, 4), dtype=np.uint8)
+        for top in range(0, h, band):
+            rows = min(band, h - top)
+            out[top:top + rows] = self._get_image(clipped.left, clipped.top + top, w, rows)
+        return out
+
+    def _get_image(self, left: int, top: int, w: int, h: int) -> NDArray[np.uint8]:
+        """ShmGetImage of one band into the segment: a view of it."""
         try:
             self._shm.GetImage(
-                self.root, clipped.left, clipped.top, w, h, ALL_PLANES, Z_PIXMAP, self._shmseg, 0
+                self.root, left, top, w, h, ALL_PLANES, Z_PIXMAP, self._shmseg, 0
             ).reply()
         except xcffib.ConnectionException as exc:
             raise self._lost_error(exc) from exc
         self._schedule_drain()
-        view = self._pixels[: w * h * 4].reshape(h, w, 4)
-        return view.copy() if copy else view
+        return self._pixels[: w * h * 4].reshape(h, w, 4)
 
     def cursor_image(self) -> CursorImage:
         """XFIXES GetCursorImage with straight (not premultiplied) alpha."""

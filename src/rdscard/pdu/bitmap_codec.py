@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Final, Literal
 
 import numpy as np
@@ -178,6 +179,7 @@ def encode_compressed_updates(
     max_request_size: int | None = None,
     tile: int = MAX_TILE,
     encoder: Encoder = "auto",
+    origin: tuple[int, int] = (0, 0),
 ) -> list[bytes]:
     """Complete fast-path Update PDUs painting ``rects`` of ``frame`` (all of it when None).
 
@@ -187,7 +189,8 @@ def encode_compressed_updates(
     Set has NO_BITMAP_COMPRESSION_HDR. PDU size and fragmentation follow
     :func:`rdscard.pdu.bitmap.encode_bitmap_updates`; a tile too large for
     them goes uncompressed in smaller pieces. ``encoder`` forces one
-    implementation (benchmarks, tests).
+    implementation (benchmarks, tests). ``origin`` is where the frame's
+    top-left pixel lies on the desktop (a captured rectangle's corner).
     """
     _check_frame(frame)
     bytes_per_pixel(bpp)
@@ -212,6 +215,13 @@ def encode_compressed_updates(
         for rect, payload in tiles
         for bitmap in _tile_bitmaps(frame, rect, payload, bpp, compression_header, limit)
     )
+    if origin != (0, 0):
+        left, top = origin
+        bitmaps = (
+            replace(b, dest_left=b.dest_left + left, dest_top=b.dest_top + top,
+                    dest_right=b.dest_right + left, dest_bottom=b.dest_bottom + top)
+            for b in bitmaps
+        )
     return pack_bitmap_updates(bitmaps, max_pdu_size)
 
 

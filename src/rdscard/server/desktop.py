@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +26,17 @@ from rdscard.config import Config
 from rdscard.desktop import XDisplay, xkb_layout_for
 from rdscard.errors import RdscardError
 from rdscard.pdu.bitmap import Rect
-from rdscard.pdu.input import InputEvent
+from rdscard.pdu.input import InputEvent, KeyboardEvent, UnicodeKeyboardEvent
 from rdscard.pdu.share import ErrorInfo
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
+from rdscard.session.cleanup import (
+    CGROUP_PARENT,
+    CGROUP_ROOTS,
+    CgroupTracker,
+    SessionTracker,
+    end_all,
+)
 from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
 
@@ -89,7 +98,9 @@ class DesktopSession:
         """Keyboard and mouse from the attached client, through XTEST."""
         self.info.last_input = time.monotonic()
         self.display.apply(events)
-        if self.view is not None:
+        if self.view is not None and any(
+                isinstance(e, KeyboardEvent | UnicodeKeyboardEvent) and not e.released
+                for e in events):
             self.view.input_seen()
 
     # -- connections ----------------------------------------------------------------------
@@ -187,6 +198,11 @@ class DesktopSession:
             await self.leader.logoff(timeout=10.0)
         except Exception:
             self.log.exception("the session leader failed to log off")
+        if self.leader.process.returncode not in (0, None):
+            # The leader died (killed, crashed): what it started may still run.
+            left = await asyncio.to_thread(end_orphaned_session, self.leader)
+            self.log.warning("the session leader died: ended %d process(es) it left behind; "
+                             "its PAM session could not be closed", left)
         self.manager.forget(self)
         self.log.info("logged off: %s", reason)
 
@@ -292,3 +308,31 @@ def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
 
+
+
+def end_orphaned_session(leader: LeaderHandle) -> int:
+    """End what a dead leader left: its session's cgroup, and the groups it started.
+
+    The leader names the cgroup ``rdscard/session-<id>`` (or with its pid
+    appended when that name was taken); the X server and the session
+    command lead process groups of their own. Returns how many processes
+    were signalled.
+    """
+    trackers: list[SessionTracker] = []
+    for root in CGROUP_ROOTS:
+        for name in (f"session-{leader.spec.session_id}",
+                     f"session-{leader.spec.session_id}.{leader.pid}"):
+            path = root / CGROUP_PARENT / name
+            if (path / "cgroup.procs").is_file():
+                trackers.append(CgroupTracker(path))
+    count = 0
+    for tracker in trackers:
+        count += len(tracker.members())
+        end_all(tracker)
+        tracker.close()
+    for group in (leader.x_pid, leader.command_pid):
+        if group:
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+                count += 1
+    return count
