@@ -111,6 +111,8 @@ class LeaderHandle:
             self._finish("the server stopped following the session leader")
             raise
         status = await self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), 2.0)
         self._finish(self.error or (
