@@ -29,7 +29,7 @@ Measured, each beside its target:
    the raw 32 bpp pixels of the same rectangles); a full redraw of the
    settled desktop (openbox + xterm) at the desktop size: bytes (baseline:
    the uncompressed bitmap updates of the same frame) and server CPU
-   (capture, diff against the mirror, encode), plus the first picture a
+   (capture, encode), plus the first picture a
    client got after sign-in (from the server's log line).
 4. sign-in (log line "signed in:") to the first desktop picture written
    (log line "first desktop picture sent"), X server and session start
@@ -87,7 +87,7 @@ from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, ProvisionOptions, provision
 from rdscard.pki.transport import InProcessTransport
 from rdscard.server.desktop import DesktopSession
-from rdscard.server.desktop_view import DesktopView, changed_part
+from rdscard.server.desktop_view import DesktopView
 from rdscard.server.listener import RdpServer
 from rdscard.testbed.cards import CardInThread, wait_for_port
 from rdscard.testbed.pcscd import IsolatedPcscd
@@ -246,9 +246,9 @@ def instrument(desktop: DesktopSession) -> Probe:
     display._on_damage = damaged
     encode, send = view.encode, view.send
 
-    def encoded(frame: Any, rects: Any, bpp: int) -> list[bytes]:
-        pdus = encode(frame, rects, bpp)
-        probe.encoded.append((time.perf_counter(), sum(r.width * r.height * 4 for r in rects)))
+    def encoded(pixels: Any, rect: Rect, bpp: int) -> list[bytes]:
+        pdus = encode(pixels, rect, bpp)
+        probe.encoded.append((time.perf_counter(), rect.width * rect.height * 4))
         return pdus
 
     async def sent(pdus: list[bytes]) -> None:
@@ -365,63 +365,37 @@ def type_keys(srv: ServerThread, probe: Probe, client_damage: ClientDamage,
 
 
 def full_redraw(desktop: DesktopSession, view: DesktopView, rounds: int) -> dict[str, Any]:
-    """Capture + diff + encode of the whole screen, as ``DesktopView._updates`` does it.
+    """Capture + encode of the whole screen, as ``DesktopView._updates`` does it on a refresh.
 
     Runs in the loop thread; the view's own encoder (the connection's
     settings). Returns median wall and thread-CPU milliseconds per step.
     """
     display = desktop.display
     rect = Rect(0, 0, view.width, view.height)
-    steps: dict[str, list[float]] = {"capture": [], "diff": [], "encode": [], "cpu": [],
-                                     "diff_u32": []}
+    steps: dict[str, list[float]] = {"capture": [], "encode": [], "cpu": []}
     pdus: list[bytes] = []
     frame = None
     for _ in range(rounds):
-        mirror = np.zeros((view.height, view.width, 4), dtype=np.uint8)
-        mirror[..., 3] = 1  # as DesktopView.refresh: every pixel differs
         cpu = time.thread_time()
         t0 = time.perf_counter()
-        pixels = display.capture(rect, copy=False)
+        frame = display.capture(rect)
         t1 = time.perf_counter()
-        part = changed_part(mirror, pixels)
-        assert part is not None
-        mirror[...] = pixels
+        pdus = view.encode(frame, rect, view.bpp)
         t2 = time.perf_counter()
-        pdus = view.encode(mirror, [rect], view.bpp)
-        t3 = time.perf_counter()
         steps["cpu"].append((time.thread_time() - cpu) * 1000)
-        mirror[..., 3] = 1
-        t4 = time.perf_counter()
-        assert changed_part_u32(mirror, pixels) == part
-        mirror[...] = pixels
-        steps["diff_u32"].append((time.perf_counter() - t4) * 1000)
         steps["capture"].append((t1 - t0) * 1000)
-        steps["diff"].append((t2 - t1) * 1000)
-        steps["encode"].append((t3 - t2) * 1000)
-        frame = mirror
+        steps["encode"].append((t2 - t1) * 1000)
     assert frame is not None
     result: dict[str, Any] = {name: statistics.median(v) for name, v in steps.items()}
     result["bytes"] = sum(len(p) for p in pdus)
-    result["frame"] = frame.copy()
+    result["frame"] = frame
     return result
-
-
-def changed_part_u32(old: Any, new: Any) -> tuple[int, int, int, int] | None:
-    """Baseline for ``changed_part``: one uint32 compare per BGRX pixel, columns of the
-    changed rows only (same answer)."""
-    differs = old.view(np.uint32)[..., 0] != new.view(np.uint32)[..., 0]
-    rows = np.flatnonzero(differs.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(differs[rows[0]:rows[-1] + 1].any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 async def view_updates_wall(desktop: DesktopSession, view: DesktopView) -> float:
     """Wall ms of ``DesktopView._updates`` on a whole-screen refresh (worker-thread encode)."""
     probe_view = DesktopView(desktop.display, _discard, view.encode, width=view.width,
                              height=view.height, bpp=view.bpp, log=logging.getLogger("bench"))
-    probe_view.mirror[..., 3] = 1
     started = time.perf_counter()
     await probe_view._updates([Rect(0, 0, view.width, view.height)])
     return (time.perf_counter() - started) * 1000
@@ -764,15 +738,12 @@ def report(args: argparse.Namespace, samples: list[KeySample], view_latencies: l
         print(f"{'  first picture after sign-in, KB (median)':<50} "
               f"{statistics.median(first_bytes) / 1000:9.1f} {'':>9}   "
               f"(n={len(first_bytes)}; may precede the terminal)")
-    total = redraw["capture"] + redraw["diff"] + redraw["encode"]
-    print(f"{'server full redraw, wall ms (capture+diff+encode)':<50} {total:9.1f} {'':>9}   "
+    total = redraw["capture"] + redraw["encode"]
+    print(f"{'server full redraw, wall ms (capture+encode)':<50} {total:9.1f} {'':>9}   "
           f"{fmt_target(total, TARGETS['full redraw ms'], ' ms')}")
-    for name, label in (("capture", "capture (ShmGetImage, no copy)"),
-                        ("diff", "diff against the mirror (changed_part + copy)"),
+    for name, label in (("capture", "capture (ShmGetImage in 1 MB bands)"),
                         ("encode", "encode (the connection's encoder)")):
         print(f"{'  ' + label:<50} {redraw[name]:9.1f}")
-    print(f"{'  baseline: the diff as one uint32 compare/pixel':<50} {redraw['diff_u32']:9.1f}"
-          f"{'':>9}    ratio {redraw['diff'] / redraw['diff_u32']:.1f}x")
     print(f"{'  CPU of the loop thread for the above, ms':<50} {redraw['cpu']:9.1f}")
     print(f"{'  DesktopView._updates on a refresh, wall ms':<50} {updates_wall:9.1f}"
           f"{'':>9}    (encode in a worker thread)")
@@ -810,7 +781,7 @@ def report(args: argparse.Namespace, samples: list[KeySample], view_latencies: l
             part = (last[key] - first[key]) / (len(memory) - 1) / 1024
             print(f"{'  of which ' + key + ', MB':<50} {part:9.2f}")
         frame_mb = args.width * args.height * 4 / 2**20
-        print(f"{'  for scale: one BGRX frame (mirror, SHM segment), MB':<50} {frame_mb:9.2f}")
+        print(f"{'  for scale: one BGRX frame, MB':<50} {frame_mb:9.2f}")
         first_session = (own["one"]["VmRSS"] - own["before"]["VmRSS"]) / 1024
         print(f"{'  first session (with one-time imports), MB':<50} {first_session:9.2f}")
 

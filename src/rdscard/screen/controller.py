@@ -153,6 +153,11 @@ class LogonScreenController:
         """The client lost its picture (Refresh Rect, Suppress Output off): send everything."""
         self._sent = None
 
+    def release(self) -> None:
+        """Drop the rendered frames (the desktop covers the screen); the next update is whole."""
+        self._rendered = None
+        self._sent = None
+
     def updates(
         self,
         bpp: int,

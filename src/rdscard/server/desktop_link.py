@@ -60,6 +60,7 @@ class DesktopLink:
             assert self.view is not None
             conn.log.info("unlocked: the desktop is shown again")
             self.view.resume()
+            conn.display.release()
             return
         manager = conn.context.desktops
         reusable = manager.reusable_for(conn.info.account)
@@ -101,6 +102,8 @@ class DesktopLink:
         )
         self.desktop, self.view = desktop, view
         desktop.attach(self, view, conn.info.peer)
+        if conn.display is not None:
+            conn.display.release()  # a frame of the logon screen is megabytes
         conn.info.phase = "desktop"
 
     async def _take_over(self, desktop: DesktopSession) -> None:

@@ -32,6 +32,8 @@ SendGraphics = Callable[[list[bytes]], Awaitable[None]]
 #: Above this many pixels a batch is encoded in a worker thread, so that one
 #: session's full redraw never stalls the event loop of every other session.
 THREAD_ENCODE_PIXELS = 256 * 256
+#: Rows captured and encoded at a time (the encoder's tile height).
+BAND_ROWS = 64
 #: More separate rectangles than this are sent as their bounding box.
 MAX_RECTANGLES = 32
 
@@ -204,14 +206,22 @@ class DesktopView:
         return self.pointers.update(image)
 
     async def _updates(self, rects: list[Rect]) -> list[bytes]:
-        """Capture ``rects`` and encode them."""
+        """Capture ``rects`` and encode them, a band of rows at a time.
+
+        Bands keep every buffer small (a whole 1920x1080 frame would be 8 MB
+        per redraw); large areas are encoded in a worker thread, each band
+        from its own copy while the loop goes on.
+        """
         pdus: list[bytes] = []
         for rect in rects:
-            if rect.width * rect.height > THREAD_ENCODE_PIXELS:
-                pixels = self.source.capture(rect)  # its own array: the loop goes on meanwhile
-                pdus += await asyncio.to_thread(self.encode, pixels, rect, self.bpp)
-            else:
-                pdus += self.encode(self.source.capture(rect, copy=False), rect, self.bpp)
+            threaded = rect.width * rect.height > THREAD_ENCODE_PIXELS
+            for top in range(rect.top, rect.bottom, BAND_ROWS):
+                band = Rect(rect.left, top, rect.right, min(top + BAND_ROWS, rect.bottom))
+                if threaded:
+                    pixels = self.source.capture(band)
+                    pdus += await asyncio.to_thread(self.encode, pixels, band, self.bpp)
+                else:
+                    pdus += self.encode(self.source.capture(band, copy=False), band, self.bpp)
         return pdus
 
     async def close(self) -> None:
