@@ -170,6 +170,25 @@ def connect(server: DesktopServer, screen: VirtualScreen, daemon: IsolatedPcscd,
                     extra_args=["/smartcard", "/smartcard-logon", f"/p:{PIN}", *extra])
 
 
+def connect_both(server: DesktopServer, screen: VirtualScreen,
+                 daemon: IsolatedPcscd) -> list[XFreeRdp]:
+    """alice's client, then (once her desktop started) bob's, both redirecting both readers.
+
+    One after the other: two sign-ins reading the same two cards of one
+    client pcscd at once only measure that pcscd's sharing of its cards.
+    """
+    clients = [connect(server, screen, daemon, "/u:alice")]
+    try:
+        server.started(1)
+        clients.append(connect(server, screen, daemon, "/u:bob"))
+        server.started(2)
+    except BaseException:
+        for client in clients:
+            client.close()
+        raise
+    return clients
+
+
 def type_text(client: XFreeRdp, text: str) -> None:
     """Type ``text`` into the client's window (xdotool), as a user at the keyboard would.
 

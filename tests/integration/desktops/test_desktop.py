@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from rdscard.testbed.pcscd import IsolatedPcscd
-from rdscard.xclient import VirtualScreen, wait_for
+from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import CardFile, insert
 from tests.integration.desktops.conftest import (
     DesktopServer,
     account,
     connect,
+    connect_both,
     processes_of,
     read_when_ready,
     terminal_shown,
@@ -146,8 +147,9 @@ def test_two_accounts_cannot_reach_each_others_display_or_card(
     amy, ben = account("rdscard-dk-amy"), account("rdscard-dk-ben")
     cards = [insert(rsa_card.card(), pcscd, 0), insert(ecc_card.card(), pcscd, 1)]
     screen = VirtualScreen(2200, 832).start()
-    clients = [connect(server, screen, pcscd, "/u:alice"), connect(server, screen, pcscd, "/u:bob")]
+    clients: list[XFreeRdp] = []
     try:
+        clients += connect_both(server, screen, pcscd)
         started = server.started(2)
         envs = {}
         for session, _display in started:
@@ -235,8 +237,15 @@ def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
         assert holder.stdout is not None
         first = holder.stdout.readline()
         assert first.startswith("before 0 ['Virtual PCD 00 00'"), first
+        # This time the administrator disconnects the client.
+        assert server.session("disconnect", str(session)).stdout.strip() == (
+            f"session {session} disconnected")
+        assert wait_for(lambda: client.process.poll() is not None, 15)
+        assert "ERRINFO_RPC_INITIATED_DISCONNECT" in client.output(), client.output()
         client.close()
         assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
+        again = server.session("disconnect", str(session), check=False)
+        assert again.returncode != 0 and "already disconnected" in again.stderr
         client = connect(server, screen, pcscd)
         assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
         redirected = rf"\[session {session}\] smart card redirected"

@@ -12,12 +12,13 @@ import pytest
 
 from rdscard.screen import layout
 from rdscard.testbed.pcscd import IsolatedPcscd
-from rdscard.xclient import VirtualScreen, wait_for
+from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import CardFile, insert
 from tests.integration.desktops.conftest import (
     DesktopServer,
     account,
     connect,
+    connect_both,
     processes_of,
     terminal_shown,
 )
@@ -37,8 +38,9 @@ def test_a_dead_session_leader_ends_its_session_only(
     vic, wes = account("rdscard-dk-vic"), account("rdscard-dk-wes")
     cards = [insert(rsa_card.card(), pcscd, 0), insert(ecc_card.card(), pcscd, 1)]
     screen = VirtualScreen(2200, 832).start()
-    clients = [connect(server, screen, pcscd, "/u:alice"), connect(server, screen, pcscd, "/u:bob")]
+    clients: list[XFreeRdp] = []
     try:
+        clients += connect_both(server, screen, pcscd)
         server.started(2)
         assert wait_for(lambda: len(server.server.wait_for_log("first desktop picture sent",
                                                                 2, 1)) == 2, 20)
