@@ -65,6 +65,8 @@ def server(root: Path, pki: RealmPki, kdc: MitKdc, mode: str) -> ServerProcess:
     config = root / f"{mode}.toml"
     config.write_text(
         f'[redirection]\nsocket_dir = "{run_dir}"\n'
+        # The sign-in alone: the desktop it opens is bench_desktop.py's.
+        '[sessions]\nenabled = false\n'
         f'[logon]\nmode = "{mode}"\nroots = ["{pki.layout.root_cert}"]\n'
         '[logon.domain_realms]\n"example.test" = "EXAMPLE.TEST"\n'
         '[logon.accounts]\n"alice@example.test" = "root"\n'

@@ -13,13 +13,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rdscard.desktop.regions import join_touching
 from rdscard.pdu.bitmap import Rect
 from rdscard.server.desktop_view import (
     THREAD_ENCODE_PIXELS,
     DesktopView,
     Frame,
     latency_percentiles,
-    merge_rectangles,
 )
 
 
@@ -72,12 +72,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_merge_joins_overlapping_rectangles_and_keeps_apart_ones() -> None:
-    assert merge_rectangles([Rect(0, 0, 10, 10), Rect(5, 5, 20, 20), Rect(40, 40, 50, 50)]) == [
+def test_join_touching_joins_overlapping_rectangles_and_keeps_apart_ones() -> None:
+    assert join_touching([Rect(0, 0, 10, 10), Rect(5, 5, 20, 20), Rect(40, 40, 50, 50)]) == [
         Rect(0, 0, 20, 20), Rect(40, 40, 50, 50)]
     many = [Rect(i * 3, 0, i * 3 + 1, 1) for i in range(40)]
-    assert merge_rectangles(many, limit=32) == [Rect(0, 0, 118, 1)]
-    assert merge_rectangles([Rect(3, 3, 3, 9)]) == []
+    assert join_touching(many, limit=32) == [Rect(0, 0, 118, 1)]
+    assert join_touching([Rect(3, 3, 3, 9)]) == []
 
 
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.integers(1, 20),
@@ -86,7 +86,7 @@ def test_merged_rectangles_cover_every_damaged_pixel(
     boxes: list[tuple[int, int, int, int]],
 ) -> None:
     rects = [Rect(x, y, x + w, y + h) for x, y, w, h in boxes]
-    merged = merge_rectangles(rects)
+    merged = join_touching(rects)
     for rect in rects:
         for x, y in ((rect.left, rect.top), (rect.right - 1, rect.bottom - 1)):
             assert any(m.left <= x < m.right and m.top <= y < m.bottom for m in merged)

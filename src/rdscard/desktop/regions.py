@@ -67,6 +67,27 @@ def coalesce(rects: Iterable[Rect], width: int, height: int, limit: int = MAX_RE
     return kept
 
 
+def join_touching(rects: Iterable[Rect], limit: int = MAX_RECTS) -> list[Rect]:
+    """Fewer, larger rectangles: overlapping or touching ones joined, more than ``limit``
+    as their bounding box (a typed character's cell and the cursor's beside it go as
+    one bitmap)."""
+    merged: list[Rect] = []
+    for rect in sorted({r for r in rects if r.right > r.left and r.bottom > r.top}):
+        for index, other in enumerate(merged):
+            if (rect.left <= other.right and other.left <= rect.right
+                    and rect.top <= other.bottom and other.top <= rect.bottom):
+                merged[index] = Rect(min(rect.left, other.left), min(rect.top, other.top),
+                                     max(rect.right, other.right),
+                                     max(rect.bottom, other.bottom))
+                break
+        else:
+            merged.append(rect)
+    if len(merged) > limit:
+        box = bounding_box(merged)
+        return [] if box is None else [box]
+    return merged
+
+
 def unpremultiply(bgra: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Premultiplied BGRA pixels (h, w, 4) to straight alpha, rounded to nearest."""
     alpha = bgra[..., 3:4].astype(np.uint32)

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdscard.desktop import CursorImage
+from rdscard.desktop.regions import join_touching
 from rdscard.pdu.bitmap import Rect
 from rdscard.server.pointer_cache import PointerCache
 
@@ -62,31 +63,6 @@ class UpdateEncoder(Protocol):
     """Turns the captured pixels of one rectangle into fast-path bitmap update PDUs."""
 
     def __call__(self, pixels: Frame, rect: Rect, bpp: int) -> list[bytes]: ...
-
-
-def merge_rectangles(rects: Iterable[Rect], limit: int = MAX_RECTANGLES) -> list[Rect]:
-    """Fewer, larger rectangles covering ``rects``: overlapping ones joined, many -> one box."""
-    pending = sorted({r for r in rects if r.right > r.left and r.bottom > r.top})
-    merged: list[Rect] = []
-    for rect in pending:
-        for index, other in enumerate(merged):
-            if (rect.left <= other.right and other.left <= rect.right
-                    and rect.top <= other.bottom and other.top <= rect.bottom):
-                merged[index] = _union(other, rect)
-                break
-        else:
-            merged.append(rect)
-    if len(merged) > limit:
-        box = merged[0]
-        for rect in merged[1:]:
-            box = _union(box, rect)
-        return [box]
-    return merged
-
-
-def _union(a: Rect, b: Rect) -> Rect:
-    return Rect(min(a.left, b.left), min(a.top, b.top), max(a.right, b.right),
-                max(a.bottom, b.bottom))
 
 
 class DesktopView:
@@ -172,7 +148,7 @@ class DesktopView:
     async def _run(self) -> None:
         try:
             while (self._dirty or self._cursor_dirty) and not self.suspended and not self.closed:
-                rects, self._dirty = merge_rectangles(self._dirty), []
+                rects, self._dirty = join_touching(self._dirty, MAX_RECTANGLES), []
                 pdus = await self._updates(rects) if rects else []
                 if self._cursor_dirty:
                     self._cursor_dirty = False
