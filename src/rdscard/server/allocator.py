@@ -1,44 +1,52 @@
-"""The C allocator's settings for a long-running server process.
+"""Giving freed memory back to the system after a desktop's large updates.
 
-glibc raises its mmap threshold each time a large block is freed, so after
-the first full-screen capture or logon frame every later buffer of that
-size comes from the heap, and a heap does not shrink while anything above
-the freed space is alive: idle sessions then look megabytes larger than
-what they keep (4.2 instead of 1.6 MB each at 1920x1080). A fixed
-threshold keeps buffers of 1 MiB and more (logon frames, whole-screen
-captures) in their own mappings, returned to the system when freed. It is
-not lower because the redirection path allocates buffers of a few hundred
-KiB per call: a 128 KiB threshold made each of those an mmap and munmap,
-about 25 us more per redirected call.
+glibc keeps freed heap memory for reuse and raises its mmap threshold each
+time a large block is freed, so after a full-screen update (captured and
+encoded a band at a time, a few hundred KiB each, but many of them) the
+server keeps megabytes it no longer uses: idle desktop sessions then look
+4.2 instead of 1.6 MB each at 1920x1080. ``malloc_trim`` returns the free
+pages. It runs at most once a second, after a large update, never on the
+redirection or sign-in paths (a fixed, low mmap threshold did the same for
+memory but cost every logon frame an mmap: 10 ms more CPU per sign-in).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
-import logging
+from collections.abc import Callable
 
-log = logging.getLogger("rdscard.server")
-
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 1024 * 1024
-TRIM_THRESHOLD = 4 * 1024 * 1024
+TRIM_DELAY = 1.0
 
 
-def tune_allocator() -> bool:
-    """Fix glibc's mmap and trim thresholds; False where the C library is not glibc."""
+def _load_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    if not done:
-        log.debug("mallopt refused the allocator thresholds")
-    return done
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_trim = _load_trim()
+_pending: asyncio.TimerHandle | None = None
+
+
+def trim_soon() -> None:
+    """Return free heap memory to the system in a moment (once for many calls)."""
+    global _pending
+    if _trim is None or _pending is not None:
+        return
+    _pending = asyncio.get_running_loop().call_later(TRIM_DELAY, _run_trim)
+
+
+def _run_trim() -> None:
+    global _pending
+    _pending = None
+    if _trim is not None:
+        _trim(0)

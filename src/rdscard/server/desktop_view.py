@@ -26,6 +26,7 @@ import numpy.typing as npt
 from rdscard.desktop import CursorImage
 from rdscard.desktop.regions import join_touching
 from rdscard.pdu.bitmap import Rect
+from rdscard.server.allocator import trim_soon
 from rdscard.server.pointer_cache import PointerCache
 
 Frame = npt.NDArray[np.uint8]
@@ -189,6 +190,8 @@ class DesktopView:
         from its own copy while the loop goes on.
         """
         pdus: list[bytes] = []
+        if any(rect.width * rect.height > THREAD_ENCODE_PIXELS for rect in rects):
+            trim_soon()  # the bands' buffers, freed by then, go back to the system
         for rect in rects:
             threaded = rect.width * rect.height > THREAD_ENCODE_PIXELS
             for top in range(rect.top, rect.bottom, BAND_ROWS):

@@ -19,7 +19,6 @@ from pathlib import Path
 from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
 from rdscard.screen.cache import FrameCache
-from rdscard.server.allocator import tune_allocator
 from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
@@ -64,7 +63,6 @@ class RdpServer:
     async def start(self) -> None:
         """Prepare TLS and start listening."""
         cfg = self.config.server
-        tune_allocator()
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         host_name = cfg.host_name or socket.gethostname()
         cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key, host_name)
