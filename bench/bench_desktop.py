@@ -80,8 +80,8 @@ from rdscard.card.state import CardState
 from rdscard.config import load_config
 from rdscard.desktop import XDisplay
 from rdscard.logon.ntauth import NtAuthStore
-from rdscard.pdu.bitmap import Rect, encode_bitmap_updates
-from rdscard.pdu.input import KeyboardEvent
+from rdscard.pdu.bitmap import BitmapData, Rect, encode_bitmap_updates, pack_bitmap_updates
+from rdscard.pdu.input import FASTPATH_MAX_LENGTH, KeyboardEvent
 from rdscard.pki.ca import RealmPki
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, ProvisionOptions, provision
@@ -246,7 +246,7 @@ def instrument(desktop: DesktopSession) -> Probe:
     display._on_damage = damaged
     encode, send = view.encode, view.send
 
-    def encoded(pixels: Any, rect: Rect, bpp: int) -> list[bytes]:
+    def encoded(pixels: Any, rect: Rect, bpp: int) -> list[BitmapData]:
         pdus = encode(pixels, rect, bpp)
         probe.encoded.append((time.perf_counter(), rect.width * rect.height * 4))
         return pdus
@@ -380,7 +380,7 @@ def full_redraw(desktop: DesktopSession, view: DesktopView, rounds: int) -> dict
         t0 = time.perf_counter()
         frame = display.capture(rect)
         t1 = time.perf_counter()
-        pdus = view.encode(frame, rect, view.bpp)
+        pdus = pack_bitmap_updates(view.encode(frame, rect, view.bpp), FASTPATH_MAX_LENGTH)
         t2 = time.perf_counter()
         steps["cpu"].append((time.thread_time() - cpu) * 1000)
         steps["capture"].append((t1 - t0) * 1000)

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rdscard.desktop.regions import join_touching
-from rdscard.pdu.bitmap import Rect
+from rdscard.pdu.bitmap import BitmapData, BitmapDataFlags, Rect
 from rdscard.server.desktop_view import (
     THREAD_ENCODE_PIXELS,
     DesktopView,
@@ -49,11 +49,12 @@ class Recorder:
         self.sent: list[list[bytes]] = []
         self.gate: asyncio.Event | None = None
 
-    def encode(self, pixels: Frame, rect: Rect, bpp: int) -> list[bytes]:
+    def encode(self, pixels: Frame, rect: Rect, bpp: int) -> list[BitmapData]:
         assert pixels.shape == (rect.height, rect.width, 4)
         self.encoded.append([rect])
         self.pixels.append(pixels.copy())
-        return [b"update"]
+        return [BitmapData(rect.left, rect.top, rect.right - 1, rect.bottom - 1, 4, 1, bpp,
+                           BitmapDataFlags.BITMAP_COMPRESSION, b"data")]
 
     async def send(self, pdus: list[bytes]) -> None:
         self.sent.append(pdus)

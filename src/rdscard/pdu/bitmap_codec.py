@@ -192,6 +192,29 @@ def encode_compressed_updates(
     implementation (benchmarks, tests). ``origin`` is where the frame's
     top-left pixel lies on the desktop (a captured rectangle's corner).
     """
+    bitmaps = compressed_bitmaps(
+        frame, rects, bpp, compression_header=compression_header, max_pdu_size=max_pdu_size,
+        max_request_size=max_request_size, tile=tile, encoder=encoder, origin=origin)
+    return pack_bitmap_updates(bitmaps, max_pdu_size)
+
+
+def compressed_bitmaps(
+    frame: U8Array,
+    rects: Iterable[Rect] | None,
+    bpp: int,
+    *,
+    compression_header: bool = True,
+    max_pdu_size: int = FASTPATH_MAX_LENGTH,
+    max_request_size: int | None = None,
+    tile: int = MAX_TILE,
+    encoder: Encoder = "auto",
+    origin: tuple[int, int] = (0, 0),
+) -> list[BitmapData]:
+    """The TS_BITMAP_DATA rectangles of :func:`encode_compressed_updates`, not yet packed.
+
+    Rectangles of several captures can then share PDUs
+    (:func:`rdscard.pdu.bitmap.pack_bitmap_updates`).
+    """
     _check_frame(frame)
     bytes_per_pixel(bpp)
     if not 4 <= tile <= MAX_TILE:
@@ -215,14 +238,14 @@ def encode_compressed_updates(
         for rect, payload in tiles
         for bitmap in _tile_bitmaps(frame, rect, payload, bpp, compression_header, limit)
     )
-    if origin != (0, 0):
-        left, top = origin
-        bitmaps = (
-            replace(b, dest_left=b.dest_left + left, dest_top=b.dest_top + top,
-                    dest_right=b.dest_right + left, dest_bottom=b.dest_bottom + top)
-            for b in bitmaps
-        )
-    return pack_bitmap_updates(bitmaps, max_pdu_size)
+    if origin == (0, 0):
+        return list(bitmaps)
+    left, top = origin
+    return [
+        replace(b, dest_left=b.dest_left + left, dest_top=b.dest_top + top,
+                dest_right=b.dest_right + left, dest_bottom=b.dest_bottom + top)
+        for b in bitmaps
+    ]
 
 
 def bitmap_pixels(bitmap: BitmapData) -> U8Array:

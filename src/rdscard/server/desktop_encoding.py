@@ -9,17 +9,17 @@ reassembles (Multifragment Update capability).
 
 from __future__ import annotations
 
-from rdscard.pdu.bitmap import Rect
-from rdscard.pdu.bitmap_codec import encode_compressed_updates
+from rdscard.pdu.bitmap import BitmapData, Rect
+from rdscard.pdu.bitmap_codec import compressed_bitmaps
 from rdscard.server.desktop_view import Frame, UpdateEncoder
 
 
 def update_encoder(*, compression_header: bool, max_request_size: int | None) -> UpdateEncoder:
     """The :class:`UpdateEncoder` of one connection."""
 
-    def encode(pixels: Frame, rect: Rect, bpp: int) -> list[bytes]:
-        return encode_compressed_updates(pixels, None, bpp, origin=(rect.left, rect.top),
-                                         compression_header=compression_header,
-                                         max_request_size=max_request_size)
+    def encode(pixels: Frame, rect: Rect, bpp: int) -> list[BitmapData]:
+        return compressed_bitmaps(pixels, None, bpp, origin=(rect.left, rect.top),
+                                  compression_header=compression_header,
+                                  max_request_size=max_request_size)
 
     return encode

@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 from rdscard.desktop import CursorImage
 from rdscard.desktop.regions import join_touching
-from rdscard.pdu.bitmap import Rect
+from rdscard.pdu.bitmap import BitmapData, Rect, pack_bitmap_updates
+from rdscard.pdu.input import FASTPATH_MAX_LENGTH
 from rdscard.server.allocator import trim_soon
 from rdscard.server.pointer_cache import PointerCache
 
@@ -61,9 +62,9 @@ class CursorSource(Protocol):
 
 
 class UpdateEncoder(Protocol):
-    """Turns the captured pixels of one rectangle into fast-path bitmap update PDUs."""
+    """Turns the captured pixels of one rectangle into bitmap rectangles (TS_BITMAP_DATA)."""
 
-    def __call__(self, pixels: Frame, rect: Rect, bpp: int) -> list[bytes]: ...
+    def __call__(self, pixels: Frame, rect: Rect, bpp: int) -> list[BitmapData]: ...
 
 
 class DesktopView:
@@ -189,7 +190,7 @@ class DesktopView:
         per redraw); large areas are encoded in a worker thread, each band
         from its own copy while the loop goes on.
         """
-        pdus: list[bytes] = []
+        bitmaps: list[BitmapData] = []
         if any(rect.width * rect.height > THREAD_ENCODE_PIXELS for rect in rects):
             trim_soon()  # the bands' buffers, freed by then, go back to the system
         for rect in rects:
@@ -198,10 +199,11 @@ class DesktopView:
                 band = Rect(rect.left, top, rect.right, min(top + BAND_ROWS, rect.bottom))
                 if threaded:
                     pixels = self.source.capture(band)
-                    pdus += await asyncio.to_thread(self.encode, pixels, band, self.bpp)
+                    bitmaps += await asyncio.to_thread(self.encode, pixels, band, self.bpp)
                 else:
-                    pdus += self.encode(self.source.capture(band, copy=False), band, self.bpp)
-        return pdus
+                    bitmaps += self.encode(self.source.capture(band, copy=False), band, self.bpp)
+        # One batch shares PDUs: a typed character and the cursor in one update.
+        return pack_bitmap_updates(bitmaps, FASTPATH_MAX_LENGTH)
 
     async def close(self) -> None:
         """Stop for good (the connection ends or leaves the session)."""
