@@ -115,10 +115,9 @@ def test_a_large_rectangle_is_encoded_in_a_worker_thread_from_its_own_copy() -> 
         view = make_view(screen, recorder, width=400, height=300)
         screen.pixels[:] = 9
         view.refresh()
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if recorder.sent:
-                break
+        async with asyncio.timeout(30):  # worker threads on a loaded machine
+            while view.pending:
+                await asyncio.sleep(0.01)
         # In bands of 64 rows, each from its own copy.
         assert recorder.encoded == [[Rect(0, top, 400, min(top + 64, 300))]
                                     for top in range(0, 300, 64)]
