@@ -18,7 +18,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -214,12 +214,25 @@ class DesktopManager:
         self.config = config
         self.sessions = sessions
         self._desktops: dict[int, DesktopSession] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
 
     def get(self, session_id: int) -> DesktopSession | None:
         return self._desktops.get(session_id)
 
     def __iter__(self) -> Iterator[DesktopSession]:
         return iter(list(self._desktops.values()))
+
+    @contextlib.asynccontextmanager
+    async def account_turn(self, account: str) -> AsyncIterator[None]:
+        """One sign-in of ``account`` at a time between choosing and starting its desktop
+        (two clients signing in at once must not start two sessions)."""
+        lock = self._starting.setdefault(account, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._starting.get(account) is lock:
+                del self._starting[account]
 
     def reusable_for(self, account: str) -> DesktopSession | None:
         """The desktop the account's sign-in goes back to, if any.

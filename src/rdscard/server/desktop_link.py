@@ -24,7 +24,7 @@ from rdscard.pdu.capabilities import GeneralCapabilitySet
 from rdscard.pdu.input import InputEvent
 from rdscard.pdu.share import ErrorInfo
 from rdscard.screen import StatusKind
-from rdscard.server.desktop import DesktopSession, DesktopStartError
+from rdscard.server.desktop import DesktopManager, DesktopSession, DesktopStartError
 from rdscard.server.desktop_encoding import update_encoder
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.sessions import SessionLogger, SessionState
@@ -63,6 +63,15 @@ class DesktopLink:
             conn.display.release()
             return
         manager = conn.context.desktops
+        async with manager.account_turn(conn.info.account):
+            desktop = await self._open(manager)
+            if desktop is not None:
+                self._show(desktop)
+
+    async def _open(self, manager: DesktopManager) -> DesktopSession | None:
+        """The account's desktop: reattached, or started; None (shown) when it cannot start."""
+        conn = self.connection
+        assert conn.display is not None
         reusable = manager.reusable_for(conn.info.account)
         conn.display.set_status("Starting your desktop..." if reusable is None
                                 else "Reconnecting to your session...", StatusKind.WAITING)
@@ -83,8 +92,8 @@ class DesktopLink:
             conn.log.error("the desktop could not start: %s", exc)
             conn.display.set_status(f"Your desktop could not start: {exc}", StatusKind.ERROR)
             await conn.push_screen()
-            return
-        self._show(desktop)
+            return None
+        return desktop
 
     def _show(self, desktop: DesktopSession) -> None:
         conn = self.connection
