@@ -6,7 +6,9 @@ rectangles (MIT-SHM) and sends them as compressed bitmap updates (planar
 at 32 bpp, interleaved below: MS-RDPEGDI 2.2.2.5.1, MS-RDPBCGR
 2.2.9.1.1.3.1.2.4). It keeps no copy of the screen: a mirror to diff
 against would cost a whole frame per session (8 MB at 1920x1080) and more
-CPU than the bytes it saves. Sending is paced only by the connection's flow
+CPU than the bytes it saves; only the last few small rectangles sent are
+kept, so that a small update leaves out what the client already shows
+(:mod:`rdscard.server.recent_rects`). Sending is paced only by the connection's flow
 control: while one batch drains, new damage accumulates and goes out as one
 union afterwards; there is no frame timer.
 """
@@ -29,6 +31,7 @@ from rdscard.pdu.bitmap import BitmapData, Rect, pack_bitmap_updates
 from rdscard.pdu.input import FASTPATH_MAX_LENGTH
 from rdscard.server.allocator import trim_soon
 from rdscard.server.pointer_cache import PointerCache
+from rdscard.server.recent_rects import RecentRects
 
 Frame = npt.NDArray[np.uint8]
 SendGraphics = Callable[[list[bytes]], Awaitable[None]]
@@ -94,6 +97,7 @@ class DesktopView:
         self.cursor = cursor
         self._cursor_dirty = cursor is not None
         self.pointers = PointerCache()
+        self.recent = RecentRects()
         self._dirty: list[Rect] = []
         self._task: asyncio.Task[None] | None = None
         self.suspended = False
@@ -117,6 +121,7 @@ class DesktopView:
 
     def refresh(self) -> None:
         """The client needs the whole picture again (activation, Refresh Rect, unlock)."""
+        self.recent.clear()
         self._dirty = [Rect(0, 0, self.width, self.height)]
         self._kick()
 
@@ -198,10 +203,17 @@ class DesktopView:
             for top in range(rect.top, rect.bottom, BAND_ROWS):
                 band = Rect(rect.left, top, rect.right, min(top + BAND_ROWS, rect.bottom))
                 if threaded:
+                    self.recent.forget(band)
                     pixels = self.source.capture(band)
                     bitmaps += await asyncio.to_thread(self.encode, pixels, band, self.bpp)
-                else:
-                    bitmaps += self.encode(self.source.capture(band, copy=False), band, self.bpp)
+                    continue
+                pixels = self.source.capture(band, copy=False)
+                part = self.recent.trim(band, pixels)
+                if part is not None:
+                    rows, cols = (slice(part.top - band.top, part.bottom - band.top),
+                                  slice(part.left - band.left, part.right - band.left))
+                    bitmaps += self.encode(np.ascontiguousarray(pixels[rows, cols]), part,
+                                           self.bpp)
         # One batch shares PDUs: a typed character and the cursor in one update.
         return pack_bitmap_updates(bitmaps, FASTPATH_MAX_LENGTH)
 
