@@ -7,6 +7,7 @@ virtual PIV cards, xfreerdp ``/smartcard /smartcard-logon`` under Xvfb.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -25,6 +26,7 @@ from cryptography import x509
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.pki.ca import RealmPki
 from rdscard.session.pamd import shipped_service_file
+from rdscard.testbed.cards import CardInThread
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import (  # noqa: F401 - fixtures
@@ -187,6 +189,39 @@ def connect_both(server: DesktopServer, screen: VirtualScreen,
             client.close()
         raise
     return clients
+
+
+@dataclass
+class Seat:
+    """The user's computer: a screen, a card in the reader, the client signed in."""
+
+    server: DesktopServer
+    daemon: IsolatedPcscd
+    screen: VirtualScreen
+    card: CardInThread
+    client: XFreeRdp
+
+    def reconnect(self) -> XFreeRdp:
+        """Close the client and sign in again from the same computer."""
+        self.client.close()
+        self.client = connect(self.server, self.screen, self.daemon)
+        return self.client
+
+
+@contextlib.contextmanager
+def seat(server: DesktopServer, daemon: IsolatedPcscd, card: object) -> Iterator[Seat]:
+    """Insert ``card``, start the client's screen and sign in; all undone at the end."""
+    inserted = insert(card, daemon)
+    screen = VirtualScreen(1088, 832).start()
+    me = None
+    try:
+        me = Seat(server, daemon, screen, inserted, connect(server, screen, daemon))
+        yield me
+    finally:
+        if me is not None:
+            me.client.close()
+        screen.close()
+        inserted.remove()
 
 
 def type_text(client: XFreeRdp, text: str) -> None:

@@ -23,10 +23,10 @@ from tests.integration.card.conftest import CardFile, insert
 from tests.integration.desktops.conftest import (
     DesktopServer,
     account,
-    connect,
     connect_both,
     processes_of,
     read_when_ready,
+    seat,
     terminal_shown,
     type_text,
 )
@@ -39,10 +39,8 @@ def test_the_signed_in_user_works_in_a_desktop_that_runs_as_them(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-ann")
     user = account("rdscard-dk-ann")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
         [(session, display)] = server.started()
         assert terminal_shown(client), "the client shows the session's terminal\n" + (
             server.server.log[-4000:])
@@ -59,10 +57,6 @@ def test_the_signed_in_user_works_in_a_desktop_that_runs_as_them(
         row = server.listing()[session]
         assert "active" in row and user.pw_name in row and "alice@example.test" in row, row
         assert display in row, row
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_the_session_survives_disconnection_and_the_card_comes_back_with_it(
@@ -70,12 +64,10 @@ def test_the_session_survives_disconnection_and_the_card_comes_back_with_it(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-dora")
     user = account("rdscard-dk-dora")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    out = Path(user.pw_dir) / "reconnect-out"
-    out.unlink(missing_ok=True)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
+        out = Path(user.pw_dir) / "reconnect-out"
+        out.unlink(missing_ok=True)
         [(session, _display)] = server.started()
         assert terminal_shown(client), server.server.log[-4000:]
         # Half a command line before the disconnect; its Return comes after.
@@ -87,7 +79,7 @@ def test_the_session_survives_disconnection_and_the_card_comes_back_with_it(
         terminals = [pid for pid, name in processes_of(user.pw_uid) if name == "xterm"]
         assert terminals, "the terminal lives on while the session is disconnected"
 
-        client = connect(server, screen, pcscd)
+        client = me.reconnect()
         assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60), (
             server.server.log[-6000:])
         assert terminal_shown(client), server.server.log[-4000:]
@@ -98,10 +90,6 @@ def test_the_session_survives_disconnection_and_the_card_comes_back_with_it(
         assert len(server.started()) == 1, "the reconnect started no second desktop"
         row = server.listing()[session]
         assert "active" in row, row
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_logoff_ends_every_process_closes_pam_and_removes_what_the_session_had(
@@ -109,10 +97,8 @@ def test_logoff_ends_every_process_closes_pam_and_removes_what_the_session_had(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-lou")
     user = account("rdscard-dk-lou")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
         [(session, _display)] = server.started()
         assert terminal_shown(client), server.server.log[-4000:]
         # A program that leaves the terminal's process tree must end too.
@@ -133,10 +119,6 @@ def test_logoff_ends_every_process_closes_pam_and_removes_what_the_session_had(
                          server.server.log)
         missing = server.session("logoff", "999", check=False)
         assert missing.returncode != 0 and "no session 999" in missing.stderr
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_two_accounts_cannot_reach_each_others_display_or_card(
@@ -185,18 +167,11 @@ def test_a_missing_session_command_is_a_clear_message(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-max",
                              extra='command = ["/nonexistent/session-command"]\n')
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()):
         assert wait_for(lambda: "the desktop could not start" in server.server.log, 60), (
             server.server.log[-4000:])
         assert "/nonexistent/session-command" in server.server.log
         assert not processes_of(account("rdscard-dk-max").pw_uid)
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 HOLDER_SCRIPT = """
@@ -220,45 +195,41 @@ def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-pia")
     user = account("rdscard-dk-pia")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    go = Path(user.pw_dir) / "holder-go"
-    go.unlink(missing_ok=True)
-    holder = None
-    try:
-        [(session, _display)] = server.started()
-        assert terminal_shown(client)
-        # Programs of the session are Debian's python3 with python3-pyscard (libpcsclite).
-        holder = subprocess.Popen(
-            [sys.executable, "-m", "rdscard.cli.main", "session", "--state-dir",
-             str(server.server.state_dir), "exec", str(session), "--", "/usr/bin/python3",
-             "-c", HOLDER_SCRIPT, str(go)], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout is not None
-        first = holder.stdout.readline()
-        assert first.startswith("before 0 ['Virtual PCD 00 00'"), first
-        # This time the administrator disconnects the client.
-        assert server.session("disconnect", str(session)).stdout.strip() == (
-            f"session {session} disconnected")
-        assert wait_for(lambda: client.process.poll() is not None, 15)
-        assert "ERRINFO_RPC_INITIATED_DISCONNECT" in client.output(), client.output()
-        client.close()
-        assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
-        again = server.session("disconnect", str(session), check=False)
-        assert again.returncode != 0 and "already disconnected" in again.stderr
-        client = connect(server, screen, pcscd)
-        assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
-        redirected = rf"\[session {session}\] smart card redirected"
-        assert wait_for(lambda: re.search(
-            redirected, server.server.log.split("reconnecting to session")[-1]), 20)
-        go.touch()
-        out, _ = holder.communicate(timeout=30)
-        # pcsc-lite's answer when its daemon went away: SCARD_E_NO_SERVICE.
-        assert "old context 0x8010001d" in out, out
-        assert "new context 0 ['Virtual PCD 00 00'" in out, out
-    finally:
-        if holder is not None and holder.poll() is None:
-            holder.kill()
-        client.close()
-        screen.close()
-        card.remove()
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
+        go = Path(user.pw_dir) / "holder-go"
+        go.unlink(missing_ok=True)
+        holder = None
+        try:
+            [(session, _display)] = server.started()
+            assert terminal_shown(client)
+            # Programs of the session are Debian's python3 with python3-pyscard (libpcsclite).
+            holder = subprocess.Popen(
+                [sys.executable, "-m", "rdscard.cli.main", "session", "--state-dir",
+                 str(server.server.state_dir), "exec", str(session), "--", "/usr/bin/python3",
+                 "-c", HOLDER_SCRIPT, str(go)], stdout=subprocess.PIPE, text=True)
+            assert holder.stdout is not None
+            first = holder.stdout.readline()
+            assert first.startswith("before 0 ['Virtual PCD 00 00'"), first
+            # This time the administrator disconnects the client.
+            assert server.session("disconnect", str(session)).stdout.strip() == (
+                f"session {session} disconnected")
+            assert wait_for(lambda: client.process.poll() is not None, 15)
+            assert "ERRINFO_RPC_INITIATED_DISCONNECT" in client.output(), client.output()
+            client.close()
+            assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
+            again = server.session("disconnect", str(session), check=False)
+            assert again.returncode != 0 and "already disconnected" in again.stderr
+            client = me.reconnect()
+            assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
+            redirected = rf"\[session {session}\] smart card redirected"
+            assert wait_for(lambda: re.search(
+                redirected, server.server.log.split("reconnecting to session")[-1]), 20)
+            go.touch()
+            out, _ = holder.communicate(timeout=30)
+            # pcsc-lite's answer when its daemon went away: SCARD_E_NO_SERVICE.
+            assert "old context 0x8010001d" in out, out
+            assert "new context 0 ['Virtual PCD 00 00'" in out, out
+        finally:
+            if holder is not None and holder.poll() is None:
+                holder.kill()

@@ -17,9 +17,9 @@ from tests.integration.card.conftest import CardFile, insert
 from tests.integration.desktops.conftest import (
     DesktopServer,
     account,
-    connect,
     connect_both,
     processes_of,
+    seat,
     terminal_shown,
 )
 
@@ -72,10 +72,8 @@ def test_an_account_without_a_home_is_told_on_the_screen(
     server = desktop_servers(alice=name)
     home = Path(account(name).pw_dir)
     shutil.rmtree(home)
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client, screen = me.client, me.screen
         assert wait_for(lambda: "the desktop could not start" in server.server.log, 60), (
             server.server.log[-3000:])
         assert str(home) in server.server.log.split("the desktop could not start")[1][:400]
@@ -85,10 +83,6 @@ def test_an_account_without_a_home_is_told_on_the_screen(
             screen.screenshot().getpixel((origin[0] + status.left + 3, origin[1] + status.top + 3)),
             layout.ERROR_FILL), timeout=10), "the error is on the client's screen"
         assert not processes_of(account(name).pw_uid)
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_an_idle_session_is_logged_off_and_the_client_told_why(
@@ -96,17 +90,11 @@ def test_an_idle_session_is_logged_off_and_the_client_told_why(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-ida", extra="idle_limit = 3\n")
     user = account("rdscard-dk-ida")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
         server.started()
         assert terminal_shown(client)
         assert wait_for(lambda: client.process.poll() is not None, 20)
         assert "ERRINFO_IDLE_TIMEOUT" in client.output(), client.output()
         assert "logging off: idle for 3 s (sessions.idle_limit)" in server.server.log
         assert wait_for(lambda: not processes_of(user.pw_uid), 15)
-    finally:
-        client.close()
-        screen.close()
-        card.remove()

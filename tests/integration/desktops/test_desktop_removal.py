@@ -8,13 +8,13 @@ import pytest
 
 from rdscard.screen import layout
 from rdscard.testbed.pcscd import IsolatedPcscd
-from rdscard.xclient import VirtualScreen, wait_for
-from tests.integration.card.conftest import PIN, CardFile, insert
+from rdscard.xclient import wait_for
+from tests.integration.card.conftest import PIN, CardFile
 from tests.integration.desktops.conftest import (
     DesktopServer,
     account,
-    connect,
     processes_of,
+    seat,
     terminal_shown,
 )
 
@@ -26,10 +26,8 @@ def test_removal_locks_the_desktop_and_only_the_card_and_pin_bring_it_back(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-lena", logon='card_removal = "lock"\n')
     user = account("rdscard-dk-lena")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client, card, screen = me.client, me.card, me.screen
         [(session, _display)] = server.started()
         assert terminal_shown(client)
         terminals = [pid for pid, name in processes_of(user.pw_uid) if name == "xterm"]
@@ -49,10 +47,6 @@ def test_removal_locks_the_desktop_and_only_the_card_and_pin_bring_it_back(
         assert [pid for pid, name in processes_of(user.pw_uid) if name == "xterm"] == terminals
         assert len(server.started()) == 1
         assert "active" in server.listing()[session]
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_removal_with_the_logoff_policy_ends_the_desktop(
@@ -60,10 +54,8 @@ def test_removal_with_the_logoff_policy_ends_the_desktop(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-otto", logon='card_removal = "logoff"\n')
     user = account("rdscard-dk-otto")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client, card = me.client, me.card
         [(session, _display)] = server.started()
         assert terminal_shown(client)
         card.remove()
@@ -73,10 +65,6 @@ def test_removal_with_the_logoff_policy_ends_the_desktop(
         assert session not in server.listing()
         assert [line.split()[0] for line in server.pam.lines()] == [
             "open_session", "close_session"]
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
 
 
 def test_a_disconnected_session_past_its_limit_is_logged_off(
@@ -84,10 +72,8 @@ def test_a_disconnected_session_past_its_limit_is_logged_off(
 ) -> None:
     server = desktop_servers(alice="rdscard-dk-tim", extra="disconnected_limit = 2\n")
     user = account("rdscard-dk-tim")
-    card = insert(rsa_card.card(), pcscd)
-    screen = VirtualScreen(1088, 832).start()
-    client = connect(server, screen, pcscd)
-    try:
+    with seat(server, pcscd, rsa_card.card()) as me:
+        client = me.client
         [(session, _display)] = server.started()
         assert terminal_shown(client)
         client.close()
@@ -95,7 +81,3 @@ def test_a_disconnected_session_past_its_limit_is_logged_off(
                         in server.server.log, 20), server.server.log[-3000:]
         assert wait_for(lambda: not processes_of(user.pw_uid), 15)
         assert session not in server.listing()
-    finally:
-        client.close()
-        screen.close()
-        card.remove()
