@@ -209,13 +209,15 @@ class Seat:
 
 
 @contextlib.contextmanager
-def seat(server: DesktopServer, daemon: IsolatedPcscd, card: object) -> Iterator[Seat]:
-    """Insert ``card``, start the client's screen and sign in; all undone at the end."""
+def seat(server: DesktopServer, daemon: IsolatedPcscd, card: object,
+         *extra: str) -> Iterator[Seat]:
+    """Insert ``card``, start the client's screen and sign in (xfreerdp arguments
+    ``extra``); all undone at the end."""
     inserted = insert(card, daemon)
     screen = VirtualScreen(1088, 832).start()
     me = None
     try:
-        me = Seat(server, daemon, screen, inserted, connect(server, screen, daemon))
+        me = Seat(server, daemon, screen, inserted, connect(server, screen, daemon, *extra))
         yield me
     finally:
         if me is not None:

@@ -233,3 +233,23 @@ def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
         finally:
             if holder is not None and holder.poll() is None:
                 holder.kill()
+
+
+def test_the_clients_keyboard_layout_is_the_sessions(
+    desktop_servers: Callable[..., DesktopServer], pcscd: IsolatedPcscd, rsa_card: CardFile
+) -> None:
+    server = desktop_servers(alice="rdscard-dk-kai")
+    user = account("rdscard-dk-kai")
+    # The client says its keyboard is German (KLID 0x407) and sends scancodes: typed on
+    # this test's US keymap, the keys of z and y make y and z in the session.
+    home = Path(user.pw_dir)
+    for name in ("yz", "zy"):
+        (home / name).unlink(missing_ok=True)
+    with seat(server, pcscd, rsa_card.card(), "/kbd:0x00000407") as me:
+        [(session, _display)] = server.started()
+        assert terminal_shown(me.client)
+        query = server.session("exec", str(session), "--", "setxkbmap", "-query").stdout
+        assert re.search(r"^layout:\s+de$", query, re.M), query
+        type_text(me.client, "touch zy\n")
+        read_when_ready(home / "yz", client=me.client)
+        assert not (home / "zy").exists()
