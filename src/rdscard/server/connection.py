@@ -465,6 +465,18 @@ class Connection:
             except Exception:
                 self.log.exception("channel %s failed to close", name)
 
+    async def stop_background(self) -> None:
+        """Cancel the connection's own tasks (the sign-in flow, screen pushes) and wait for them.
+
+        A sign-in must not outlive its connection: it would wait for a
+        device that cannot come and log about a session that is gone.
+        """
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Close the transport."""
         with contextlib.suppress(Exception):
@@ -501,6 +513,7 @@ async def run_connection(
     finally:
         if connection.client_pin is not None:
             connection.client_pin.wipe()
+        await connection.stop_background()
         if connection.logon is not None:
             await connection.logon.close()
         await connection.desktop.connection_closed()

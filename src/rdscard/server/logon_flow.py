@@ -244,7 +244,17 @@ class LogonFlow:
             client = PivClient(BackendTransport(link, asyncio.get_running_loop()))
             runner = self._pkinit_runner() if ctx.config.mode is AccountMode.KERBEROS else None
             service = LogonService(ctx.config, ctx.validator(), audit=ctx.audit, pkinit=runner)
-            signed = await asyncio.to_thread(service.sign_in, client, pin, request)
+            work = asyncio.ensure_future(
+                asyncio.to_thread(service.sign_in, client, pin, request))
+            try:
+                signed = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The connection is going: the worker thread may be about to present
+                # the PIN, so it is wiped only once that thread is done with it.
+                await asyncio.wait({work})
+                if not work.cancelled():
+                    work.exception()  # retrieved: the flow ends anyway
+                raise
         finally:
             pin.wipe()
             await close_card(link)

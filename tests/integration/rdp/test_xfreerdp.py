@@ -189,3 +189,19 @@ def test_session_list_and_exec_reach_the_live_session(
     missing = subprocess.run([*base, "exec", "99999", "--", "true"], capture_output=True,
                              text=True)
     assert missing.returncode == 2 and "no session 99999" in missing.stderr
+
+
+def test_the_sign_in_ends_with_its_connection(
+    screen: VirtualScreen, client: Client, rdp_server: ServerProcess
+) -> None:
+    """No sign-in work goes on for a client that left (it waited 20 s for a card reader)."""
+    import time
+
+    session = wait_active(rdp_server, client.sessions_before, client)
+    wait_logon_screen(screen, client)
+    client.close()
+    assert wait_for(lambda: f"[session {session}] closed" in rdp_server.log, 10)
+    time.sleep(22)  # past the sign-in's 20 s wait for the smart card device
+    log = rdp_server.log
+    assert f"[session {session}] sign-in impossible" not in log, log[-2000:]
+    assert "Task was destroyed" not in log
