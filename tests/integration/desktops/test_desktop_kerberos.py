@@ -30,22 +30,15 @@ from tests.integration.desktops.conftest import (
 )
 from tests.integration.logon.conftest import LOGON_PIN, logon_card_state  # noqa: F401
 from tests.integration.rdp.conftest import ServerProcess
+from tests.integration.sessioncard.test_signin_kerberos import REALM, kdc  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
-REALM = "EXAMPLE.TEST"
 USER = "rdscard-dk-kate"
 
 
 @pytest.fixture
-def kdc(pki: RealmPki, tmp_path: Path) -> Iterator[MitKdc]:
-    with MitKdc(tmp_path / "kdc", REALM, pki) as server:
-        server.add_user("alice")
-        yield server
-
-
-@pytest.fixture
-def kerberos_desktops(tmp_path: Path, pki: RealmPki, kdc: MitKdc,
+def kerberos_desktops(tmp_path: Path, pki: RealmPki, kdc: MitKdc,  # noqa: F811
                       pam_recorder: PamRecorder) -> Iterator[DesktopServer]:
     ensure_home_account(USER)
     state = tmp_path / "state"
