@@ -111,8 +111,8 @@ class DesktopView:
     # -- what changes ------------------------------------------------------------
     def damage(self, rects: Iterable[Rect]) -> None:
         """The X server drew into ``rects``."""
-        if self.closed:
-            return
+        if self.closed or self.suspended:
+            return  # resume() sends the whole picture
         for rect in rects:
             clipped = rect.clip(self.width, self.height)
             if clipped is not None:
@@ -122,6 +122,8 @@ class DesktopView:
     def refresh(self) -> None:
         """The client needs the whole picture again (activation, Refresh Rect, unlock)."""
         self.recent.clear()
+        self.pointers.forget()  # the logon screen may have shown another pointer
+        self._cursor_dirty = self.cursor is not None
         self._dirty = [Rect(0, 0, self.width, self.height)]
         self._kick()
 
