@@ -30,13 +30,7 @@ from rdscard.pdu.input import InputEvent, KeyboardEvent, UnicodeKeyboardEvent
 from rdscard.pdu.share import ErrorInfo
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
-from rdscard.session.cleanup import (
-    CGROUP_PARENT,
-    CGROUP_ROOTS,
-    CgroupTracker,
-    SessionTracker,
-    end_all,
-)
+from rdscard.session.cleanup import CgroupTracker, end_all
 from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
 
@@ -326,20 +320,13 @@ def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
 def end_orphaned_session(leader: LeaderHandle) -> int:
     """End what a dead leader left: its session's cgroup, and the groups it started.
 
-    The leader names the cgroup ``rdscard/session-<id>`` (or with its pid
-    appended when that name was taken); the X server and the session
-    command lead process groups of their own. Returns how many processes
-    were signalled.
+    Only the cgroup the leader said it used (another server's sessions may
+    have the same ids); the X server and the session command lead process
+    groups of their own. Returns how many processes were signalled.
     """
-    trackers: list[SessionTracker] = []
-    for root in CGROUP_ROOTS:
-        for name in (f"session-{leader.spec.session_id}",
-                     f"session-{leader.spec.session_id}.{leader.pid}"):
-            path = root / CGROUP_PARENT / name
-            if (path / "cgroup.procs").is_file():
-                trackers.append(CgroupTracker(path))
     count = 0
-    for tracker in trackers:
+    if leader.cgroup is not None and (leader.cgroup / "cgroup.procs").is_file():
+        tracker = CgroupTracker(leader.cgroup)
         count += len(tracker.members())
         end_all(tracker)
         tracker.close()

@@ -250,8 +250,10 @@ class Leader:
         log.info("session processes tracked by %s", self.tracker.description)
         cookie = self._runtime_dir(account, reservation.number)
         self._start_x(account, reservation.number)
+        cgroup = self.tracker.path if isinstance(self.tracker, cleanup.CgroupTracker) else None
         emit("display", display=reservation.name, cookie=cookie.hex(),
-             xauthority=env["XAUTHORITY"], x_pid=self.x_pid)
+             xauthority=env["XAUTHORITY"], x_pid=self.x_pid,
+             cgroup=None if cgroup is None else str(cgroup))
         self._setxkbmap(account, env)
         self._start_command(account, env)
         emit("started", pid=self.command_pid)

@@ -21,6 +21,7 @@ import logging
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from rdscard.errors import RdscardError
@@ -58,6 +59,8 @@ class LeaderHandle:
         self.cookie = b""
         self.xauthority = ""
         self.x_pid = 0
+        #: The session's cgroup, where the leader tracks its processes in one.
+        self.cgroup: Path | None = None
         self.command_pid: int | None = None
         self.exit_status: int | None = None
         self.error: str | None = None
@@ -77,6 +80,8 @@ class LeaderHandle:
             self.cookie = bytes.fromhex(str(event["cookie"]))
             self.xauthority = str(event["xauthority"])
             self.x_pid = int(event["x_pid"])
+            cgroup = event.get("cgroup")
+            self.cgroup = Path(cgroup) if isinstance(cgroup, str) else None
             _resolve(self._display_ready, None)
         elif kind == "started":
             self.command_pid = int(event["pid"])

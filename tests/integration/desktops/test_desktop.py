@@ -221,7 +221,8 @@ def test_a_program_holding_a_context_gets_an_error_then_a_new_context_works(
             again = server.session("disconnect", str(session), check=False)
             assert again.returncode != 0 and "already disconnected" in again.stderr
             client = me.reconnect()
-            assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60)
+            assert wait_for(lambda: "reconnected: connection from" in server.server.log, 60), (
+                server.server.log[-5000:] + client.output())
             redirected = rf"\[session {session}\] smart card redirected"
             assert wait_for(lambda: re.search(
                 redirected, server.server.log.split("reconnecting to session")[-1]), 20)
