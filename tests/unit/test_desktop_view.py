@@ -19,7 +19,6 @@ from rdscard.server.desktop_view import (
     THREAD_ENCODE_PIXELS,
     DesktopView,
     Frame,
-    latency_percentiles,
 )
 
 
@@ -179,9 +178,3 @@ def test_a_closed_view_stops_sending() -> None:
         assert len(recorder.sent) == 1 and not view.pending
 
     asyncio.run(scenario())
-
-
-def test_latency_percentiles() -> None:
-    assert latency_percentiles([]) is None
-    p50, p99 = latency_percentiles([0.001 * i for i in range(1, 101)]) or (0, 0)
-    assert round(p50) == 51 and round(p99) == 100

@@ -18,7 +18,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -29,12 +29,11 @@ from rdscard.pdu.bitmap import Rect
 from rdscard.pdu.input import InputEvent, KeyboardEvent, UnicodeKeyboardEvent
 from rdscard.pdu.share import ErrorInfo
 from rdscard.server.desktop_view import DesktopView
+from rdscard.server.pcsc_socket import SOCKET_NAME, session_directory
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
 from rdscard.session.cleanup import CgroupTracker, end_all
 from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
-
-SOCKET_NAME = "pcscd.comm"
 
 
 class DesktopStartError(RdscardError):
@@ -213,9 +212,6 @@ class DesktopManager:
     def get(self, session_id: int) -> DesktopSession | None:
         return self._desktops.get(session_id)
 
-    def __iter__(self) -> Iterator[DesktopSession]:
-        return iter(list(self._desktops.values()))
-
     @contextlib.asynccontextmanager
     async def account_turn(self, account: str) -> AsyncIterator[None]:
         """One sign-in of ``account`` at a time between choosing and starting its desktop
@@ -241,7 +237,7 @@ class DesktopManager:
 
     def socket_path(self, session_id: int) -> Path:
         """Where the session's programs find the redirected card, whichever connection serves it."""
-        return self.config.redirection.socket_dir / f"session-{session_id}" / SOCKET_NAME
+        return session_directory(self.config.redirection.socket_dir, session_id) / SOCKET_NAME
 
     async def start(self, info: SessionInfo, *, width: int, height: int,
                     keyboard_layout: int) -> DesktopSession:

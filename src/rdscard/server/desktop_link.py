@@ -146,8 +146,6 @@ class DesktopLink:
         """The lock screen covers the desktop (card removal policy ``lock``)."""
         if self.view is not None:
             self.view.suspend()
-        if self.desktop is not None:
-            self.desktop.info.state = SessionState.ACTIVE.value
         if self.connection.display is not None:
             self.connection.display.refresh()
 

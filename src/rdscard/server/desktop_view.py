@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import numpy as np
@@ -102,7 +102,6 @@ class DesktopView:
         self._task: asyncio.Task[None] | None = None
         self.suspended = False
         self.closed = False
-        self.bytes_sent = 0
         self.updates_sent = 0
         # (monotonic time of the input, set until the next update is written)
         self._input_at: float | None = None
@@ -165,7 +164,6 @@ class DesktopView:
                 if pdus and not self.closed:
                     await self.send(pdus)
                     size = sum(len(p) for p in pdus)
-                    self.bytes_sent += size
                     self.updates_sent += 1
                     if self.updates_sent == 1:
                         self.log.info("first desktop picture sent: %d bytes, %d x %d at %d bpp",
@@ -232,13 +230,3 @@ class DesktopView:
     def pending(self) -> bool:
         """Damage waits to be sent, or a batch is being sent."""
         return bool(self._dirty) or self._task is not None
-
-
-def latency_percentiles(samples: Sequence[float]) -> tuple[float, float] | None:
-    """(p50, p99) of ``samples`` in milliseconds, or None without samples."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    p50 = ordered[len(ordered) // 2]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return p50 * 1000, p99 * 1000

@@ -37,6 +37,11 @@ SOCKET_NAME: Final = "pcscd.comm"
 _UCRED: Final = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 
 
+def session_directory(socket_dir: Path, session_id: int) -> Path:
+    """The private directory of session ``session_id``'s socket under ``socket_dir``."""
+    return socket_dir / f"session-{session_id}"
+
+
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a UNIX socket (SO_PEERCRED)."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)

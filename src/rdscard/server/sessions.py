@@ -109,11 +109,6 @@ class SessionTable:
         """The session with this id, if it is still live."""
         return self._sessions.get(session_id)
 
-    def desktops_of(self, account: str) -> list[SessionInfo]:
-        """The account's live sessions that have a desktop, oldest first."""
-        return [s for s in self._sessions.values()
-                if s.account == account and s.has_desktop and s.state != SessionState.ENDED]
-
 
 class SessionLogger(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every message with the session id."""

@@ -29,7 +29,7 @@ from rdscard.redirect.backend import ScardError
 from rdscard.redirect.esc_backend import EscBackend, IoctlOutcome
 from rdscard.redirect.pcsclite_service import PcscliteService
 from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandler
-from rdscard.server.pcsc_socket import PcscSocketServer
+from rdscard.server.pcsc_socket import PcscSocketServer, session_directory
 from rdscard.server.sessions import SessionInfo, SessionLogger
 
 CHANNEL_NAME = "rdpdr"
@@ -130,7 +130,7 @@ class SmartCardChannel:
         self.backend.start()
         self.device_ready.set()
         session = self.context.session
-        directory = self.config.socket_dir / f"session-{session.session_id}"
+        directory = session_directory(self.config.socket_dir, session.session_id)
         service = PcscliteService(self.backend, log=self.log)
         self.socket = PcscSocketServer(service, directory, session.uid, session.gid)
         self._spawn(self._start_socket())
@@ -161,7 +161,7 @@ class SmartCardChannel:
         if socket is None:
             return
         await socket.close()
-        directory = self.config.socket_dir / f"session-{session.session_id}"
+        directory = session_directory(self.config.socket_dir, session.session_id)
         self.socket = PcscSocketServer(socket.service, directory, session.uid, session.gid)
         await self._start_socket()
 
