@@ -43,5 +43,10 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements-dev.txt "$stamp" || [ pyproject.to
     cp requirements-dev.txt "$stamp"
 fi
 
+# The unprivileged account of the network process (privilege separation).
+if ! getent passwd rdscard >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin rdscard
+fi
+
 # The PAM service desktop sessions are opened with (an edited one is kept).
 .venv/bin/rdscard session install-pam >/dev/null

@@ -66,6 +66,9 @@ class ServerConfig:
     host_name: str = ""
     max_connections: int = 1000
     connect_timeout: float = 30.0
+    #: Run the network side as ``user`` apart from a root monitor (when started as root).
+    privilege_separation: bool = True
+    user: str = "rdscard"
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,15 @@ def _server(table: dict[str, Any]) -> ServerConfig:
         if seconds <= 0:
             raise ConfigError("server.connect_timeout must be a positive number of seconds")
         cfg = replace(cfg, connect_timeout=seconds)
+    if "privilege_separation" in table:
+        cfg = replace(cfg, privilege_separation=_take(table, "privilege_separation", bool,
+                                                      "server"))
+    if "user" in table:
+        user = _take(table, "user", str, "server")
+        if not user or user == "root":
+            raise ConfigError("server.user must name an unprivileged system account "
+                              "(not root), such as rdscard")
+        cfg = replace(cfg, user=user)
     _reject_unknown(table, "server")
     if (cfg.certificate is None) != (cfg.private_key is None):
         raise ConfigError(

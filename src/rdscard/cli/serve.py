@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from rdscard.config import load_config
+from rdscard.config import Config, load_config
 from rdscard.errors import ConfigError
 from rdscard.server.listener import RdpServer
 
@@ -36,8 +38,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def serve(server: RdpServer) -> None:
-    """Start ``server`` and serve until SIGINT or SIGTERM."""
+async def serve(server: RdpServer, *, after_start: Callable[[], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Start ``server`` and serve until SIGINT or SIGTERM (or ``stop`` is set).
+
+    ``after_start`` runs once the server listens, before it accepts anyone
+    (the network process drops its privileges there).
+    """
     try:
         await server.start()
     except OSError as exc:
@@ -46,8 +53,14 @@ async def serve(server: RdpServer) -> None:
             f"cannot start on {cfg.listen} with state directory {cfg.state_dir}: "
             f"{exc.strerror or exc}; choose another address with --listen or fix --state-dir"
         ) from None
+    if after_start is not None:
+        try:
+            after_start()
+        except BaseException:
+            await server.close()
+            raise
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
@@ -68,5 +81,22 @@ def run(args: argparse.Namespace) -> int:
     each crossing cheaper than the default loop does (BENCHMARKS.md).
     """
     config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
+    if separated(config):
+        from rdscard.privsep.monitor import run_monitor
+        network = [f"-{'v' * args.verbose}"] if args.verbose else []
+        for option, value in (("--config", args.config), ("--listen", args.listen),
+                              ("--state-dir", args.state_dir)):
+            if value is not None:
+                network += [option, str(value)]
+        return uvloop.run(run_monitor(config, network))
     uvloop.run(serve(RdpServer(config)))
     return 0
+
+
+def separated(config: Config) -> bool:
+    """Privilege separation applies: asked for, and started as root (else nothing to drop)."""
+    if not config.server.privilege_separation:
+        log.warning("privilege separation is off ([server] privilege_separation = false): "
+                    "the network side runs as uid %d", os.geteuid())
+        return False
+    return os.geteuid() == 0

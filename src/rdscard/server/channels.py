@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rdscard.server.sessions import SessionInfo, SessionLogger
+
+if TYPE_CHECKING:
+    from rdscard.privsep.gateway import Gateway
 
 SendMessage = Callable[[bytes], None]
 
@@ -25,6 +28,8 @@ class ChannelContext:
     session: SessionInfo
     log: SessionLogger
     send: SendMessage
+    #: The way to the privileged side (card sockets); None: the handler makes its own.
+    gateway: Gateway | None = None
 
 
 class ChannelHandler(Protocol):

@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError
-from rdscard.logon.validation import CertificateValidator
 from rdscard.pdu.share import ErrorInfo
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
@@ -324,7 +323,6 @@ class Connection:
         """Run the sign-in flow of this session in the background."""
         assert self.display is not None
         config = self.context.config
-        state_dir = config.server.state_dir
         context = LogonContext(
             session=self.info,
             log=self.log,
@@ -332,16 +330,13 @@ class Connection:
             push_screen=self.push_screen,
             wait_for_backend=self.wait_for_backend,
             config=config.logon,
-            validator=lambda: CertificateValidator.from_config(config.logon, state_dir),
+            gateway=self.context.gateway,
             client_user=self.client_user,
             client_domain=self.client_domain,
             hand_over=self.hand_over_card,
             end_session=self.end_session,
             after_sign_in=self.desktop.signed_in,
             on_lock=self.desktop.lock,
-            state_dir=state_dir,
-            runtime_dir=config.redirection.socket_dir,
-            audit=self.context.audit,
         )
         self.logon = LogonFlow(context, self.client_pin)
         self.client_pin = None
@@ -428,7 +423,8 @@ class Connection:
         for name, factory in self.context.channel_factories.items():
             if name in self.acceptor.channels:
                 send = functools.partial(self.send_channel_message, name)
-                self.channels[name] = factory(ChannelContext(self.info, self.log, send))
+                self.channels[name] = factory(ChannelContext(self.info, self.log, send,
+                                                             self.context.gateway))
                 self.log.info("channel %s open", name)
 
     def send_channel_message(self, name: str, data: bytes) -> None:

@@ -77,7 +77,8 @@ class ControlServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
-        with contextlib.suppress(FileNotFoundError):
+        # Without privileges (the network process) the state directory is not ours.
+        with contextlib.suppress(OSError):
             self.path.unlink()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,16 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rdscard.config import Config
-from rdscard.desktop import XDisplay, xkb_layout_for
+from rdscard.desktop import XDisplay
 from rdscard.errors import RdscardError
 from rdscard.pdu.bitmap import Rect
 from rdscard.pdu.input import InputEvent, KeyboardEvent, UnicodeKeyboardEvent
@@ -31,9 +28,9 @@ from rdscard.pdu.share import ErrorInfo
 from rdscard.server.desktop_view import DesktopView
 from rdscard.server.pcsc_socket import SOCKET_NAME, session_directory
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState, SessionTable
-from rdscard.session.cleanup import CgroupTracker, end_all
-from rdscard.session.leader_client import LeaderHandle, start_leader
-from rdscard.session.spec import LeaderSpec
+
+if TYPE_CHECKING:
+    from rdscard.privsep.gateway import Gateway, LeaderLink
 
 
 class DesktopStartError(RdscardError):
@@ -59,7 +56,7 @@ class DesktopOwner(Protocol):
 class DesktopSession:
     """One account's running desktop."""
 
-    def __init__(self, info: SessionInfo, leader: LeaderHandle, display: XDisplay,
+    def __init__(self, info: SessionInfo, leader: LeaderLink, display: XDisplay,
                  manager: DesktopManager) -> None:
         self.info = info
         self.leader = leader
@@ -188,14 +185,9 @@ class DesktopSession:
             owner.desktop_ended(reason, error_info)
         self.display.close()
         try:
-            await self.leader.logoff(timeout=10.0)
+            await self.leader.logoff()
         except Exception:
             self.log.exception("the session leader failed to log off")
-        if self.leader.process.returncode not in (0, None):
-            # The leader died (killed, crashed): what it started may still run.
-            left = await asyncio.to_thread(end_orphaned_session, self.leader)
-            self.log.warning("the session leader died: ended %d process(es) it left behind; "
-                             "its PAM session could not be closed", left)
         self.manager.forget(self)
         self.log.info("logged off: %s", reason)
 
@@ -203,9 +195,11 @@ class DesktopSession:
 class DesktopManager:
     """Every desktop of the server, by session id."""
 
-    def __init__(self, config: Config, sessions: SessionTable) -> None:
+    def __init__(self, config: Config, sessions: SessionTable,
+                 gateway: Gateway | None = None) -> None:
         self.config = config
         self.sessions = sessions
+        self.gateway = gateway
         self._desktops: dict[int, DesktopSession] = {}
         self._starting: dict[str, asyncio.Lock] = {}
 
@@ -242,33 +236,25 @@ class DesktopManager:
     async def start(self, info: SessionInfo, *, width: int, height: int,
                     keyboard_layout: int) -> DesktopSession:
         """Start the account's desktop for ``info`` (already signed in)."""
-        cfg = self.config.sessions
-        layout, variant = xkb_layout_for(keyboard_layout)
-        env = {"PCSCLITE_CSOCK_NAME": str(self.socket_path(info.session_id))}
-        if "KRB5CCNAME" in info.env:
-            env["KRB5CCNAME"] = info.env["KRB5CCNAME"]
-        spec = LeaderSpec(
-            session_id=info.session_id, account=info.account, pam_service=cfg.pam_service,
-            client_address=info.peer.rpartition(":")[0], width=width, height=height,
-            x_server=cfg.x_server, display_range=cfg.display_range,
-            keyboard_layout=layout, keyboard_variant=variant, command=cfg.command, env=env,
-            runtime_dir=str(self.config.redirection.socket_dir / f"desktop-{info.session_id}"),
-        )
+        assert self.gateway is not None
         try:
-            leader = await start_leader(spec, timeout=cfg.start_timeout)
+            leader = await self.gateway.start_desktop(
+                info.session_id, width=width, height=height, keyboard_layout=keyboard_layout,
+                client_address=info.peer.rpartition(":")[0])
         except RdscardError as exc:
             raise DesktopStartError(str(exc)) from None
+        started = leader.started
         try:
-            display = XDisplay.connect(leader.display, leader.cookie)
+            display = XDisplay.connect(started.display, started.cookie)
         except RdscardError as exc:
-            await leader.logoff(timeout=10.0)
+            await leader.logoff()
             raise DesktopStartError(f"cannot reach the session's X server: {exc}") from None
         desktop = DesktopSession(info, leader, display, self)
         info.has_desktop = True
-        info.display = leader.display
-        info.env.update(env)
-        info.env["DISPLAY"] = leader.display
-        info.env["XAUTHORITY"] = str(leader.xauthority)
+        info.display = started.display
+        info.env["PCSCLITE_CSOCK_NAME"] = str(self.socket_path(info.session_id))
+        info.env["DISPLAY"] = started.display
+        info.env["XAUTHORITY"] = started.xauthority
         self._desktops[info.session_id] = desktop
         display.attach(asyncio.get_running_loop(), on_damage=desktop.on_damage,
                        on_cursor=desktop.on_cursor, on_lost=desktop.on_lost)
@@ -284,10 +270,9 @@ class DesktopManager:
         desktop.end(reason, error_info=ErrorInfo.ERRINFO_LOGOFF_BY_USER)
 
     def forget(self, desktop: DesktopSession) -> None:
-        """A desktop ended: drop it and what it left (credential cache)."""
+        """A desktop ended: drop it (its session's credential cache goes with the session)."""
         self._desktops.pop(desktop.info.session_id, None)
         desktop.info.state = SessionState.ENDED.value
-        remove_ccache(desktop.info.env.get("KRB5CCNAME"), self.config.redirection.socket_dir)
         if desktop.owner is None:
             self.sessions.close(desktop.info.session_id)
 
@@ -297,38 +282,3 @@ class DesktopManager:
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
-
-
-def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
-    """Destroy a session's credential cache (its private directory under ``runtime_dir/krb5``)."""
-    if not ccname:
-        return
-    path = Path(ccname.removeprefix("FILE:"))
-    base = runtime_dir / "krb5"
-    if base in path.parents:
-        shutil.rmtree(path.parent if path.parent != base else path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-
-def end_orphaned_session(leader: LeaderHandle) -> int:
-    """End what a dead leader left: its session's cgroup, and the groups it started.
-
-    Only the cgroup the leader said it used (another server's sessions may
-    have the same ids); the X server and the session command lead process
-    groups of their own. Returns how many processes were signalled.
-    """
-    count = 0
-    if leader.cgroup is not None and (leader.cgroup / "cgroup.procs").is_file():
-        tracker = CgroupTracker(leader.cgroup)
-        count += len(tracker.members())
-        end_all(tracker)
-        tracker.close()
-    for group in (leader.x_pid, leader.command_pid):
-        if group:
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
-                count += 1
-    return count

@@ -11,13 +11,8 @@ own drawing and cover the desktop while they are up.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdscard.pdu.capabilities import GeneralCapabilitySet
@@ -125,8 +120,7 @@ class DesktopLink:
         theirs.peer, theirs.client_name = mine.peer, mine.client_name
         theirs.client_build, theirs.channels = mine.client_build, mine.channels
         theirs.desktop, theirs.user, theirs.upn = mine.desktop, mine.user, mine.upn
-        _replace_ccache(mine.env.get("KRB5CCNAME"), theirs.env.get("KRB5CCNAME"),
-                        theirs.uid, theirs.gid)
+        await conn.context.gateway.take_over(theirs.session_id, mine.session_id)
         log = SessionLogger(logging.getLogger("rdscard.session"),
                             {"session_id": theirs.session_id})
         move = getattr(conn.channels.get("rdpdr"), "move_to", None)
@@ -197,19 +191,3 @@ class DesktopLink:
             await view.close()
         if self.desktop is not None:
             self.desktop.detach(self)
-
-
-def _replace_ccache(new: str | None, old: str | None, uid: int, gid: int) -> None:
-    """Put the new sign-in's tickets into the old session's ccache (atomically), drop the new."""
-    if not new or not old or new == old:
-        return
-    source = Path(new.removeprefix("FILE:"))
-    target = Path(old.removeprefix("FILE:"))
-    with contextlib.suppress(OSError):
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".ccache-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(source.read_bytes())
-        os.chown(temporary, uid, gid)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, target)
-    shutil.rmtree(source.parent, ignore_errors=True)

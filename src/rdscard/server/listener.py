@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
+from rdscard.privsep.gateway import Gateway, LocalGateway
 from rdscard.screen.cache import FrameCache
 from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
@@ -34,27 +35,30 @@ AUDIT_LOG_NAME = "audit.jsonl"
 
 @dataclass
 class ServerContext:
-    """What every connection shares: configuration, TLS, the session table."""
+    """What every connection shares: configuration, TLS, the session table, the way to
+    the privileged side."""
 
     config: Config
     ssl_context: ssl.SSLContext
     host_name: str
+    gateway: Gateway
     sessions: SessionTable = field(default_factory=SessionTable)
     frames: FrameCache = field(default_factory=FrameCache)
     channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
-    audit: AuditLog = field(init=False)
     desktops: DesktopManager = field(init=False)
 
     def __post_init__(self) -> None:
-        self.audit = AuditLog(self.config.server.state_dir / AUDIT_LOG_NAME)
-        self.desktops = DesktopManager(self.config, self.sessions)
+        self.sessions.on_closed = self.gateway.session_ended
+        self.desktops = DesktopManager(self.config, self.sessions, self.gateway)
 
 
 class RdpServer:
     """The listening RD Session Host."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, gateway: Gateway | None = None) -> None:
+        """``gateway``: the monitor's, with privilege separation; else the work is local."""
         self.config = config
+        self.gateway = gateway
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.context: ServerContext | None = None
@@ -70,7 +74,9 @@ class RdpServer:
             log.info("generated a self-signed TLS certificate %s", cert.cert_path)
         log.info("TLS certificate %s, SHA-256 fingerprint %s", cert.cert_path,
                  cert.fingerprint_sha256)
-        self.context = ServerContext(self.config, server_ssl_context(cert), host_name)
+        gateway = self.gateway or LocalGateway.create(
+            self.config, AuditLog(cfg.state_dir / AUDIT_LOG_NAME))
+        self.context = ServerContext(self.config, server_ssl_context(cert), host_name, gateway)
         if self.config.redirection.enabled:
             self.context.channel_factories[CHANNEL_NAME] = smart_card_channel_factory(
                 self.config.redirection

@@ -11,17 +11,12 @@ reader, in process (:mod:`rdscard.logon.card_link`).
 from __future__ import annotations
 
 import asyncio
-import datetime
-import pwd
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError, RdscardError
-from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.card_link import (
     BackendTransport,
     CardLinkError,
@@ -31,13 +26,12 @@ from rdscard.logon.card_link import (
     wait_for_card,
 )
 from rdscard.logon.challenge import read_sign_in_certificate
-from rdscard.logon.mapping import AccountMapping
-from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
-from rdscard.logon.service import LogonService, SignedIn, SignInRequest
-from rdscard.logon.settings import AccountMode, CardRemoval
-from rdscard.logon.validation import CertificateValidator, extract_upn
+from rdscard.logon.service import SignInRequest
+from rdscard.logon.settings import CardRemoval
+from rdscard.logon.validation import extract_upn
 from rdscard.pki.piv_client import PivClient
+from rdscard.privsep.privileged import SignInOutcome
 from rdscard.redirect.backend import SmartCardBackend
 from rdscard.screen import LogonScreenController, StatusKind
 from rdscard.secret import Secret
@@ -45,6 +39,7 @@ from rdscard.server.sessions import SessionInfo, SessionLogger
 
 if TYPE_CHECKING:
     from rdscard.logon.settings import LogonConfig
+    from rdscard.privsep.gateway import Gateway
 
 DEVICE_TIMEOUT = 20.0
 CARD_TIMEOUT = 300.0
@@ -60,16 +55,13 @@ class LogonContext:
     push_screen: Callable[[], Awaitable[None]]
     wait_for_backend: Callable[[float], Awaitable[SmartCardBackend | None]]
     config: LogonConfig
-    validator: Callable[[], CertificateValidator]
+    gateway: Gateway
     client_user: str
     client_domain: str
     hand_over: Callable[[int, int], None]
     end_session: Callable[[bool], None]
     after_sign_in: Callable[[], Awaitable[None]]
     on_lock: Callable[[], None]
-    state_dir: Path
-    runtime_dir: Path
-    audit: AuditLog
 
 
 class LogonFlow:
@@ -80,8 +72,7 @@ class LogonFlow:
         self._pins: asyncio.Queue[Secret] = asyncio.Queue()
         if client_pin is not None:
             self._pins.put_nowait(client_pin)
-        self.signed_in: SignedIn | None = None
-        self.ticket: PkinitResult | None = None
+        self.signed_in: SignInOutcome | None = None
         self.locked_by = ""
         self.phases: dict[str, float] = {}
         self._mark = time.perf_counter()
@@ -130,8 +121,6 @@ class LogonFlow:
                 ctx.on_lock()
                 ctx.screen.show_logon()
                 continue
-            if policy is CardRemoval.LOGOFF and self.ticket is not None:
-                shutil.rmtree(self.ticket.ccache.parent, ignore_errors=True)
             ctx.end_session(policy is CardRemoval.LOGOFF)
             return
 
@@ -224,37 +213,22 @@ class LogonFlow:
         while any(r.name == reader for r in readers_with_card(backend.readers())):
             await backend.wait_for_reader_change()
 
-    async def _attempt(self, backend: SmartCardBackend, reader: str, pin: Secret) -> SignedIn:
+    async def _attempt(self, backend: SmartCardBackend, reader: str,
+                       pin: Secret) -> SignInOutcome:
         """One attempt by the logon service, over the logon's own line to the card."""
         ctx = self.context
         request = SignInRequest(
             client_address=ctx.session.peer, client_name=ctx.session.client_name,
             reader=reader, user_name=ctx.client_user, domain=ctx.client_domain,
         )
+        session_id = ctx.session.session_id
         try:
             link = await open_card(backend, reader)
         except CardLinkError as exc:
-            pin.wipe()
-            refused = SignInRefused(ReasonCode.CARD_ERROR, f"{exc}: insert the card again")
-            ctx.audit.append(AuditRecord.refused(
-                datetime.datetime.now(datetime.UTC), refused, client_address=request.client_address,
-                client_name=request.client_name, reader=reader, mode=ctx.config.mode.value))
-            raise refused from None
+            await ctx.gateway.sign_in(session_id, request, pin, None, card_error=str(exc))
+            raise AssertionError("a sign-in without a card succeeded") from None
         try:
-            client = PivClient(BackendTransport(link, asyncio.get_running_loop()))
-            runner = self._pkinit_runner() if ctx.config.mode is AccountMode.KERBEROS else None
-            service = LogonService(ctx.config, ctx.validator(), audit=ctx.audit, pkinit=runner)
-            work = asyncio.ensure_future(
-                asyncio.to_thread(service.sign_in, client, pin, request))
-            try:
-                signed = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # The connection is going: the worker thread may be about to present
-                # the PIN, so it is wiped only once that thread is done with it.
-                await asyncio.wait({work})
-                if not work.cancelled():
-                    work.exception()  # retrieved: the flow ends anyway
-                raise
+            signed = await ctx.gateway.sign_in(session_id, request, pin, link)
         finally:
             pin.wipe()
             await close_card(link)
@@ -262,54 +236,24 @@ class LogonFlow:
         self._mark = time.perf_counter()
         return signed
 
-    def _pkinit_runner(self) -> Callable[[AccountMapping, Secret], PkinitResult]:
-        """Kerberos mode: a TGT by PKINIT with the session's redirected card (worker thread)."""
-        ctx = self.context
-        socket = ctx.session.env.get("PCSCLITE_CSOCK_NAME")
-        base = ctx.runtime_dir / "krb5"
-        base.mkdir(parents=True, exist_ok=True)
-        base.chmod(0o711)
-        anchors = kdc_anchors(ctx.config, ctx.state_dir)
-
-        def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
-            if mapping.principal is None or socket is None:
-                pin.wipe()
-                raise SignInRefused(ReasonCode.KINIT_FAILED,
-                                    "no Kerberos principal or no redirected card for PKINIT")
-            account = pwd.getpwnam(mapping.account)
-            # kinit runs as the logon service (it reads the trust anchors of the
-            # state directory); the credential cache is then handed to the account.
-            return run_pkinit(
-                mapping.principal, pin, ctx.config.kdc, ccache_base=base, anchors=anchors,
-                enterprise=mapping.enterprise, realm=mapping.realm, pcsc_socket=socket,
-                uid=account.pw_uid, gid=account.pw_gid,
-            )
-
-        return run
-
     async def _signed_in(self, reader: str) -> None:
         ctx = self.context
         card = self.signed_in
         assert card is not None
-        self.ticket = card.tickets
-        account = pwd.getpwnam(card.account)
         session = ctx.session
-        session.account, session.uid, session.gid = account.pw_name, account.pw_uid, account.pw_gid
-        session.user = card.upn or account.pw_name
-        session.upn = card.upn or ""
+        session.account, session.uid, session.gid = card.account, card.uid, card.gid
+        session.user = card.upn or card.account
+        session.upn = card.upn
         session.phase = "signed in"
-        ctx.hand_over(account.pw_uid, account.pw_gid)
-        expires = None
-        if self.ticket is not None:
-            session.env["KRB5CCNAME"] = self.ticket.ccname
-            expires = self.ticket.expires
+        ctx.hand_over(card.uid, card.gid)
+        if card.ccname:
+            session.env["KRB5CCNAME"] = card.ccname
         ctx.log.info("signed in: %s as local account %s (certificate %s, serial %X)%s",
-                     card.upn, account.pw_name, card.certificate.subject,
-                     card.certificate.serial,
-                     f", TGT for {self.ticket.principal}" if self.ticket else "")
+                     card.upn, card.account, card.subject, card.serial,
+                     f", TGT for {card.principal}" if card.ccname else "")
         ctx.screen.set_status("Signed in with your smart card", StatusKind.SUCCESS)
         ctx.screen.set_tries_left(None)
-        ctx.screen.show_signed_in(account.pw_name, card.realm or "", expires, reader)
+        ctx.screen.show_signed_in(card.account, card.realm, card.expires, reader)
         await ctx.push_screen()
         self._phase("session")
         ctx.log.info("sign-in phases (ms): %s", ", ".join(

@@ -53,10 +53,14 @@ class PcscSocketServer:
     """Serves ``service`` on ``directory/pcscd.comm`` for the session user ``owner_uid``."""
 
     def __init__(
-        self, service: PcscliteService, directory: Path, owner_uid: int, owner_gid: int
+        self, service: PcscliteService, directory: Path, owner_uid: int, owner_gid: int,
+        *, listener: socket.socket | None = None,
     ) -> None:
         self.service = service
         self.directory = Path(directory)
+        # A socket made (and later removed) by the privileged side: this server
+        # only accepts on it and checks peers.
+        self._listener = listener
         self.owner_uid = owner_uid
         self.owner_gid = owner_gid
         self._server: asyncio.Server | None = None
@@ -82,10 +86,16 @@ class PcscSocketServer:
         """Create the directory and the socket, and start accepting connections."""
         if self._server is not None:
             return
+        loop = asyncio.get_running_loop()
+        if self._listener is not None:
+            self._server = await loop.create_unix_server(
+                lambda: _ProgramConnection(self), sock=self._listener)
+            self.service.start()
+            log.info("pcsc-lite socket for uid %d at %s", self.owner_uid, self.socket_path)
+            return
         self._make_directory()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
             lambda: _ProgramConnection(self), path=str(self.socket_path)
         )
@@ -110,6 +120,8 @@ class PcscSocketServer:
     def set_owner(self, uid: int, gid: int) -> None:
         """Hand the directory and the socket to another account (the one that signed in)."""
         self.owner_uid, self.owner_gid = uid, gid
+        if self._listener is not None:
+            return  # the privileged side owns the files
         for path in (self.directory, self.socket_path):
             if path.exists():
                 self._chown(path)
@@ -135,7 +147,8 @@ class PcscSocketServer:
         if server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self._listener is None:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     async def __aenter__(self) -> Self:
         await self.start()

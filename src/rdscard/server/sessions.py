@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class SessionState(StrEnum):
@@ -30,6 +30,11 @@ class SessionState(StrEnum):
     ACTIVE = "active"
     DISCONNECTED = "disconnected"
     ENDED = "ended"
+
+
+#: The account that started the server (root with privilege separation, read before
+#: the network process drops to its own account): a session's until a sign-in.
+SERVER_ACCOUNT: Final = (pwd.getpwuid(os.geteuid()).pw_name, os.geteuid(), os.getegid())
 
 
 @dataclass
@@ -47,9 +52,9 @@ class SessionInfo:
     channels: tuple[str, ...] = ()
     # The local account the session's programs run as: the server's own until
     # a sign-in maps the card's user to an account.
-    account: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
-    uid: int = field(default_factory=os.geteuid)
-    gid: int = field(default_factory=os.getegid)
+    account: str = field(default_factory=lambda: SERVER_ACCOUNT[0])
+    uid: int = field(default_factory=lambda: SERVER_ACCOUNT[1])
+    gid: int = field(default_factory=lambda: SERVER_ACCOUNT[2])
     env: dict[str, str] = field(default_factory=dict)
     state: str = SessionState.CONNECTING.value
     upn: str = ""
@@ -69,7 +74,9 @@ class SessionInfo:
 class SessionTable:
     """Live sessions by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_closed: Callable[[int], None] | None = None) -> None:
+        #: Called with the id of each session that ends (its resources go).
+        self.on_closed = on_closed
         self._ids = itertools.count(1)
         self._sessions: dict[int, SessionInfo] = {}
         # How to disconnect the connection attached to a session, if one is.
@@ -83,8 +90,10 @@ class SessionTable:
 
     def close(self, session_id: int) -> None:
         """Forget a session that ended."""
-        self._sessions.pop(session_id, None)
+        known = self._sessions.pop(session_id, None)
         self._disconnectors.pop(session_id, None)
+        if known is not None and self.on_closed is not None:
+            self.on_closed(session_id)
 
     def attach_connection(self, session_id: int, disconnect: Callable[[str], None]) -> None:
         """A connection now shows ``session_id``; ``disconnect(why)`` ends that connection."""

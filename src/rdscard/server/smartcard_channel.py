@@ -48,6 +48,7 @@ class SmartCardChannel:
         self._pending: dict[int, Callable[[IoctlOutcome], None]] = {}
         self.device_id: int | None = None
         self.backend: EscBackend | None = None
+        self.service: PcscliteService | None = None
         self.socket: PcscSocketServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -129,25 +130,46 @@ class SmartCardChannel:
         self.backend = EscBackend(self, call_timeout=self.config.call_timeout)
         self.backend.start()
         self.device_ready.set()
-        session = self.context.session
-        directory = session_directory(self.config.socket_dir, session.session_id)
-        service = PcscliteService(self.backend, log=self.log)
-        self.socket = PcscSocketServer(service, directory, session.uid, session.gid)
+        self.service = PcscliteService(self.backend, log=self.log)
         self._spawn(self._start_socket())
 
     async def _start_socket(self) -> None:
-        assert self.socket is not None
+        """Serve the session's card socket (made by the privileged side when there is one)."""
+        session = self.context.session
+        service = self.service
+        if service is None:
+            return
         try:
-            self.config.socket_dir.mkdir(parents=True, exist_ok=True)
-            Path(self.config.socket_dir).chmod(0o755)
-            await self.socket.start()
+            socket = await self._open_socket(session, service)
+            if self.service is not service or self._closed or self.socket is not None:
+                await self._close_socket(socket, session.session_id)
+                return
+            self.socket = socket
+            await socket.start()
         except (OSError, RdscardError) as exc:
             self.log.error("cannot create the session's smart card socket in %s: %s "
                            "(check [redirection] socket_dir)", self.config.socket_dir, exc)
             return
-        self.context.session.env.update(self.socket.env)
+        session.env.update(socket.env)
         self.log.info("smart card redirected: programs in the session use %s",
-                      self.socket.env["PCSCLITE_CSOCK_NAME"])
+                      socket.env["PCSCLITE_CSOCK_NAME"])
+
+    async def _open_socket(self, session: SessionInfo,
+                           service: PcscliteService) -> PcscSocketServer:
+        gateway = self.context.gateway
+        if gateway is None:
+            self.config.socket_dir.mkdir(parents=True, exist_ok=True)
+            Path(self.config.socket_dir).chmod(0o755)
+            directory = session_directory(self.config.socket_dir, session.session_id)
+            return PcscSocketServer(service, directory, session.uid, session.gid)
+        listener, path = await gateway.open_card_socket(session.session_id)
+        return PcscSocketServer(service, path.parent, session.uid, session.gid,
+                                listener=listener)
+
+    async def _close_socket(self, socket: PcscSocketServer, session_id: int) -> None:
+        await socket.close()
+        if self.context.gateway is not None:
+            await self.context.gateway.close_card_socket(session_id)
 
     async def move_to(self, session: SessionInfo, log: SessionLogger) -> None:
         """Serve the card at ``session``'s socket path: a reconnect took that session over.
@@ -155,22 +177,23 @@ class SmartCardChannel:
         The session's programs keep their ``PCSCLITE_CSOCK_NAME``; the socket
         of the short-lived logon session is removed first.
         """
+        previous = self.context.session.session_id
         self.context = replace(self.context, session=session, log=log)
         self.log = log
         socket, self.socket = self.socket, None
         if socket is None:
             return
-        await socket.close()
-        directory = session_directory(self.config.socket_dir, session.session_id)
-        self.socket = PcscSocketServer(socket.service, directory, session.uid, session.gid)
+        await self._close_socket(socket, previous)
         await self._start_socket()
 
     async def release_socket(self) -> None:
         """Stop serving the session's socket now (another connection takes the session over)."""
         socket, self.socket = self.socket, None
+        service, self.service = self.service, None
         if socket is not None:
-            await socket.close()
-            await socket.service.close()
+            await self._close_socket(socket, self.context.session.session_id)
+        if service is not None:
+            await service.close()
 
     def hand_over(self, uid: int, gid: int) -> None:
         """The session now belongs to account ``uid``: its socket follows (0700, owned)."""
@@ -223,12 +246,14 @@ class SmartCardChannel:
         self._fail_pending()
         backend, self.backend = self.backend, None
         socket, self.socket = self.socket, None
+        service, self.service = self.service, None
         if backend is not None:
             await backend.close()
         if socket is not None:
             self.context.session.env.pop("PCSCLITE_CSOCK_NAME", None)
-            await socket.close()
-            await socket.service.close()
+            await self._close_socket(socket, self.context.session.session_id)
+        if service is not None:
+            await service.close()
 
     def _fail_pending(self) -> None:
         for completion_id in list(self._pending):

@@ -1,0 +1,1 @@
+"""Privilege separation: the root monitor and the unprivileged network process."""

@@ -1,0 +1,379 @@
+"""What only root may do for a session: the monitor's side of privilege separation.
+
+One :class:`PrivilegedService` per server. With privilege separation it
+lives in the monitor process and the network process reaches it through the
+IPC (:mod:`rdscard.privsep.remote`); without, the server calls it in process
+(:class:`rdscard.privsep.gateway.LocalGateway`). Either way the decisions
+are taken here from its own records, never from what the caller claims: the
+account of a session is the one its own sign-in proved, a desktop starts
+only for a signed-in session, a ticket moves only between two sessions of
+the same account.
+
+- card sockets: ``socket_dir/session-N/pcscd.comm``, the directory 0700 and
+  owned by the session's account once it signed in, the listening socket
+  created here and handed over (SCM_RIGHTS);
+- sign-in: the logon service (certificate checks, NTAuth, PIN, proof of
+  possession, PKINIT) with the card reached through the caller's link, the
+  audit log, the credential cache;
+- desktops: the session leaders, their logoff and what a dead one left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import os
+import pwd
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from rdscard.config import Config
+from rdscard.desktop import xkb_layout_for
+from rdscard.errors import RdscardError
+from rdscard.logon.audit import AuditLog, AuditRecord
+from rdscard.logon.mapping import AccountMapping
+from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.service import LogonService, SignInRequest
+from rdscard.logon.settings import AccountMode
+from rdscard.logon.validation import CertificateValidator
+from rdscard.pki.piv_client import PivClient
+from rdscard.pki.transport import Transport
+from rdscard.secret import Secret
+from rdscard.session.cleanup import CgroupTracker, end_all
+from rdscard.session.leader_client import LeaderHandle, start_leader
+from rdscard.session.spec import LeaderSpec
+
+log = logging.getLogger("rdscard.monitor")
+
+SOCKET_NAME: Final = "pcscd.comm"
+
+
+def session_directory(socket_dir: Path, session_id: int) -> Path:
+    """The private directory of session ``session_id``'s socket under ``socket_dir``."""
+    return socket_dir / f"session-{session_id}"
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """A successful sign-in as the connection sees it (no secret, no key)."""
+
+    account: str
+    uid: int
+    gid: int
+    upn: str
+    realm: str
+    principal: str
+    mode: str
+    subject: str
+    serial: int
+    ccname: str = ""
+    expires: datetime.datetime | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesktopStarted:
+    """Where a started desktop's X server is."""
+
+    display: str
+    cookie: bytes
+    xauthority: str
+
+
+@dataclass
+class _Session:
+    session_id: int
+    account: str = ""
+    uid: int = 0
+    gid: int = 0
+    ccname: str = ""
+    leader: LeaderHandle | None = None
+    card_socket: bool = False
+
+
+class PrivilegedService:
+    """The root-only work of every session of one server."""
+
+    def __init__(self, config: Config, audit: AuditLog,
+                 desktop_ended: Callable[[int, str], None]) -> None:
+        self.config = config
+        self.audit = audit
+        self.desktop_ended = desktop_ended
+        self._sessions: dict[int, _Session] = {}
+
+    def _session(self, session_id: int) -> _Session:
+        if not 0 < session_id < 1 << 31:
+            raise RdscardError(f"no session {session_id}")
+        return self._sessions.setdefault(session_id, _Session(session_id))
+
+    def _signed_in(self, session_id: int) -> _Session:
+        record = self._sessions.get(session_id)
+        if record is None or not record.account:
+            raise RdscardError(f"session {session_id} has not signed in")
+        return record
+
+    # -- card sockets ------------------------------------------------------------------
+    def socket_path(self, session_id: int) -> Path:
+        return session_directory(self.config.redirection.socket_dir, session_id) / SOCKET_NAME
+
+    def open_card_socket(self, session_id: int) -> tuple[socket.socket, Path]:
+        """A listening socket at the session's path, in its private directory."""
+        record = self._session(session_id)
+        base = self.config.redirection.socket_dir
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o755)
+        directory = session_directory(base, session_id)
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                raise RdscardError(f"{directory} exists and is not a directory: remove it")\
+                    from None
+        os.chmod(directory, 0o700)
+        path = directory / SOCKET_NAME
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(path))
+            os.chmod(path, 0o600)
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
+        record.card_socket = True
+        self._give(record)
+        return listener, path
+
+    def close_card_socket(self, session_id: int) -> None:
+        """Remove the session's socket directory (idempotent)."""
+        record = self._sessions.get(session_id)
+        if record is not None:
+            record.card_socket = False
+        shutil.rmtree(session_directory(self.config.redirection.socket_dir, session_id),
+                      ignore_errors=True)
+
+    def _give(self, record: _Session) -> None:
+        """The socket directory and socket belong to the session's account (root before)."""
+        directory = session_directory(self.config.redirection.socket_dir, record.session_id)
+        for path in (directory, directory / SOCKET_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                info = os.lstat(path)
+                if (info.st_uid, info.st_gid) != (record.uid, record.gid):
+                    os.chown(path, record.uid, record.gid, follow_symlinks=False)
+
+    # -- sign-in ------------------------------------------------------------------------
+    def card_refused(self, request: SignInRequest, message: str) -> SignInRefused:
+        """The card could not be opened: audited as a card error."""
+        refused = SignInRefused(ReasonCode.CARD_ERROR, f"{message}: insert the card again")
+        self.audit.append(AuditRecord.refused(
+            datetime.datetime.now(datetime.UTC), refused, client_address=request.client_address,
+            client_name=request.client_name, reader=request.reader,
+            mode=self.config.logon.mode.value))
+        return refused
+
+    def sign_in(self, session_id: int, request: SignInRequest, pin: Secret,
+                card: Transport) -> SignInOutcome:
+        """One attempt (blocking: run it in a worker thread); the PIN is wiped."""
+        try:
+            record = self._session(session_id)
+            config = self.config
+            runner = self._pkinit_runner(session_id) \
+                if config.logon.mode is AccountMode.KERBEROS else None
+            validator = CertificateValidator.from_config(config.logon, config.server.state_dir)
+            service = LogonService(config.logon, validator, audit=self.audit, pkinit=runner)
+            signed = service.sign_in(PivClient(card), pin, request)
+        finally:
+            pin.wipe()
+        account = pwd.getpwnam(signed.account)
+        if record.ccname and signed.tickets is not None and \
+                record.ccname != signed.tickets.ccname:
+            remove_ccache(record.ccname, config.redirection.socket_dir)
+        record.account, record.uid, record.gid = account.pw_name, account.pw_uid, account.pw_gid
+        record.ccname = signed.tickets.ccname if signed.tickets else ""
+        self._give(record)
+        tickets = signed.tickets
+        return SignInOutcome(
+            account=account.pw_name, uid=account.pw_uid, gid=account.pw_gid,
+            upn=signed.upn or "", realm=signed.realm or "",
+            principal=(tickets.principal if tickets else signed.principal) or "",
+            mode=signed.mode.value, subject=signed.certificate.subject,
+            serial=signed.certificate.serial, ccname=record.ccname,
+            expires=tickets.expires if tickets else None, phases=dict(signed.phases))
+
+    def _pkinit_runner(self, session_id: int) -> Callable[[AccountMapping, Secret], PkinitResult]:
+        """Kerberos mode: a TGT by PKINIT with the session's redirected card (worker thread)."""
+        config = self.config
+        record = self._session(session_id)
+        base = config.redirection.socket_dir / "krb5"
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o711)
+        anchors = kdc_anchors(config.logon, config.server.state_dir)
+
+        def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+            if mapping.principal is None or not record.card_socket:
+                pin.wipe()
+                raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                    "no Kerberos principal or no redirected card for PKINIT")
+            account = pwd.getpwnam(mapping.account)
+            # kinit runs as root (it reads the trust anchors of the state
+            # directory); the credential cache is then handed to the account.
+            return run_pkinit(
+                mapping.principal, pin, config.logon.kdc, ccache_base=base, anchors=anchors,
+                enterprise=mapping.enterprise, realm=mapping.realm,
+                pcsc_socket=str(self.socket_path(session_id)),
+                uid=account.pw_uid, gid=account.pw_gid,
+            )
+
+        return run
+
+    # -- desktops ------------------------------------------------------------------------
+    async def start_desktop(self, session_id: int, *, width: int, height: int,
+                            keyboard_layout: int, client_address: str) -> DesktopStarted:
+        """Start the desktop of the account signed in on ``session_id``."""
+        record = self._signed_in(session_id)
+        if record.leader is not None:
+            raise RdscardError(f"session {session_id} has a desktop already")
+        if not (0 < width <= 8192 and 0 < height <= 8192):
+            raise RdscardError(f"no desktop of {width}x{height} pixels")
+        cfg = self.config.sessions
+        layout, variant = xkb_layout_for(keyboard_layout & 0xFFFFFFFF)
+        env = {"PCSCLITE_CSOCK_NAME": str(self.socket_path(session_id))}
+        if record.ccname:
+            env["KRB5CCNAME"] = record.ccname
+        spec = LeaderSpec(
+            session_id=session_id, account=record.account, pam_service=cfg.pam_service,
+            client_address=client_address, width=width, height=height,
+            x_server=cfg.x_server, display_range=cfg.display_range,
+            keyboard_layout=layout, keyboard_variant=variant, command=cfg.command, env=env,
+            runtime_dir=str(self.config.redirection.socket_dir / f"desktop-{session_id}"),
+        )
+        leader = await start_leader(spec, timeout=cfg.start_timeout)
+        record.leader = leader
+        leader.ended.add_done_callback(lambda f: self._leader_ended(record, leader, f))
+        return DesktopStarted(leader.display, leader.cookie, str(leader.xauthority))
+
+    def _leader_ended(self, record: _Session, leader: LeaderHandle,
+                      ended: asyncio.Future[str]) -> None:
+        if record.leader is not leader:
+            return
+        reason = ended.result() if not ended.cancelled() and ended.exception() is None \
+            else "the session leader ended"
+        self.desktop_ended(record.session_id, reason)
+
+    async def end_desktop(self, session_id: int) -> str:
+        """Log the desktop off; ends what a dead leader left behind. The reason it ended."""
+        record = self._sessions.get(session_id)
+        leader = record.leader if record is not None else None
+        if record is None or leader is None:
+            return "no desktop"
+        try:
+            reason = await leader.logoff(timeout=10.0)
+        except Exception:
+            log.exception("[session %d] the session leader failed to log off", session_id)
+            reason = "the session leader failed to log off"
+        if leader.process.returncode not in (0, None):
+            left = await asyncio.to_thread(end_orphaned_session, leader)
+            log.warning("[session %d] the session leader died: ended %d process(es) it left "
+                        "behind; its PAM session could not be closed", session_id, left)
+        record.leader = None
+        return reason
+
+    # -- moves and ends --------------------------------------------------------------------
+    def take_over(self, old_session_id: int, new_session_id: int) -> None:
+        """The new sign-in's tickets replace the old session's (same account only)."""
+        old, new = self._signed_in(old_session_id), self._signed_in(new_session_id)
+        if old.account != new.account or old is new:
+            raise RdscardError(f"session {new_session_id} ({new.account}) cannot take over "
+                               f"session {old_session_id} ({old.account})")
+        if new.ccname and old.ccname and new.ccname != old.ccname:
+            replace_ccache(new.ccname, old.ccname, old.uid, old.gid)
+            new.ccname = ""
+        elif new.ccname and not old.ccname:
+            old.ccname, new.ccname = new.ccname, ""
+
+    def session_ended(self, session_id: int) -> None:
+        """Forget a session: its socket directory and credential cache go."""
+        record = self._sessions.pop(session_id, None)
+        self.close_card_socket(session_id)
+        if record is not None:
+            remove_ccache(record.ccname, self.config.redirection.socket_dir)
+            if record.leader is not None:
+                asyncio.get_running_loop().create_task(self.end_desktop_of(record))
+
+    async def end_desktop_of(self, record: _Session) -> None:
+        self._sessions[record.session_id] = record
+        try:
+            await self.end_desktop(record.session_id)
+        finally:
+            self._sessions.pop(record.session_id, None)
+
+    async def close_all(self) -> None:
+        """Server shutdown: every desktop is logged off, every socket removed."""
+        for session_id in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await self.end_desktop(session_id)
+            self.session_ended(session_id)
+
+
+def describe_phases(phases: dict[str, float]) -> str:
+    """The JSON text of sign-in phases (seconds by name)."""
+    return json.dumps({str(k): float(v) for k, v in phases.items()})
+
+
+def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
+    """Destroy a session's credential cache (its private directory under ``runtime_dir/krb5``)."""
+    if not ccname:
+        return
+    path = Path(ccname.removeprefix("FILE:"))
+    base = runtime_dir / "krb5"
+    if base in path.parents:
+        shutil.rmtree(path.parent if path.parent != base else path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def replace_ccache(new: str, old: str, uid: int, gid: int) -> None:
+    """Put the new sign-in's tickets into the old session's ccache (atomically), drop the new."""
+    source = Path(new.removeprefix("FILE:"))
+    target = Path(old.removeprefix("FILE:"))
+    with contextlib.suppress(OSError):
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".ccache-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.read_bytes())
+        os.chown(temporary, uid, gid)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, target)
+    shutil.rmtree(source.parent, ignore_errors=True)
+
+
+def end_orphaned_session(leader: LeaderHandle) -> int:
+    """End what a dead leader left: its session's cgroup, and the groups it started.
+
+    Only the cgroup the leader said it used (another server's sessions may
+    have the same ids); the X server and the session command lead process
+    groups of their own. Returns how many processes were signalled.
+    """
+    count = 0
+    if leader.cgroup is not None and (leader.cgroup / "cgroup.procs").is_file():
+        tracker = CgroupTracker(leader.cgroup)
+        count += len(tracker.members())
+        end_all(tracker)
+        tracker.close()
+    for group in (leader.x_pid, leader.command_pid):
+        if group:
+            with contextlib.suppress(OSError):
+                os.killpg(group, 9)
+                count += 1
+    return count
