@@ -41,7 +41,8 @@ def status_of(pid: int) -> dict[str, str]:
 
 
 @pytest.fixture
-def signed_in(tmp_path: Path, pki: RealmPki, local_account: str, pcscd: IsolatedPcscd,
+def signed_in(tmp_path: Path, pki: RealmPki, local_account: str,  # noqa: F811
+              pcscd: IsolatedPcscd,
               rsa_card: CardFile) -> Iterator[ServerProcess]:
     server = start_signin_server(tmp_path, pki)
     card = insert(rsa_card.card(), pcscd)
