@@ -65,6 +65,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+NETWORK_PROCESS = re.compile(r"network process (\d+): running as")
+
+
 class ServerProcess:
     """``rdscard serve`` on a free loopback port with a configuration file; log collected."""
 
@@ -94,6 +97,17 @@ class ServerProcess:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("rdscard serve did not start:\n" + self.log)
             time.sleep(0.05)
+        # With privilege separation (root) the work is the network process's, not the
+        # monitor's: figures are read from it.
+        self.monitor_pid = self.process.pid
+        while os.geteuid() == 0 and "privilege_separation = false" not in config_text:
+            found = NETWORK_PROCESS.search(self.log)
+            if found:
+                self.pid = int(found.group(1))
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("no network process:\n" + self.log)
+            time.sleep(0.02)
 
     def _collect(self) -> None:
         assert self.process.stderr is not None

@@ -127,10 +127,17 @@ class ServerProcess:
             stderr=subprocess.PIPE, text=True,
         )
         assert self.process.stderr is not None
+        # The network process (privilege separation, as root) does the work: its pid.
+        self.pid = self.process.pid
         for line in self.process.stderr:
             match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
             if match:
                 self.port = int(match.group(1))
+                if os.geteuid() != 0:
+                    break
+            network = re.search(r"network process (\d+): running as", line)
+            if network:
+                self.pid = int(network.group(1))
                 break
         # drain the log so the server never blocks on a full pipe
         self._drain = subprocess.Popen(["cat"], stdin=self.process.stderr,
@@ -190,8 +197,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         server = ServerProcess(state)
         try:
-            asyncio.run(run_clients(server.port, 1, server.process.pid, False))  # warm-up
-            rdp = [asyncio.run(run_clients(server.port, n, server.process.pid, False))
+            asyncio.run(run_clients(server.port, 1, server.pid, False))  # warm-up
+            rdp = [asyncio.run(run_clients(server.port, n, server.pid, False))
                    for n in counts]
         finally:
             server.stop()
