@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
     pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools
     opensc yubico-piv-tool python3-pyscard
     krb5-kdc krb5-admin-server krb5-pkinit krb5-user
-    swig gcc python3-dev
+    systemd swig gcc python3-dev
 )
 
 missing=()

@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--listen", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--state-dir", metavar="DIR", help="directory for generated state")
+    parser.add_argument("--print-systemd-unit", action="store_true",
+                        help="print a sandboxed systemd unit for this installation and exit")
     parser.set_defaults(handler=run)
 
 
@@ -80,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     loop twice (the program's request, the client's reply), and uvloop makes
     each crossing cheaper than the default loop does (BENCHMARKS.md).
     """
+    if args.print_systemd_unit:
+        print(systemd_unit(), end="")
+        return 0
     config = load_config(args.config).with_overrides(listen=args.listen, state_dir=args.state_dir)
     if separated(config):
         from rdscard.privsep.monitor import run_monitor
@@ -91,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
         return uvloop.run(run_monitor(config, network))
     uvloop.run(serve(RdpServer(config)))
     return 0
+
+
+def systemd_unit() -> str:
+    """The shipped unit, started with the ``rdscard`` of this installation."""
+    unit = resources.files("rdscard.privsep") / "systemd" / "rdscard.service"
+    command = shutil.which("rdscard") or str(Path(sys.executable).with_name("rdscard"))
+    return unit.read_text().replace("@RDSCARD@", command)
 
 
 def separated(config: Config) -> bool:
