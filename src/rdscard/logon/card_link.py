@@ -1,8 +1,10 @@
 """The logon service's own line to the session's redirected card.
 
 The logon service (the project's LSA) talks to the card directly through
-the session's :class:`SmartCardBackend`, in process, never through the
-session's socket: no program of the session can see or spoof its APDUs.
+the session's :class:`SmartCardBackend`, never through the session's
+socket: no program of the session can see or spoof its APDUs (with
+privilege separation each APDU crosses the monitor IPC to the network
+process that holds the backend).
 PIV host code (:class:`rdscard.pki.piv_client.PivClient`) is synchronous,
 so it runs in a worker thread and :class:`BackendTransport` carries each
 APDU to the event loop that owns the backend.

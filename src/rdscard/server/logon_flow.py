@@ -3,9 +3,11 @@
 The PIN that arrived with the connection (Client Info with
 INFO_PASSWORD_IS_SC_PIN, inside TLS) signs the user in with no prompt at
 all; a wrong one is never retried: the screen asks again and shows the
-tries left. The PIN lives only here and in the sign-in worker, as a Secret
-wiped after use. The card is reached through the session's own redirected
-reader, in process (:mod:`rdscard.logon.card_link`).
+tries left. The PIN lives here only until it is handed to the logon service
+(the monitor, with privilege separation: :mod:`rdscard.privsep`), as a
+Secret wiped after use on both sides. The logon service reaches the card
+through the session's own redirected reader, never through the session's
+socket (:mod:`rdscard.logon.card_link`).
 """
 
 from __future__ import annotations
