@@ -9,10 +9,25 @@ from pathlib import Path
 
 import pytest
 
+from rdscard.card.piv import VirtualPivCard
+from rdscard.card.state import CardState
 from rdscard.config import Config, RedirectionConfig, ServerConfig
 from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog
+from rdscard.logon.ntauth import NtAuthStore
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.service import SignInRequest
+from rdscard.logon.settings import LogonConfig
+from rdscard.pki.ca import RealmPki
+from rdscard.pki.piv_client import PivClient
+from rdscard.pki.piv_codec import Ins
+from rdscard.pki.provision import Credentials, ProvisionOptions, provision
+from rdscard.pki.transport import InProcessTransport
 from rdscard.privsep.privileged import PrivilegedService
+from rdscard.secret import Secret
+
+PIN = b"58213907"
+PUK = b"44332211"
 
 
 def service(tmp_path: Path) -> PrivilegedService:
@@ -66,3 +81,62 @@ def test_the_card_socket_is_private_and_follows_the_signed_in_account(tmp_path: 
         assert not path.parent.exists()
     finally:
         listener.close()
+
+
+# -- a network process that forges the card cannot sign anyone in ------------------------------
+@pytest.fixture(scope="module")
+def two_cards(tmp_path_factory: pytest.TempPathFactory) -> tuple[RealmPki, dict[str, object],
+                                                                 dict[str, object]]:
+    pki = RealmPki.create(tmp_path_factory.mktemp("pki"), "EXAMPLE.TEST", "example.test")
+    docs = []
+    for serial, user in ((0x7001, "alice"), (0x7002, "bob")):
+        state = CardState.new(serial=serial, pin=PIN, puk=PUK)
+        provision(PivClient(InProcessTransport(VirtualPivCard(state))), pki, user,
+                  Credentials(pin=bytearray(PIN), puk=bytearray(PUK)),
+                  ProvisionOptions(key_type="p256"))
+        docs.append(state.to_json())
+    return pki, docs[0], docs[1]
+
+
+class Relay:
+    """Alice's certificate from her card, but every signature from another card."""
+
+    def __init__(self, certificate_card: VirtualPivCard, signing_card: VirtualPivCard) -> None:
+        self.certificates = InProcessTransport(certificate_card)
+        self.signer = InProcessTransport(signing_card)
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if apdu[1] == Ins.GENERAL_AUTHENTICATE:
+            return self.signer.transmit(apdu)
+        if apdu[1] in (Ins.VERIFY, 0xA4):  # the PIN and SELECT reach both cards
+            self.signer.transmit(apdu)
+        return self.certificates.transmit(apdu)
+
+
+def signing_service(tmp_path: Path, pki: RealmPki) -> PrivilegedService:
+    state_dir = tmp_path / "state"
+    NtAuthStore(state_dir / "ntauth").add(pki.issuing_cert)
+    logon = LogonConfig.from_table({"mode": "local", "domain_realms": {
+        "example.test": "EXAMPLE.TEST"}, "accounts": {"alice@example.test": "nobody"}})
+    config = Config(server=ServerConfig(state_dir=state_dir), logon=logon,
+                    redirection=RedirectionConfig(socket_dir=tmp_path / "run"))
+    return PrivilegedService(config, AuditLog(tmp_path / "audit.jsonl"), lambda _s, _r: None)
+
+
+def test_a_relayed_signature_is_refused_and_the_session_stays_unsigned(
+        tmp_path: Path, two_cards: tuple[RealmPki, dict[str, object], dict[str, object]]
+) -> None:
+    pki, alice, bob = two_cards
+    svc = signing_service(tmp_path, pki)
+    forged = Relay(VirtualPivCard(CardState.from_json(alice)),
+                   VirtualPivCard(CardState.from_json(bob)))
+    with pytest.raises(SignInRefused) as refused:
+        svc.sign_in(1, SignInRequest(), Secret(PIN), forged)
+    assert refused.value.reason_code is ReasonCode.PROOF_FAILED
+    with pytest.raises(RdscardError, match="has not signed in"):
+        asyncio.run(svc.start_desktop(1, width=800, height=600, keyboard_layout=0x409,
+                                      client_address=""))
+    honest = InProcessTransport(VirtualPivCard(CardState.from_json(alice)))
+    outcome = svc.sign_in(2, SignInRequest(), Secret(PIN), honest)
+    assert (outcome.account, outcome.upn) == ("nobody", "alice@example.test")
+    assert [r["result"] for r in svc.audit.records()] == ["refused", "success"]
