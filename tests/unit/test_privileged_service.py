@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from rdscard.pki.piv_client import PivClient
 from rdscard.pki.piv_codec import Ins
 from rdscard.pki.provision import Credentials, ProvisionOptions, provision
 from rdscard.pki.transport import InProcessTransport
+from rdscard.privsep import ipc
+from rdscard.privsep.channel import IpcChannel, Reply
+from rdscard.privsep.monitor_control import MonitorControl
 from rdscard.privsep.privileged import PrivilegedService
 from rdscard.secret import Secret
 
@@ -140,3 +145,34 @@ def test_a_relayed_signature_is_refused_and_the_session_stays_unsigned(
     outcome = svc.sign_in(2, SignInRequest(), Secret(PIN), honest)
     assert (outcome.account, outcome.upn) == ("nobody", "alice@example.test")
     assert [r["result"] for r in svc.audit.records()] == ["refused", "success"]
+
+
+def test_session_exec_gets_its_account_and_environment_from_the_monitor(tmp_path: Path) -> None:
+    """A network process lying about a session cannot choose what root runs, or how."""
+    svc = service(tmp_path)
+    signed_in_as(svc, 4, "nobody", 65534)
+
+    async def lying_network(message: ipc.Message, fds: list[socket.socket]) -> Reply | None:
+        assert isinstance(message, ipc.ControlRequest)
+        lie = {"session_id": 4, "uid": 0, "gid": 0, "account": "root", "state": "active",
+               "env": {"LD_PRELOAD": "/tmp/evil.so", "PCSCLITE_CSOCK_NAME": "/tmp/x"}}
+        return ipc.ControlReply(json.dumps({"session": lie}).encode()), []
+
+    async def main() -> dict[str, object]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        monitor = IpcChannel(ours, lying_network, peer="network process")
+        network = IpcChannel(theirs, lying_network, peer="monitor")
+        monitor.start()
+        network.start()
+        try:
+            control = MonitorControl(svc, monitor, tmp_path)
+            return await control.answer(b'{"command": "session", "session": 4}\n')
+        finally:
+            monitor.close()
+            network.close()
+
+    session = asyncio.run(main())["session"]
+    assert isinstance(session, dict)
+    assert (session["account"], session["uid"], session["gid"]) == ("nobody", 65534, 65534)
+    assert session["env"] == {}  # no socket made, no tickets, no desktop: nothing
+    assert session["state"] == "active"  # what only the network process knows stays

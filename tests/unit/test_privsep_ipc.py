@@ -36,6 +36,8 @@ SAMPLES: list[ipc.Message] = [
                       "FILE:/run/rdscard/krb5/x/ccache", 1.8e9, '{"PIN verify": 0.01}'),
     ipc.RefusedReply("wrong_pin", "Wrong PIN: 2 tries left", 2),
     ipc.DesktopReply(":12", os.urandom(16), "/run/rdscard/desktop-3/Xauthority"),
+    ipc.ControlRequest('{"command": "list"}'),
+    ipc.ControlReply(b'{"sessions": []}'),
 ]
 
 

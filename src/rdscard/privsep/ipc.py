@@ -124,6 +124,14 @@ class SessionEnded(Message):
 
 # -- monitor -> network process ------------------------------------------------------------
 @dataclass
+class ControlRequest(Message):
+    """One request line of the control socket (the monitor serves it)."""
+
+    KIND: ClassVar[int] = 22
+    line: str
+
+
+@dataclass
 class Transmit(Message):
     """One APDU of a sign-in, for the card behind ``link_id``."""
 
@@ -156,6 +164,14 @@ class Failed(Message):
 
     KIND: ClassVar[int] = 41
     message: str
+
+
+@dataclass
+class ControlReply(Message):
+    """The JSON answer to a :class:`ControlRequest`."""
+
+    KIND: ClassVar[int] = 46
+    answer: bytes
 
 
 @dataclass
@@ -208,8 +224,8 @@ class DesktopReply(Message):
 MESSAGES: Final[dict[int, type[Message]]] = {
     cls.KIND: cls for cls in (
         OpenCardSocket, CloseCardSocket, SignIn, StartDesktop, EndDesktop, TakeOver,
-        SessionEnded, Transmit, DesktopEnded, Done, Failed, TransmitReply, SignedInReply,
-        RefusedReply, DesktopReply)
+        SessionEnded, Transmit, DesktopEnded, ControlRequest, Done, Failed, TransmitReply,
+        SignedInReply, RefusedReply, DesktopReply, ControlReply)
 }
 _FIELDS: Final[dict[type[Message], tuple[tuple[str, type], ...]]] = {
     cls: tuple((f.name, get_type_hints(cls)[f.name]) for f in dataclasses.fields(cls))

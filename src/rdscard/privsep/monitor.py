@@ -22,6 +22,7 @@ import sys
 from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
 from rdscard.privsep.drop import system_account
+from rdscard.privsep.monitor_control import MonitorControl
 from rdscard.privsep.privileged import PrivilegedService
 from rdscard.privsep.remote import MonitorHandler
 
@@ -40,6 +41,8 @@ async def run_monitor(config: Config, network_arguments: list[str]) -> int:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     handler = MonitorHandler(service, ours)
     handler.channel.start()
+    control = MonitorControl(service, handler.channel, cfg.state_dir)
+    await control.start()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rdscard.privsep.network", "--ipc-fd", str(theirs.fileno()),
         *network_arguments, pass_fds=(theirs.fileno(),))
@@ -60,6 +63,7 @@ async def run_monitor(config: Config, network_arguments: list[str]) -> int:
     try:
         status = await process.wait()
     finally:
+        await control.close()
         handler.channel.close()
         await service.close_all()
     if stopping:

@@ -95,6 +95,7 @@ async def run_network(server: RdpServer, gateway: RemoteGateway, user: str) -> N
     gateway.start()
 
     def unprivileged() -> None:
+        gateway.control = server.control.answer
         preload()
         drop_privileges(user)
         log.info("network process %d: running as %s without privileges", os.getpid(), user)
@@ -109,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config).with_overrides(listen=args.listen,
                                                          state_dir=args.state_dir)
         gateway = RemoteGateway(socket.socket(fileno=args.ipc_fd))
-        uvloop.run(run_network(RdpServer(config, gateway), gateway, config.server.user))
+        server = RdpServer(config, gateway, control_socket=False)
+        uvloop.run(run_network(server, gateway, config.server.user))
     except RdscardError as exc:
         log.error("%s", exc)
         return 2

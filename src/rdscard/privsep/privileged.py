@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
@@ -288,6 +288,24 @@ class PrivilegedService:
                         "behind; its PAM session could not be closed", session_id, left)
         record.leader = None
         return reason
+
+    def session_view(self, session_id: int) -> dict[str, Any]:
+        """Who a program run in the session is, by this side's records (for session exec)."""
+        record = self._sessions.get(session_id)
+        if record is None or not record.account:
+            root = pwd.getpwuid(0)
+            view: dict[str, Any] = {"account": root.pw_name, "uid": 0, "gid": 0, "env": {}}
+        else:
+            view = {"account": record.account, "uid": record.uid, "gid": record.gid, "env": {}}
+        env: dict[str, str] = view["env"]
+        if record is not None and (record.card_socket or record.leader is not None):
+            env["PCSCLITE_CSOCK_NAME"] = str(self.socket_path(session_id))
+        if record is not None and record.ccname:
+            env["KRB5CCNAME"] = record.ccname
+        if record is not None and record.leader is not None:
+            env["DISPLAY"] = record.leader.display
+            env["XAUTHORITY"] = str(record.leader.xauthority)
+        return view
 
     # -- moves and ends --------------------------------------------------------------------
     def take_over(self, old_session_id: int, new_session_id: int) -> None:

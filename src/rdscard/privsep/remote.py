@@ -17,8 +17,9 @@ import itertools
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rdscard.errors import RdscardError
 from rdscard.logon.card_link import MAX_RESPONSE, CardLink, CardLinkError
@@ -82,7 +83,8 @@ class RemoteGateway:
         self._links: dict[int, CardLink] = {}
         self._link_ids = itertools.count(1)
         self._leaders: dict[int, RemoteLeader] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Answers a control request line (the server's ControlServer.answer).
+        self.control: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
 
     def start(self) -> None:
         self.channel.start()
@@ -98,6 +100,10 @@ class RemoteGateway:
             except ScardError as exc:
                 return ipc.Failed(f"the card in {link.reader!r} stopped answering: {exc}"), []
             return ipc.TransmitReply(response), []
+        if isinstance(message, ipc.ControlRequest):
+            if self.control is None:
+                return ipc.Failed("the server is starting"), []
+            return ipc.ControlReply(fit_answer(await self.control(message.line.encode()))), []
         if isinstance(message, ipc.DesktopEnded):
             leader = self._leaders.get(message.session_id)
             if leader is not None and not leader.ended.done():
@@ -167,6 +173,19 @@ class RemoteGateway:
 
     def session_ended(self, session_id: int) -> None:
         self.channel.notify(ipc.SessionEnded(session_id))
+
+
+def fit_answer(answer: dict[str, Any]) -> bytes:
+    """The JSON of a control answer within the IPC's bounds (a long list is cut, and says so)."""
+    data = json.dumps(answer, separators=(",", ":")).encode()
+    sessions = answer.get("sessions")
+    while len(data) > ipc.MAX_BYTES and isinstance(sessions, list) and sessions:
+        sessions = sessions[:len(sessions) * 3 // 4]
+        data = json.dumps({**answer, "sessions": sessions, "truncated": True},
+                          separators=(",", ":")).encode()
+    if len(data) > ipc.MAX_BYTES:
+        data = b'{"error":"the answer is too long"}'
+    return data
 
 
 def outcome_of(reply: ipc.SignedInReply) -> SignInOutcome:

@@ -55,10 +55,16 @@ class ServerContext:
 class RdpServer:
     """The listening RD Session Host."""
 
-    def __init__(self, config: Config, gateway: Gateway | None = None) -> None:
-        """``gateway``: the monitor's, with privilege separation; else the work is local."""
+    def __init__(self, config: Config, gateway: Gateway | None = None, *,
+                 control_socket: bool = True) -> None:
+        """``gateway``: the monitor's, with privilege separation; else the work is local.
+
+        ``control_socket`` false: the monitor serves the control socket and
+        passes requests on to :attr:`control`.
+        """
         self.config = config
         self.gateway = gateway
+        self.control_socket = control_socket
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.context: ServerContext | None = None
@@ -85,11 +91,18 @@ class RdpServer:
             check_session_setup(self.config)
         self._control = ControlServer(self.context.sessions, cfg.state_dir,
                                       self.context.desktops)
-        await self._control.start()
+        if self.control_socket:
+            await self._control.start()
         self._server = await start_direct_server(
             self._accept, cfg.listen.host, cfg.listen.port, limit=1 << 20
         )
         log.info("listening on %s", ", ".join(self.addresses))
+
+    @property
+    def control(self) -> ControlServer:
+        """The answers to the control socket's requests."""
+        assert self._control is not None
+        return self._control
 
     @property
     def addresses(self) -> list[str]:
