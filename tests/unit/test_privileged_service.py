@@ -176,3 +176,14 @@ def test_session_exec_gets_its_account_and_environment_from_the_monitor(tmp_path
     assert (session["account"], session["uid"], session["gid"]) == ("nobody", 65534, 65534)
     assert session["env"] == {}  # no socket made, no tickets, no desktop: nothing
     assert session["state"] == "active"  # what only the network process knows stays
+
+
+def test_the_monitor_keeps_a_bounded_number_of_session_records(tmp_path: Path) -> None:
+    svc = service(tmp_path)
+    limit = 2 * svc.config.server.max_connections + 64
+    for session_id in range(1, limit + 1):
+        svc._session(session_id)
+    with pytest.raises(RdscardError, match="too many sessions"):
+        svc._session(limit + 1)
+    svc.session_ended(1)
+    svc._session(limit + 1)

@@ -114,7 +114,14 @@ class PrivilegedService:
     def _session(self, session_id: int) -> _Session:
         if not 0 < session_id < 1 << 31:
             raise RdscardError(f"no session {session_id}")
-        return self._sessions.setdefault(session_id, _Session(session_id))
+        record = self._sessions.get(session_id)
+        if record is None:
+            # Every record is a live session of the network process: more than it may
+            # serve means it forgets to say when they end (or worse).
+            if len(self._sessions) >= 2 * self.config.server.max_connections + 64:
+                raise RdscardError("too many sessions: the oldest must end first")
+            record = self._sessions[session_id] = _Session(session_id)
+        return record
 
     def _signed_in(self, session_id: int) -> _Session:
         record = self._sessions.get(session_id)
