@@ -83,7 +83,7 @@ def test_limits_settings_and_their_errors() -> None:
         parse_config("[server]\nconnection_rate = -1\n")
     with pytest.raises(ConfigError, match="output_pause = 1000: choose at least"):
         parse_config("[server]\noutput_pause = 1000\n")
-    with pytest.raises(ConfigError, match="output_limit .* must be larger than"):
+    with pytest.raises(ConfigError, match=r"output_limit .* must be larger than"):
         parse_config("[server]\noutput_pause = 4194304\noutput_limit = 4194304\n")
     with pytest.raises(ConfigError, match="logon_timeout"):
         parse_config("[server]\nlogon_timeout = 'soon'\n")

@@ -136,8 +136,8 @@ class Connection:
     def _logon_timed_out(self) -> None:
         """``server.logon_timeout``: no sign-in yet, so the session ends (ERRINFO_LOGON_TIMEOUT)."""
         self._logon_timer = None
-        if self.signed_in_once():
-            return
+        if self.signed_in_once() or self.acceptor.phase is not Phase.ACTIVE:
+            return  # still connecting: the run loop's deadline, no later than this, ends it
         self.close_with(
             ErrorInfo.ERRINFO_LOGON_TIMEOUT,
             f"no sign-in within {self.context.config.server.logon_timeout:.0f} s "
@@ -158,7 +158,10 @@ class Connection:
         server's replies) must fit in ``server.connect_timeout`` from the
         accept.
         """
-        timeout = self.context.config.server.connect_timeout
+        server = self.context.config.server
+        timeout, setting = server.connect_timeout, "server.connect_timeout"
+        if 0 < server.logon_timeout < timeout:
+            timeout, setting = server.logon_timeout, "server.logon_timeout"
         deadline = asyncio.get_running_loop().time() + timeout
         while self.acceptor.phase is not Phase.CLOSED:
             connecting = self.acceptor.phase is not Phase.ACTIVE
@@ -174,7 +177,7 @@ class Connection:
                     raise
                 self.log.warning(
                     "closing: the client did not finish connecting within %.0f s "
-                    "(stuck in %s; server.connect_timeout)", timeout, self.acceptor.phase.value,
+                    "(stuck in %s; %s)", timeout, self.acceptor.phase.value, setting,
                 )
                 self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGON_TIMEOUT)
                 with contextlib.suppress(TimeoutError):
