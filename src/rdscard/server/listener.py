@@ -24,6 +24,7 @@ from rdscard.config import Config
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog
 from rdscard.pdu import tpkt
+from rdscard.private_files import make_private_dir, tighten
 from rdscard.screen.cache import FrameCache
 from rdscard.server.admission import Admission, address_key, refusal_confirm
 from rdscard.server.channels import ChannelFactory
@@ -88,7 +89,8 @@ class RdpServer:
         """Prepare TLS and start listening."""
         cfg = self.config.server
         raise_fd_limit(cfg.max_connections * FDS_PER_CONNECTION)
-        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(cfg.state_dir)
+        tighten(cfg.state_dir)
         host_name = cfg.host_name or socket.gethostname()
         cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key, host_name)
         if cert.generated:
