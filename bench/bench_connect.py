@@ -121,9 +121,12 @@ async def run_clients(
 
 class ServerProcess:
     def __init__(self, state_dir: str) -> None:
+        # Every client connects from 127.0.0.1: no per-address limits.
+        config = Path(state_dir) / "bench.toml"
+        config.write_text("[server]\nmax_connections_per_address = 0\nconnection_rate = 0\n")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
-             "--state-dir", state_dir],
+             "--state-dir", state_dir, "--config", str(config)],
             stderr=subprocess.PIPE, text=True,
         )
         assert self.process.stderr is not None

@@ -394,6 +394,8 @@ def main() -> int:
         base = Path(tmp)
         os.chmod(base, 0o755)
         config = (f'[server]\nmax_connections = {max(counts) + 100}\n'
+                  # every scripted client connects from 127.0.0.1
+                  'max_connections_per_address = 0\nconnection_rate = 0\n'
                   f'[redirection]\nsocket_dir = "{base / "run"}"\n')
         server = ServerProcess(base / "server", config, profile=args.profile)
         try:

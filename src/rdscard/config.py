@@ -66,9 +66,21 @@ class ServerConfig:
     host_name: str = ""
     max_connections: int = 1000
     connect_timeout: float = 30.0
+    max_connections_per_address: int = 20
+    connection_rate: int = 30
+    logon_timeout: float = 120.0
+    output_pause: int = 1 << 20
+    output_limit: int = 16 << 20
     #: Run the network side as ``user`` apart from a root monitor (when started as root).
     privilege_separation: bool = True
     user: str = "rdscard"
+
+
+#: ``[server] connection_rate`` counts new connections over this many seconds.
+CONNECTION_RATE_WINDOW = 10.0
+#: The smallest ``output_pause``: below it, ordinary bursts (a full screen of
+#: graphics) would stop a connection's input.
+MIN_OUTPUT_PAUSE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -180,12 +192,51 @@ def _server(table: dict[str, Any]) -> ServerConfig:
             raise ConfigError("server.user must name an unprivileged system account "
                               "(not root), such as rdscard")
         cfg = replace(cfg, user=user)
+    cfg = _server_limits(table, cfg)
     _reject_unknown(table, "server")
     if (cfg.certificate is None) != (cfg.private_key is None):
         raise ConfigError(
             "server.certificate and server.private_key go together: set both, "
             "or neither to use a generated self-signed certificate"
         )
+    return cfg
+
+
+def _count(table: dict[str, Any], key: str, where: str) -> int:
+    """A whole number, 0 meaning "no limit"."""
+    value = int(_take(table, key, int, where))
+    if value < 0:
+        raise ConfigError(f"{where}.{key} must be 0 (no limit) or a positive whole number")
+    return value
+
+
+def _buffer_size(table: dict[str, Any], key: str, where: str) -> int:
+    size = int(_take(table, key, int, where))
+    if size < MIN_OUTPUT_PAUSE:
+        raise ConfigError(f"{where}.{key} = {size}: choose at least {MIN_OUTPUT_PAUSE} bytes "
+                          "(256 KiB)")
+    return size
+
+
+def _server_limits(table: dict[str, Any], cfg: ServerConfig) -> ServerConfig:
+    """The ``[server]`` settings that keep one client from taking the server down."""
+    where = "server"
+    if "max_connections_per_address" in table:
+        cfg = replace(cfg, max_connections_per_address=_count(
+            table, "max_connections_per_address", where))
+    if "connection_rate" in table:
+        cfg = replace(cfg, connection_rate=_count(table, "connection_rate", where))
+    if "logon_timeout" in table:
+        cfg = replace(cfg, logon_timeout=_seconds(table, "logon_timeout", where))
+    if "output_pause" in table:
+        cfg = replace(cfg, output_pause=_buffer_size(table, "output_pause", where))
+    if "output_limit" in table:
+        cfg = replace(cfg, output_limit=_buffer_size(table, "output_limit", where))
+    if cfg.output_limit <= cfg.output_pause:
+        raise ConfigError(
+            f"{where}.output_limit ({cfg.output_limit}) must be larger than "
+            f"{where}.output_pause ({cfg.output_pause}): a connection is paused first, "
+            "then dropped")
     return cfg
 
 

@@ -67,3 +67,23 @@ def test_generated_certificate_is_reused_and_private(tmp_path: Path) -> None:
 def test_unreadable_configured_certificate_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"server\.certificate"):
         ensure_server_certificate(tmp_path, tmp_path / "missing.pem", tmp_path / "k.pem")
+
+
+def test_limits_settings_and_their_errors() -> None:
+    server = Config().server
+    assert (server.max_connections_per_address, server.connection_rate) == (20, 30)
+    assert (server.logon_timeout, server.output_pause, server.output_limit) == (
+        120.0, 1 << 20, 16 << 20)
+    parsed = parse_config("[server]\nmax_connections_per_address = 0\nconnection_rate = 5\n"
+                          "logon_timeout = 0\noutput_pause = 262144\noutput_limit = 524288\n")
+    assert parsed.server.max_connections_per_address == 0
+    assert parsed.server.connection_rate == 5 and parsed.server.logon_timeout == 0
+    assert (parsed.server.output_pause, parsed.server.output_limit) == (262144, 524288)
+    with pytest.raises(ConfigError, match="connection_rate must be 0"):
+        parse_config("[server]\nconnection_rate = -1\n")
+    with pytest.raises(ConfigError, match="output_pause = 1000: choose at least"):
+        parse_config("[server]\noutput_pause = 1000\n")
+    with pytest.raises(ConfigError, match=r"output_limit .* must be larger than"):
+        parse_config("[server]\noutput_pause = 4194304\noutput_limit = 4194304\n")
+    with pytest.raises(ConfigError, match="logon_timeout"):
+        parse_config("[server]\nlogon_timeout = 'soon'\n")

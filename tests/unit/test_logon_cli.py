@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from rdscard.cli import ntauth
 from rdscard.errors import ConfigError
 from rdscard.logon.ntauth import NtAuthStore, fingerprint
 from rdscard.pki.ca import RealmPki, generate_key
+from rdscard.private_files import make_private_dir, tighten
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,28 @@ def test_config_file_ntauth_dir_is_honoured(pki: RealmPki, tmp_path: Path) -> No
     config.write_text(f'[logon]\nntauth_dir = "{tmp_path / "elsewhere"}"\n')
     assert run("--config", str(config), "add", str(pki.layout.root_cert)) == 0
     assert NtAuthStore(tmp_path / "elsewhere").contains(pki.root_cert)
+
+
+def test_add_before_the_first_serve_makes_a_private_state_dir(
+    pki: RealmPki, tmp_path: Path
+) -> None:
+    state = tmp_path / "var" / "lib" / "rdscard"  # none of it exists yet
+    old_umask = os.umask(0o022)
+    try:
+        assert run("--state-dir", str(state), "add", str(pki.layout.chain)) == 0
+    finally:
+        os.umask(old_umask)
+    for directory in (tmp_path / "var", tmp_path / "var" / "lib", state, state / "ntauth"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    files = list((state / "ntauth").iterdir())
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+
+def test_serve_tightens_a_state_dir_others_can_read(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    tighten(state)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    make_private_dir(state)  # an existing directory is left as it is
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700

@@ -43,7 +43,8 @@ def test_add_writes_one_file_named_by_fingerprint(pki: RealmPki, tmp_path: Path)
     assert added
     path = tmp_path / "ntauth" / f"{fingerprint(pki.issuing_cert)}.pem"
     assert entry.path == path
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # trust data: the server's alone
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert x509.load_pem_x509_certificate(path.read_bytes()) == pki.issuing_cert
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
     assert entry.subject == pki.issuing_cert.subject.rfc4514_string()

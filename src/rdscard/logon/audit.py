@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rdscard.logon.refusal import SignInRefused
+from rdscard.private_files import make_private_dir, open_private_file
 
 MAX_FIELD: Final = 1024
 MAX_LINE: Final = 16 * 1024
@@ -98,11 +99,9 @@ class AuditLog:
     def append(self, record: AuditRecord) -> None:
         """Write one line with a single append and sync it to disk."""
         data = record.line()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        make_private_dir(self.path.parent)
+        fd = open_private_file(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
             written = os.write(fd, data)
             if written != len(data):
                 raise OSError(f"short write to the audit log {self.path}")

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from rdscard.errors import ConfigError
+from rdscard.private_files import make_private_dir, open_private_file
 
 NTAUTH_DIR_NAME: Final = "ntauth"
 MAX_CERT_FILE: Final = 64 * 1024
@@ -156,11 +157,10 @@ class NtAuthStore:
         path = self.directory / f"{fingerprint(cert)}.pem"
         if path.is_file():
             return NtAuthEntry.of(cert, path), False
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.directory)  # trust data: the server's alone (0700, files 0600)
         tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = open_private_file(tmp, os.O_WRONLY | os.O_TRUNC)
         try:
-            os.fchmod(fd, 0o644)
             os.write(fd, cert.public_bytes(serialization.Encoding.PEM))
             os.fsync(fd)
         finally:

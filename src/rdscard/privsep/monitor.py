@@ -21,6 +21,7 @@ import sys
 
 from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
+from rdscard.private_files import make_private_dir, tighten
 from rdscard.privsep.drop import system_account
 from rdscard.privsep.monitor_control import MonitorControl
 from rdscard.privsep.privileged import PrivilegedService
@@ -34,8 +35,8 @@ async def run_monitor(config: Config, network_arguments: list[str]) -> int:
     """Start the network process and serve its requests until it ends; the exit status."""
     cfg = config.server
     account = system_account(cfg.user)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cfg.state_dir.chmod(0o700)
+    make_private_dir(cfg.state_dir)
+    tighten(cfg.state_dir)
     audit = AuditLog(cfg.state_dir / AUDIT_LOG_NAME)
     service = PrivilegedService(config, audit, lambda _session, _reason: None)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

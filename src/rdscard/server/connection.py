@@ -34,6 +34,7 @@ from rdscard.protocol.events import (
 from rdscard.redirect.backend import SmartCardBackend
 from rdscard.screen import LogonScreenController, PinSubmitted, ScreenAction
 from rdscard.secret import Secret
+from rdscard.server.backpressure import OutputGuard
 from rdscard.server.channels import ChannelContext, ChannelHandler
 from rdscard.server.desktop_link import DesktopLink
 from rdscard.server.logon_flow import LogonContext, LogonFlow
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 READ_SIZE = 65536
 GRAPHICS_BATCH = 64 * 1024
+#: Seconds a closing connection may take to send its last words before it is cut.
+CLOSE_GRACE = 5.0
 PROTOCOL_NAMES = {0: "RDP", 1: "TLS", 2: "CredSSP", 4: "RDSTLS", 8: "CredSSP-EX", 16: "RDSAAD"}
 
 
@@ -64,8 +67,11 @@ class Connection:
         writer: asyncio.StreamWriter,
         info: SessionInfo,
         protocol: DirectStreamProtocol | None = None,
+        address: str = "",
     ) -> None:
         self.context = context
+        #: The client's address as the limits count it (see ``admission.address_key``).
+        self.address = address
         self.reader = reader
         self.writer = writer
         self.protocol = protocol
@@ -92,37 +98,98 @@ class Connection:
         self._screen_push: asyncio.Task[None] | None = None
         self._push_again = False
         self.accepted_at = time.perf_counter()
+        server = context.config.server
+        self.guard = OutputGuard(
+            writer, protocol.raw_transport if protocol is not None else None,
+            pause_at=server.output_pause, drop_at=server.output_limit, on_drop=self._dropped,
+            on_pause=self._paused,
+        )
+        self._logon_timer: asyncio.TimerHandle | None = None
+        if server.logon_timeout > 0:
+            self._logon_timer = asyncio.get_running_loop().call_later(
+                server.logon_timeout, self._logon_timed_out)
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes to the client; the output guard bounds what may wait (backpressure)."""
+        self.writer.write(data)
+        self.guard.check()
+
+    def _paused(self, size: int) -> None:
+        self.context.warnings.info(
+            f"output-pause {self.address}",
+            "reading paused: %d bytes of output wait for the client (server.output_pause %d)",
+            size, self.guard.pause_at, logger=self.log,
+        )
+
+    def _dropped(self, size: int) -> None:
+        self.context.warnings.warning(
+            f"output-limit {self.address}",
+            "dropped the connection: %d bytes of output waited for a client that does not "
+            "read (server.output_limit %d)", size, self.guard.drop_at, logger=self.log,
+        )
+
+    def signed_in_once(self) -> bool:
+        """True once a sign-in on this connection has succeeded."""
+        return self.logon is not None and self.logon.ever_signed_in
+
+    def _logon_timed_out(self) -> None:
+        """``server.logon_timeout``: no sign-in yet, so the session ends (ERRINFO_LOGON_TIMEOUT)."""
+        self._logon_timer = None
+        if self.signed_in_once() or self.acceptor.phase is not Phase.ACTIVE:
+            return  # still connecting: the run loop's deadline, no later than this, ends it
+        self.close_with(
+            ErrorInfo.ERRINFO_LOGON_TIMEOUT,
+            f"no sign-in within {self.context.config.server.logon_timeout:.0f} s "
+            "(server.logon_timeout)",
+        )
+
+    def stop_timers(self) -> None:
+        """The connection is over: no logon timeout, no output polling."""
+        if self._logon_timer is not None:
+            self._logon_timer.cancel()
+            self._logon_timer = None
+        self.guard.stop()
 
     async def run(self) -> None:
-        """Serve the connection until either side ends it."""
-        timeout = self.context.config.server.connect_timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        """Serve the connection until either side ends it.
+
+        Everything up to the active session (reads, the TLS handshake, the
+        server's replies) must fit in ``server.connect_timeout`` from the
+        accept.
+        """
+        server = self.context.config.server
+        timeout, setting = server.connect_timeout, "server.connect_timeout"
+        if 0 < server.logon_timeout < timeout:
+            timeout, setting = server.logon_timeout, "server.logon_timeout"
+        deadline = asyncio.get_running_loop().time() + timeout
         while self.acceptor.phase is not Phase.CLOSED:
-            if self.acceptor.phase is Phase.ACTIVE:
-                data = await self.reader.read(READ_SIZE)
-            else:
-                remaining = deadline - loop.time()
-                try:
-                    async with asyncio.timeout(max(remaining, 0)):
-                        data = await self.reader.read(READ_SIZE)
-                except TimeoutError:
-                    self.log.warning(
-                        "closing: the client did not finish connecting within %.0f s "
-                        "(stuck in %s; server.connect_timeout)", timeout,
-                        self.acceptor.phase.value,
-                    )
-                    self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGON_TIMEOUT)
-                    await self.flush()
-                    return
+            connecting = self.acceptor.phase is not Phase.ACTIVE
+            try:
+                async with asyncio.timeout_at(deadline if connecting else None):
+                    data = await self.reader.read(READ_SIZE)
+                    if data:
+                        self.acceptor.receive(data)
+                        await self.process_events()
+                        await self.flush()
+            except TimeoutError:
+                if not connecting:
+                    raise
+                self.log.warning(
+                    "closing: the client did not finish connecting within %.0f s "
+                    "(stuck in %s; %s)", timeout, self.acceptor.phase.value, setting,
+                )
+                self.acceptor.disconnect(ErrorInfo.ERRINFO_LOGON_TIMEOUT)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2):
+                        await self.flush()
+                return
             if not data:
+                if self.guard.dropped:
+                    return
                 if not self._session_ended():  # else: ended in on_active_data
                     self.log.info("the client closed the connection (%s)",
                                   self.acceptor.phase.value)
                 return
-            self.acceptor.receive(data)
-            await self.process_events()
-            await self.flush()
             if self.acceptor.phase is Phase.ACTIVE and self.protocol is not None:
                 # From now on received bytes go to on_active_data as they arrive; anything
                 # already buffered is read by this loop first.
@@ -132,7 +199,7 @@ class Connection:
         """Write whatever the acceptor has queued."""
         out = self.acceptor.data_to_send()
         if out:
-            self.writer.write(out)
+            self.write(out)
             await self.writer.drain()
 
     async def process_events(self) -> None:
@@ -197,7 +264,7 @@ class Connection:
                 screen_touched |= self.on_event(event)  # no StartTls after the upgrade
             out = self.acceptor.data_to_send()
             if out and not self.writer.is_closing():
-                self.writer.write(out)
+                self.write(out)
             if screen_touched:
                 self._schedule_screen_push()
             if self.acceptor.phase is not Phase.ACTIVE:
@@ -251,11 +318,11 @@ class Connection:
             batch.append(pdu)
             size += len(pdu)
             if size >= GRAPHICS_BATCH:
-                self.writer.write(b"".join(batch))
+                self.write(b"".join(batch))
                 await self.writer.drain()
                 batch, size = [], 0
         if batch:
-            self.writer.write(b"".join(batch))
+            self.write(b"".join(batch))
             await self.writer.drain()
 
     async def start_tls(self, event: StartTls) -> None:
@@ -267,7 +334,12 @@ class Connection:
             f", cookie {event.cookie!r}" if event.cookie else "",
         )
         await self.flush()
-        await self.writer.start_tls(self.context.ssl_context)
+        # The handshake is bounded by connect_timeout (asyncio's own default is 60 s); the
+        # run loop's deadline, counted from the accept, usually ends it sooner.
+        await self.writer.start_tls(
+            self.context.ssl_context,
+            ssl_handshake_timeout=self.context.config.server.connect_timeout,
+        )
         ssl_object = self.writer.get_extra_info("ssl_object")
         version = ssl_object.version() if ssl_object is not None else "?"
         self.log.info("TLS established (%s)", version)
@@ -372,8 +444,13 @@ class Connection:
             return
         self.log.info("disconnecting the client: %s", why)
         self.acceptor.disconnect(error_info)
-        self.writer.write(self.acceptor.data_to_send())
+        self.write(self.acceptor.data_to_send())
+        if self.guard.dropped:
+            return
         self.writer.close()
+        # A client that does not read would keep the transport open until its queue drains.
+        transport = self.writer.transport
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
     def hand_over_card(self, uid: int, gid: int) -> None:
         """Give the session's smart card socket to the account that signed in."""
@@ -433,7 +510,7 @@ class Connection:
             return
         frames = self.acceptor.encode_channel_data(name, data)
         queued = self.acceptor.data_to_send()
-        self.writer.write(queued + frames if queued else frames)
+        self.write(queued + frames if queued else frames)
 
     def on_channel_data(self, event: ChannelData) -> None:
         """Hand a channel message to its handler; a failing handler closes only itself."""
@@ -475,9 +552,12 @@ class Connection:
 
     async def close(self) -> None:
         """Close the transport."""
+        self.stop_timers()
         with contextlib.suppress(Exception):
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2)
+        if not self.writer.transport.is_closing() or self.guard.buffered():
+            self.writer.transport.abort()  # what is left is never going to be read
 
 
 async def run_connection(
@@ -485,12 +565,13 @@ async def run_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     protocol: DirectStreamProtocol | None = None,
+    address: str = "",
 ) -> None:
     """Serve one accepted TCP connection as one session."""
     peer = writer.get_extra_info("peername")
     peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     info = context.sessions.open(peer_text)
-    connection = Connection(context, reader, writer, info, protocol)
+    connection = Connection(context, reader, writer, info, protocol, address or peer_text)
     context.sessions.attach_connection(info.session_id, connection.disconnect)
     connection.log.info("connection from %s", peer_text)
     try:
@@ -503,10 +584,12 @@ async def run_connection(
                 await connection.flush()
         raise
     except ProtocolError as exc:
-        connection.log.warning("closing: protocol error: %s", exc)
+        context.warnings.log(logging.WARNING, f"protocol-error {connection.address}",
+                             "closing: protocol error: %s", exc, logger=connection.log)
     except (ConnectionError, OSError) as exc:
         connection.log.info("connection lost: %s", exc)
     finally:
+        connection.stop_timers()
         if connection.client_pin is not None:
             connection.client_pin.wipe()
         await connection.stop_background()

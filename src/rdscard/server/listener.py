@@ -2,7 +2,10 @@
 
 Each accepted connection runs in its own task with its own session object;
 an exception in one never reaches another (it is logged with the session id
-and that connection alone is closed).
+and that connection alone is closed). Before that, :mod:`admission` decides
+whether the client may connect at all (per-address and server-wide limits);
+a refused client is answered with an RDP_NEG_FAILURE when it sends its
+Connection Request quickly, and the refusals are logged at a bounded rate.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import shutil
 import socket
 import ssl
@@ -17,13 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdscard.config import Config
+from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog
+from rdscard.pdu import tpkt
+from rdscard.private_files import make_private_dir, tighten
 from rdscard.privsep.gateway import Gateway, LocalGateway
 from rdscard.screen.cache import FrameCache
+from rdscard.server.admission import Admission, address_key, refusal_confirm
 from rdscard.server.channels import ChannelFactory
 from rdscard.server.connection import run_connection
 from rdscard.server.control import ControlServer
 from rdscard.server.desktop import DesktopManager
+from rdscard.server.log_limits import RateLimitedLog
 from rdscard.server.sessions import SessionTable
 from rdscard.server.smartcard_channel import CHANNEL_NAME, smart_card_channel_factory
 from rdscard.server.stream_protocol import DirectStreamProtocol, start_direct_server
@@ -31,6 +40,18 @@ from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
 log = logging.getLogger("rdscard.server")
 AUDIT_LOG_NAME = "audit.jsonl"
+#: Seconds a refused client has to send its Connection Request to be told why.
+REFUSAL_READ_TIMEOUT = 1.0
+#: Refused clients being answered at once; beyond, a refused connection is just closed.
+MAX_PENDING_REFUSALS = 64
+#: TCP keepalive on accepted sockets: a peer that vanished is noticed after
+#: KEEPIDLE + KEEPCNT * KEEPINTVL seconds (2 minutes) instead of never.
+KEEPALIVE_IDLE = 60
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 6
+#: File descriptors one connection may need (its socket, its session's
+#: smart card socket and programs' connections to it, a desktop's pipes).
+FDS_PER_CONNECTION = 4
 
 
 @dataclass
@@ -46,6 +67,8 @@ class ServerContext:
     frames: FrameCache = field(default_factory=FrameCache)
     channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
     desktops: DesktopManager = field(init=False)
+    #: Warnings about clients (refusals, protocol errors), rate-limited per address.
+    warnings: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
 
     def __post_init__(self) -> None:
         self.sessions.on_closed = self.gateway.session_ended
@@ -69,11 +92,15 @@ class RdpServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.context: ServerContext | None = None
         self._control: ControlServer | None = None
+        self.admission = Admission(config.server)
+        self._refusals = 0
 
     async def start(self) -> None:
         """Prepare TLS and start listening."""
         cfg = self.config.server
-        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        raise_fd_limit(cfg.max_connections * FDS_PER_CONNECTION)
+        make_private_dir(cfg.state_dir)
+        tighten(cfg.state_dir)
         host_name = cfg.host_name or socket.gethostname()
         cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key, host_name)
         if cert.generated:
@@ -126,22 +153,61 @@ class RdpServer:
         assert self.context is not None
         sock = writer.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.context.sessions) >= self.config.server.max_connections:
-            log.warning("refusing a connection from %s: server.max_connections reached",
-                        writer.get_extra_info("peername"))
-            writer.close()
+            configure_socket(sock)
+        peer = writer.get_extra_info("peername")
+        key = address_key(str(peer[0])) if isinstance(peer, tuple) else str(peer)
+        refused = self.admission.admit(key)
+        if refused is not None:
+            await self._refuse(reader, writer, key, refused)
             return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            await run_connection(self.context, reader, writer, protocol)
+            await run_connection(self.context, reader, writer, protocol, key)
         except Exception:  # a broken session must never take down another
             log.exception("connection handler failed")
         finally:
+            self.admission.release(key)
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      key: str, why: str) -> None:
+        """Tell a refused client so (X.224 Connection Confirm, RDP_NEG_FAILURE) and close.
+
+        Only when its Connection Request arrives within REFUSAL_READ_TIMEOUT
+        and no more than MAX_PENDING_REFUSALS others are being answered: a
+        refusal must cost the server less than an admitted connection.
+        """
+        assert self.context is not None
+        told = False
+        if self._refusals < MAX_PENDING_REFUSALS:
+            self._refusals += 1
+            try:
+                async with asyncio.timeout(REFUSAL_READ_TIMEOUT):
+                    header = await reader.readexactly(tpkt.TPKT_HEADER_SIZE)
+                    length = tpkt.next_frame_length(header)
+                    if header[0] == tpkt.TPKT_VERSION and length is not None:
+                        body = await reader.readexactly(length - len(header))
+                        answer = refusal_confirm(header + body)
+                        if answer is not None:
+                            writer.write(answer)
+                            await writer.drain()
+                            told = True
+            except (TimeoutError, ProtocolError, asyncio.IncompleteReadError, ConnectionError,
+                    OSError):
+                pass
+            finally:
+                self._refusals -= 1
+        self.context.warnings.warning(
+            f"refused {key}", "refused a connection from %s: %s%s", key, why,
+            " (sent RDP_NEG_FAILURE)" if told else "",
+        )
+        if told:
+            writer.close()  # once the confirm is out
+        else:
+            writer.transport.abort()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -164,6 +230,35 @@ class RdpServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+
+
+def configure_socket(sock: socket.socket) -> None:
+    """Options of an accepted socket: no Nagle delay, TCP keepalive."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Raise the soft open-file limit to the hard one when it is below ``wanted``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    new = wanted if hard == resource.RLIM_INFINITY else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open file limit from %d: %s", soft, exc)
+        return
+    if new < wanted:
+        log.warning("open file limit %d (hard limit) is low for server.max_connections: "
+                    "raise it (LimitNOFILE= in the systemd unit)", new)
+    else:
+        log.info("open file limit raised from %d to %d", soft, new)
 
 
 def check_session_setup(config: Config) -> None:

@@ -75,6 +75,8 @@ class LogonFlow:
         if client_pin is not None:
             self._pins.put_nowait(client_pin)
         self.signed_in: SignInOutcome | None = None
+        #: Set by the first successful sign-in (a lock screen later does not clear it).
+        self.ever_signed_in = False
         self.locked_by = ""
         self.phases: dict[str, float] = {}
         self._mark = time.perf_counter()
@@ -165,6 +167,7 @@ class LogonFlow:
                         f"this session is locked by {self.locked_by}: only their card unlocks it",
                     )
                 self.signed_in = card
+                self.ever_signed_in = True
             except SignInRefused as exc:
                 refused = exc
                 ctx.log.warning("sign-in refused (%s): %s", exc.reason_code.value, exc.message)

@@ -27,6 +27,12 @@ class DirectStreamProtocol(asyncio.StreamReaderProtocol):
         super().__init__(reader, lambda r, w: connected(r, w, self))
         #: Takes every received chunk while set; the stream's reader gets nothing meanwhile.
         self.direct: Callable[[bytes], None] | None = None
+        #: The TCP transport (under TLS, the one beneath the TLS layer).
+        self.raw_transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.raw_transport = transport
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         direct = self.direct

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from rdscard.errors import ConfigError
+from rdscard.private_files import make_private_dir, open_private_file
 
 log = logging.getLogger("rdscard.tls")
 
@@ -45,9 +46,9 @@ def _fingerprint(cert_pem: bytes) -> str:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = open_private_file(tmp, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
