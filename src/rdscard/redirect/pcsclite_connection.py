@@ -184,6 +184,7 @@ class PcscliteConnection(RequestSequencer):
         for h_context, context in contexts.items():
             await self._quietly(self._backend.release_context(context.opaque))
             self._service.free_id(h_context)
+            self._service.give_context()
         self._service.forget(self)
         if handles or contexts:
             self._service.log.debug(
@@ -323,16 +324,21 @@ class PcscliteConnection(RequestSequencer):
 
     # -- contexts ----------------------------------------------------------------------------
     async def _establish(self, message: EstablishContext) -> None:
-        if len(self._contexts) >= MAX_CONTEXTS_PER_CONNECTION:
+        # Over either limit the call is answered here and never reaches the client.
+        if (len(self._contexts) >= MAX_CONTEXTS_PER_CONNECTION
+                or not self._service.take_context(self.peer)):
             rv_full = ScardError.SCARD_E_NO_MEMORY
             self._write(EstablishContext(message.dw_scope, 0, rv_full).encode())
             return
         rv, opaque = await self._call(self._backend.establish_context(message.dw_scope))
         h_context = 0
-        if opaque is not None:
-            if self._closed:
-                await self._quietly(self._backend.release_context(opaque))
-                return
+        if opaque is None:
+            self._service.give_context()
+        elif self._closed:
+            await self._quietly(self._backend.release_context(opaque))
+            self._service.give_context()
+            return
+        else:
             h_context = self._service.new_id()
             self._contexts[h_context] = _Context(opaque)
         self._write(EstablishContext(message.dw_scope, h_context, rv).encode())
@@ -357,6 +363,7 @@ class PcscliteConnection(RequestSequencer):
                 self._service.free_id(h_card)
         rv, _ = await self._call(self._backend.release_context(context.opaque))
         self._service.free_id(message.h_context)
+        self._service.give_context()
         self._write(ReleaseContext(message.h_context, rv).encode())
 
     async def _cancel(self, message: Cancel) -> None:

@@ -140,7 +140,10 @@ class SmartCardChannel:
         self.device_ready.set()
         session = self.context.session
         directory = session_directory(self.config.socket_dir, session.session_id)
-        service = PcscliteService(self.backend, log=self.log)
+        service = PcscliteService(
+            self.backend, log=self.log, max_contexts=self.config.max_contexts,
+            max_connections=self.config.max_program_connections,
+        )
         self.socket = PcscSocketServer(service, directory, session.uid, session.gid)
         self._spawn(self._start_socket())
 
