@@ -327,7 +327,9 @@ def test_connect_transmit_and_disconnect() -> None:
         assert len(reply) == 32 + 4
         assert Transmit.decode(reply[:32]) == Transmit(h, 2, 16, len(select), 2, 16, 4, 0)
         assert reply[32:] == backend.response
-        assert backend.calls[-1] == ("transmit", (b"card-2", 2, select, 258))
+        # the whole response is asked for, as pcscd asks its driver; the program's 258
+        # bytes only decide SCARD_E_INSUFFICIENT_BUFFER
+        assert backend.calls[-1] == ("transmit", (b"card-2", 2, select, 65548))
         reply = await client.send(C.SCARD_DISCONNECT, Disconnect(h, 0))
         assert Disconnect.decode(reply) == Disconnect(h, 0, 0)
         assert backend.calls[-1] == ("disconnect", (b"card-2", 0))
@@ -851,3 +853,21 @@ def test_refusals_are_logged_once_in_a_hundred(caplog: pytest.LogCaptureFixture)
 def test_limits_are_at_least_one() -> None:
     with pytest.raises(ValueError):
         PcscliteService(FakeBackend(), max_contexts=0)
+
+
+def test_pcscd_argument_checks_are_answered_without_the_client() -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        reply = await client.send(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(7))
+        assert EstablishContext.decode(reply) == EstablishContext(7, 0, E.SCARD_E_INVALID_VALUE)
+        ctx = await client.establish()
+        for share, protocols, rv in ((2, 0, E.SCARD_E_PROTO_MISMATCH),
+                                     (9, 3, E.SCARD_E_INVALID_VALUE)):
+            reply = await client.send(C.SCARD_CONNECT, Connect(ctx, READER, share, protocols))
+            assert Connect.decode(reply).rv == rv
+        h = await client.connect(ctx)
+        reply = await client.send(C.SCARD_END_TRANSACTION, EndTransaction(h, 0))
+        assert EndTransaction.decode(reply).rv == E.SCARD_E_NOT_TRANSACTED
+        assert backend.names() == ["establish_context", "connect"]
+
+    run(scenario)
