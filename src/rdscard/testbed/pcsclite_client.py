@@ -64,7 +64,10 @@ class WireClient:
     def send(self, command: Command, message: RequestStruct | None = None,
              payload: bytes = b"") -> None:
         """Send one request without reading anything."""
-        self._sock.sendall(PcscRequest(command, message, payload).encode())
+        try:
+            self._sock.sendall(PcscRequest(command, message, payload).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            raise PeerClosedError(f"{self.path}: closed before {command.name}") from None
 
     def read(self, size: int) -> bytes:
         """Exactly ``size`` bytes; PeerClosedError when the daemon hangs up first."""
