@@ -98,6 +98,14 @@ class RedirectionConfig:
     enabled: bool = True
     socket_dir: Path = Path("/run/rdscard")
     call_timeout: float = 30.0
+    max_contexts: int = 32
+    max_program_connections: int = 64
+
+
+#: The client's pcscd serves about 200 contexts in all (PCSC_MAX_CONTEXT_THREADS); one
+#: session must leave the client's own programs most of them.
+MAX_CONTEXTS_LIMIT = 150
+MAX_PROGRAM_CONNECTIONS_LIMIT = 1000
 
 
 #: A light window manager that starts a terminal once it manages windows (a terminal
@@ -265,6 +273,20 @@ def _redirection(table: dict[str, Any]) -> RedirectionConfig:
         if seconds <= 0:
             raise ConfigError("redirection.call_timeout must be a positive number of seconds")
         cfg = replace(cfg, call_timeout=seconds)
+    if "max_contexts" in table:
+        count = _take(table, "max_contexts", int, "redirection")
+        if not 1 <= count <= MAX_CONTEXTS_LIMIT:
+            raise ConfigError(
+                f"redirection.max_contexts = {count}: choose 1 to {MAX_CONTEXTS_LIMIT} (every "
+                "context is one on the client's pcscd, which serves about 200 in all)"
+            )
+        cfg = replace(cfg, max_contexts=count)
+    if "max_program_connections" in table:
+        count = _take(table, "max_program_connections", int, "redirection")
+        if not 1 <= count <= MAX_PROGRAM_CONNECTIONS_LIMIT:
+            raise ConfigError(f"redirection.max_program_connections = {count}: choose 1 to "
+                              f"{MAX_PROGRAM_CONNECTIONS_LIMIT}")
+        cfg = replace(cfg, max_program_connections=count)
     _reject_unknown(table, "redirection")
     return cfg
 

@@ -87,3 +87,22 @@ def test_limits_settings_and_their_errors() -> None:
         parse_config("[server]\noutput_pause = 4194304\noutput_limit = 4194304\n")
     with pytest.raises(ConfigError, match="logon_timeout"):
         parse_config("[server]\nlogon_timeout = 'soon'\n")
+
+
+def test_redirection_limits() -> None:
+    config = parse_config("[redirection]\nmax_contexts = 8\nmax_program_connections = 20\n")
+    assert (config.redirection.max_contexts, config.redirection.max_program_connections) == (8, 20)
+    assert Config().redirection.max_contexts == 32  # well under the client pcscd's 200
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("max_contexts = 0", r"max_contexts = 0: choose 1 to 150"),
+     ("max_contexts = 200", r"max_contexts = 200: choose 1 to 150 .*client's pcscd"),
+     ("max_contexts = true", r"max_contexts: expected int"),
+     ("max_program_connections = 0", r"max_program_connections = 0: choose 1 to 1000"),
+     ("max_program_connections = '9'", r"max_program_connections: expected int")],
+)
+def test_bad_redirection_limits_say_what_to_choose(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"[redirection]\n{text}\n", "rdscard.toml")

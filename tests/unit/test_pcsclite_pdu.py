@@ -410,6 +410,13 @@ def test_request_rejections(data: bytes, field: str) -> None:
     assert info.value.field == field
 
 
+def test_a_slot_pcscd_has_not_initialised_reads_with_no_atr() -> None:
+    # pcscd 1.9.9 marks unused slots and readers not yet polled with cardAtrLength 34
+    # (READER_NOT_INITIALIZED, eventhandler.h)
+    entry = ReaderState.decode(PRESENT_BYTES[:176] + (34).to_bytes(4, "little") + bytes(4))
+    assert entry.card_atr == b"" and entry.reader_name == "Virtual PCD 00 00"
+
+
 def test_largest_apdu_is_accepted() -> None:
     apdu = bytes(MAX_BUFFER_SIZE_EXTENDED)
     request = PcscRequest(Command.SCARD_TRANSMIT, Transmit(1, 2, 16, len(apdu), 2, 16, 65548), apdu)
@@ -423,7 +430,7 @@ def test_largest_apdu_is_accepted() -> None:
         (Connect.decode, bytes(153), "size"),
         (
             ReaderState.decode,
-            PRESENT_BYTES[:176] + (34).to_bytes(4, "little") + bytes(4),
+            PRESENT_BYTES[:176] + (35).to_bytes(4, "little") + bytes(4),
             "cardAtrLength",
         ),
         (ReaderState.decode, b"x" * 128 + PRESENT_BYTES[128:], "readerName"),

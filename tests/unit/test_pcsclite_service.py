@@ -327,7 +327,9 @@ def test_connect_transmit_and_disconnect() -> None:
         assert len(reply) == 32 + 4
         assert Transmit.decode(reply[:32]) == Transmit(h, 2, 16, len(select), 2, 16, 4, 0)
         assert reply[32:] == backend.response
-        assert backend.calls[-1] == ("transmit", (b"card-2", 2, select, 258))
+        # the whole response is asked for, as pcscd asks its driver; the program's 258
+        # bytes only decide SCARD_E_INSUFFICIENT_BUFFER
+        assert backend.calls[-1] == ("transmit", (b"card-2", 2, select, 65548))
         reply = await client.send(C.SCARD_DISCONNECT, Disconnect(h, 0))
         assert Disconnect.decode(reply) == Disconnect(h, 0, 0)
         assert backend.calls[-1] == ("disconnect", (b"card-2", 0))
@@ -751,3 +753,121 @@ def test_release_waits_for_the_started_transmit() -> None:
         assert backend.names()[-2:] == ["disconnect", "release_context"]
 
     run(scenario, StartingBackend)
+
+
+# -- the session's context limit -----------------------------------------------------------
+
+
+def limited(limit: int) -> Callable[[Callable[[FakeBackend, PcscliteService], Awaitable[None]]],
+                                    None]:
+    """Run a scenario with a service limited to ``limit`` contexts."""
+
+    def runner(scenario: Callable[[FakeBackend, PcscliteService], Awaitable[None]]) -> None:
+        async def main() -> None:
+            backend = FakeBackend()
+            service = PcscliteService(backend, log=logging.getLogger("test.pcsclite"),
+                                      max_contexts=limit)
+            try:
+                await scenario(backend, service)
+            finally:
+                await service.close()
+
+        asyncio.run(main())
+
+    return runner
+
+
+def test_contexts_over_the_session_limit_get_no_memory_and_never_reach_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        clients = [Client(service) for _ in range(3)]
+        contexts = [await client.establish() for client in clients[:2]]
+        # the third program's call is answered here: 00 00 00 00 scope... rv 0x80100006
+        reply = await clients[2].send(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2))
+        assert EstablishContext.decode(reply) == EstablishContext(2, 0, E.SCARD_E_NO_MEMORY)
+        assert backend.names().count("establish_context") == 2
+        assert service.context_count == 2 and service.refused_contexts == 1
+        # a released context frees its place
+        await clients[0].send(C.SCARD_RELEASE_CONTEXT, ReleaseContext(contexts[0]))
+        assert service.context_count == 1
+        assert await clients[2].establish() != 0
+        # a program that goes away gives its contexts back, released on the client
+        await clients[1].conn.release()
+        assert ("release_context", (b"ctx-2",)) in backend.calls
+        assert service.context_count == 1
+        assert await Client(service).establish() != 0
+
+    with caplog.at_level(logging.DEBUG, logger="test.pcsclite"):
+        limited(2)(scenario)
+    refusals = [r for r in caplog.records if "refused (SCARD_E_NO_MEMORY)" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.WARNING]
+    assert "max_contexts" in refusals[0].getMessage()
+
+
+def test_establishments_in_flight_count_against_the_limit() -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        gate = backend.gate["establish_context"] = asyncio.Event()
+        clients = [Client(service) for _ in range(5)]
+        for client in clients:
+            client.conn.feed(PcscRequest(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2)).encode())
+        await settle()
+        assert backend.names().count("establish_context") == 3  # two answered at once
+        refused = [EstablishContext.decode(c.take()) for c in clients if c.out]
+        assert [r.rv for r in refused] == [E.SCARD_E_NO_MEMORY] * 2
+        gate.set()
+        await settle()
+        assert service.context_count == 3
+
+    limited(3)(scenario)
+
+
+def test_a_failed_establishment_gives_its_place_back() -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        backend.fail["establish_context"] = E.SCARD_E_NO_SERVICE
+        client = Client(service)
+        for _ in range(3):
+            reply = await client.send(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2))
+            assert EstablishContext.decode(reply).rv == E.SCARD_E_NO_SERVICE
+        assert service.context_count == 0
+        del backend.fail["establish_context"]
+        assert await client.establish() != 0
+
+    limited(1)(scenario)
+
+
+def test_refusals_are_logged_once_in_a_hundred(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        await Client(service).establish()
+        late = Client(service)
+        for _ in range(250):
+            reply = await late.send(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2))
+            assert EstablishContext.decode(reply).rv == E.SCARD_E_NO_MEMORY
+
+    with caplog.at_level(logging.DEBUG, logger="test.pcsclite"):
+        limited(1)(scenario)
+    levels = [r.levelno for r in caplog.records if "refused" in r.getMessage()]
+    assert len(levels) == 250 and levels.count(logging.WARNING) == 3  # 1st, 101st, 201st
+
+
+def test_limits_are_at_least_one() -> None:
+    with pytest.raises(ValueError):
+        PcscliteService(FakeBackend(), max_contexts=0)
+
+
+def test_pcscd_argument_checks_are_answered_without_the_client() -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        reply = await client.send(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(7))
+        assert EstablishContext.decode(reply) == EstablishContext(7, 0, E.SCARD_E_INVALID_VALUE)
+        ctx = await client.establish()
+        for share, protocols, rv in ((2, 0, E.SCARD_E_PROTO_MISMATCH),
+                                     (9, 3, E.SCARD_E_INVALID_VALUE)):
+            reply = await client.send(C.SCARD_CONNECT, Connect(ctx, READER, share, protocols))
+            assert Connect.decode(reply).rv == rv
+        h = await client.connect(ctx)
+        reply = await client.send(C.SCARD_END_TRANSACTION, EndTransaction(h, 0))
+        assert EndTransaction.decode(reply).rv == E.SCARD_E_NOT_TRANSACTED
+        assert backend.names() == ["establish_context", "connect"]
+
+    run(scenario)

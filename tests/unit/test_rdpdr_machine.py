@@ -32,8 +32,10 @@ from rdscard.pdu.rdpdr import (
 )
 from rdscard.pdu.rdpdr_io import DeviceControlRequest, DeviceControlResponse
 from rdscard.protocol.rdpdr import (
+    MAX_BAD_COMPLETIONS,
     MAX_PENDING_IOCTLS,
     ClientIdentified,
+    CompletionDropped,
     DeviceRemoved,
     IoctlCompleted,
     IoctlFailed,
@@ -82,7 +84,7 @@ def packet_ids(messages: list[bytes]) -> list[PacketId]:
     return [RdpdrHeader.decode(m).packet_id for m in messages]
 
 
-def ready_server(**kwargs: bool) -> RdpdrServer:
+def ready_server(**kwargs: bool | int) -> RdpdrServer:
     """A server that went through the whole handshake and accepted SCARD (id 1)."""
     server = RdpdrServer(CLIENT_ID, **kwargs)  # type: ignore[arg-type]
     server.start()
@@ -373,9 +375,10 @@ def test_ioctl_round_trip() -> None:
     assert server.pending_count == 1
     assert server.receive(answer(cid, b"out"), 10.5) == [IoctlCompleted(cid, 1, 0, b"out")]
     assert server.pending_count == 0
-    # A second answer to the same id is a protocol error.
-    with pytest.raises(ProtocolError, match="CompletionId"):
-        server.receive(answer(cid, b"out"), 11.0)
+    # A second answer to the same id is dropped and counted; the channel goes on.
+    (dropped,) = server.receive(answer(cid, b"out"), 11.0)
+    assert isinstance(dropped, CompletionDropped) and dropped.count == 1
+    assert dropped.error.field == "CompletionId"
 
 
 def test_error_status_is_passed_on() -> None:
@@ -387,17 +390,76 @@ def test_error_status_is_passed_on() -> None:
     assert server.receive(failed, 0.0) == [IoctlCompleted(cid, 1, 0xC0000001, b"")]
 
 
-def test_unknown_completion_id() -> None:
-    server = ready_server()
-    with pytest.raises(ProtocolError, match="CompletionId"):
-        server.receive(answer(12345), 0.0)
-
-
-def test_completion_from_the_wrong_device() -> None:
+def test_unknown_completion_id_is_dropped_and_the_channel_goes_on() -> None:
     server = ready_server()
     cid = server.device_control(1, 0x90014, b"", now=0.0)
-    with pytest.raises(ProtocolError, match="DeviceId"):
-        server.receive(answer(cid, device_id=2), 0.0)
+    (dropped,) = server.receive(answer(12345), 0.0)
+    assert isinstance(dropped, CompletionDropped)
+    assert (dropped.error.field, dropped.count) == ("CompletionId", 1)
+    assert "12345" in dropped.error.reason
+    assert server.phase is RdpdrPhase.READY and server.bad_completions == 1
+    assert server.receive(answer(cid, b"ok"), 0.0) == [IoctlCompleted(cid, 1, 0, b"ok")]
+
+
+def test_completion_from_the_wrong_device_is_dropped_and_the_request_stays_pending() -> None:
+    server = ready_server()
+    cid = server.device_control(1, 0x90014, b"", now=0.0)
+    (dropped,) = server.receive(answer(cid, device_id=2), 0.0)
+    assert isinstance(dropped, CompletionDropped) and dropped.error.field == "DeviceId"
+    assert server.pending_count == 1
+    assert server.receive(answer(cid, b"ok"), 0.0) == [IoctlCompleted(cid, 1, 0, b"ok")]
+
+
+def oversized(cid: int, claimed: int, output: bytes = b"abc") -> bytes:
+    """A DR_CONTROL_RSP whose OutputBufferLength is more than the bytes that follow."""
+    good = answer(cid, output)
+    return good[:16] + claimed.to_bytes(4, "little") + good[20:]
+
+
+@pytest.mark.parametrize("claimed", [4, 0x100000, 0x100001, 0xFFFFFFFF])
+def test_an_oversized_output_length_fails_its_request_at_once_and_keeps_the_channel(
+    claimed: int,
+) -> None:
+    server = ready_server()
+    bad = server.device_control(1, 0x90014, b"", now=0.0)
+    other = server.device_control(1, 0x90014, b"", now=0.0)
+    dropped, failed = server.receive(oversized(bad, claimed), 0.0)
+    assert isinstance(dropped, CompletionDropped) and dropped.count == 1
+    assert dropped.error.field in ("OutputBufferLength", "OutputBuffer")
+    assert isinstance(failed, IoctlFailed) and failed.malformed
+    assert (failed.completion_id, failed.device_id) == (bad, 1)
+    assert server.pending_count == 1
+    assert server.receive(answer(other, b"ok"), 0.0) == [IoctlCompleted(other, 1, 0, b"ok")]
+    # Nothing was retired for the malformed one: a second reply to it is bad too.
+    (again,) = server.receive(answer(bad), 0.0)
+    assert isinstance(again, CompletionDropped) and again.count == 2
+
+
+def test_a_truncated_completion_is_dropped() -> None:
+    server = ready_server()
+    cid = server.device_control(1, 0x90014, b"", now=0.0)
+    (dropped,) = server.receive(answer(cid)[:10], 0.0)
+    assert isinstance(dropped, CompletionDropped)
+    assert server.pending_count == 1  # its id could not be read: the request waits on
+
+
+def test_the_channel_ends_only_past_the_bad_completion_limit() -> None:
+    server = ready_server()
+    cid = server.device_control(1, 0x90014, b"", now=0.0)
+    for count in range(1, MAX_BAD_COMPLETIONS + 1):
+        (dropped,) = server.receive(answer(0x10000 + count), 0.0)
+        assert isinstance(dropped, CompletionDropped) and dropped.count == count
+    assert server.receive(answer(cid, b"ok"), 0.0) == [IoctlCompleted(cid, 1, 0, b"ok")]
+    with pytest.raises(ProtocolError, match=f"limit {MAX_BAD_COMPLETIONS}"):
+        server.receive(answer(4242), 0.0)
+
+
+def test_the_bad_completion_limit_is_a_parameter() -> None:
+    server = ready_server(max_bad_completions=0)
+    with pytest.raises(ProtocolError, match="CompletionId"):
+        server.receive(answer(4242), 0.0)
+    with pytest.raises(ValueError):
+        RdpdrServer(CLIENT_ID, max_bad_completions=-1)
 
 
 def test_completion_ids_are_distinct_and_answers_may_come_in_any_order() -> None:
@@ -470,8 +532,10 @@ def test_restart_resets_the_channel() -> None:
         server.device_control(1, 1, b"", now=0.0)
     # The client may still answer the old request before it sees the announce.
     assert server.receive(answer(cid), 0.0) == []
-    with pytest.raises(ProtocolError, match="CompletionId"):
-        server.receive(answer(4242), 0.0)
+    (dropped,) = server.receive(answer(4242), 0.0)
+    assert isinstance(dropped, CompletionDropped) and "before the handshake" in str(dropped.error)
+    (dropped,) = server.receive(answer(4242)[:8], 0.0)  # not even a whole header
+    assert isinstance(dropped, CompletionDropped) and dropped.count == 2
     for step, message, sent, expected, phase in HANDSHAKE[1:]:
         assert message is not None
         assert server.receive(message, 0.0) == expected, step

@@ -7,6 +7,8 @@ import logging
 import time
 from pathlib import Path
 
+import pytest
+
 from rdscard.config import RedirectionConfig
 from rdscard.pdu.esc.constants import ScardIoctl, ScardReturn
 from rdscard.pdu.rdpdr import (
@@ -88,3 +90,36 @@ def test_an_idle_channel_arms_no_timer(tmp_path: Path) -> None:
         await channel.close()
 
     asyncio.run(scenario())
+
+
+def test_bad_replies_are_dropped_with_a_log_line_and_the_channel_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        channel, sent = await ready_channel(tmp_path, 30.0)
+        outcomes: list[object] = []
+        channel.start_ioctl(ScardIoctl.SCARD_IOCTL_TRANSMIT, b"a", timeout=30.0,
+                            done=outcomes.append)
+        channel.start_ioctl(ScardIoctl.SCARD_IOCTL_TRANSMIT, b"b", timeout=30.0,
+                            done=outcomes.append)
+        first, second = (DeviceControlRequest.decode(m).completion_id for m in sent[-2:])
+        # A stray completion id: dropped, nothing completes.
+        channel.on_data(DeviceControlResponse(DEVICE, 999_999, 0, b"stray").encode())
+        assert outcomes == []
+        # An OutputBufferLength larger than the message: that call fails now, as a comm error.
+        good = DeviceControlResponse(DEVICE, first, 0, b"abc").encode()
+        channel.on_data(good[:16] + (0x7FFFFFFF).to_bytes(4, "little") + good[20:])
+        (error,) = outcomes
+        assert isinstance(error, ScardError) and error.code == ScardReturn.SCARD_F_COMM_ERROR
+        # The channel still carries the other call.
+        channel.on_data(DeviceControlResponse(DEVICE, second, 0, b"ok").encode())
+        assert outcomes[1] == b"ok"
+        assert channel.machine.bad_completions == 2
+        await channel.close()
+
+    with caplog.at_level(logging.WARNING, logger="test"):
+        asyncio.run(scenario())
+    drops = [r.getMessage() for r in caplog.records if "dropped a bad reply" in r.getMessage()]
+    assert len(drops) == 2
+    assert "no request pending with id 999999" in drops[0]
+    assert "OutputBuffer" in drops[1] and "abc" not in drops[1]

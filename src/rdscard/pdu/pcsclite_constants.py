@@ -13,6 +13,8 @@ PROTOCOL_VERSION_MAJOR: Final = 4
 PROTOCOL_VERSION_MINORS: Final = (4, 5, 6)
 MAX_READERNAME: Final = 128
 MAX_ATR_SIZE: Final = 33
+#: cardAtrLength of an unused table slot or a reader not yet polled (eventhandler.h).
+READER_NOT_INITIALIZED: Final = MAX_ATR_SIZE + 1
 #: Size of pbAttr in the GET/SET_ATTRIB struct.
 MAX_BUFFER_SIZE: Final = 264
 #: Largest APDU or control buffer: 4 + 3 + 65536 + 3 + 2 bytes.

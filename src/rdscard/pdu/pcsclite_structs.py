@@ -21,6 +21,7 @@ from rdscard.pdu.pcsclite_constants import (
     MAX_READERS_STATE_ARRAY,
     PCSCLITE_MAX_READERS_CONTEXTS,
     PROTOCOL_VERSION_MAJOR,
+    READER_NOT_INITIALIZED,
     READER_STATE_SIZE,
 )
 
@@ -398,7 +399,9 @@ class ReaderState:
         atr = r.raw(MAX_ATR_SIZE, "cardAtr")
         r.skip(3, "padding")
         atr_len = r.u32le("cardAtrLength")
-        if atr_len > MAX_ATR_SIZE:
+        if atr_len == READER_NOT_INITIALIZED:
+            atr_len = 0  # pcscd's mark of an unused slot or a reader not yet polled
+        elif atr_len > MAX_ATR_SIZE:
             raise r.error("cardAtrLength", f"{atr_len} bytes, limit {MAX_ATR_SIZE}")
         return cls(name, counter, state, sharing, atr[:atr_len], r.u32le("cardProtocol"))
 

@@ -28,6 +28,15 @@ requests time out through :meth:`RdpdrServer.expire`, and
 resets its rdpdr state and releases every smart card context it holds, so
 callers must treat all contexts and handles of this channel as gone.
 
+A bad I/O completion (a CompletionId nothing waits for, a reply from the
+wrong device, an OutputBufferLength that does not fit the message) is
+dropped with a :class:`CompletionDropped` event instead of ending the
+channel: one stray reply must not end redirection for the whole session.
+When it still names a pending request, that request fails at once
+(:class:`IoctlFailed` with ``malformed``). Only past ``max_bad_completions``
+bad completions does :meth:`RdpdrServer.receive` raise
+:class:`~rdscard.errors.ProtocolError`, and the adapter closes the channel.
+
 Transitions live in one table, :data:`_TRANSITIONS`, keyed by phase and
 PacketId.
 """
@@ -80,6 +89,8 @@ MAX_PENDING_IOCTLS: Final = 4096
 MAX_SMARTCARD_DEVICES: Final = 8
 #: Completion ids remembered after a timeout, reset or removal, so a late reply is dropped.
 RETIRED_COMPLETION_IDS: Final = 1024
+#: Bad I/O completions dropped on one channel before the channel is given up.
+MAX_BAD_COMPLETIONS: Final = 100
 
 
 class RdpdrPhase(Enum):
@@ -143,11 +154,28 @@ class IoctlCompleted:
 
 @dataclass(frozen=True)
 class IoctlFailed:
-    """The IOCTL sent with ``completion_id`` will never be answered."""
+    """The IOCTL sent with ``completion_id`` will never be answered.
+
+    ``malformed``: the client answered it, but with a reply that could not be
+    decoded (rather than not at all).
+    """
 
     completion_id: int
     device_id: int
     reason: str
+    malformed: bool = False
+
+
+@dataclass(frozen=True)
+class CompletionDropped:
+    """A bad Device I/O Response was dropped; the channel goes on (MS-RDPEFS 2.2.1.5).
+
+    ``count`` is the number dropped on this channel so far, this one included;
+    the adapter logs ``error`` (never the message's bytes).
+    """
+
+    error: ProtocolError
+    count: int
 
 
 RdpdrEvent = (
@@ -157,6 +185,7 @@ RdpdrEvent = (
     | DeviceRemoved
     | IoctlCompleted
     | IoctlFailed
+    | CompletionDropped
 )
 
 
@@ -176,14 +205,19 @@ class RdpdrServer:
         send_user_logged_on: bool = False,
         default_timeout: float = DEFAULT_IOCTL_TIMEOUT,
         special_type_device_cap: int = 1,
+        max_bad_completions: int = MAX_BAD_COMPLETIONS,
     ) -> None:
         """``send_user_logged_on``: send User Logged On after the first smart card device.
 
         ``special_type_device_cap`` tells Windows clients how many smart card
         devices they may redirect before logon (needed for smart card sign-in).
+        ``max_bad_completions``: bad I/O completions dropped before the
+        channel is given up (the next one raises ProtocolError).
         """
         if not 0 <= client_id <= 0xFFFFFFFF:
             raise ValueError("client_id is a 32-bit unsigned value")
+        if max_bad_completions < 0:
+            raise ValueError("max_bad_completions is not negative")
         self._client_id = client_id
         self._version_minor = version_minor
         self._send_user_logged_on = send_user_logged_on
@@ -199,6 +233,8 @@ class RdpdrServer:
         self._retired: OrderedDict[int, None] = OrderedDict()
         self._next_completion = 1
         self._logged_on_sent = False
+        self._max_bad = max_bad_completions
+        self._bad_completions = 0
 
     # -- state -----------------------------------------------------------------
     @property
@@ -218,6 +254,11 @@ class RdpdrServer:
     def smart_card_devices(self) -> dict[int, str]:
         """Accepted smart card devices: DeviceId -> PreferredDosName."""
         return dict(self._devices)
+
+    @property
+    def bad_completions(self) -> int:
+        """Bad I/O completions dropped on this channel so far."""
+        return self._bad_completions
 
     @property
     def pending_count(self) -> int:
@@ -408,7 +449,10 @@ class RdpdrServer:
         # Only Device Control Requests are ever sent, so every answer is a DR_CONTROL_RSP.
         usual = parse_device_control_response(message)
         if usual is None:  # an unusual shape (or malformed): the full decoder judges it
-            response = DeviceControlResponse.decode(message)
+            try:
+                response = DeviceControlResponse.decode(message)
+            except ProtocolError as exc:
+                return self._malformed_completion(message, exc)
             usual = (response.device_id, response.completion_id, response.io_status,
                      response.output_buffer)
         device_id, cid, io_status, output = usual
@@ -417,27 +461,57 @@ class RdpdrServer:
             if cid in self._retired:
                 del self._retired[cid]
                 return []
-            raise ProtocolError(
+            return self._drop(ProtocolError(
                 DeviceControlResponse.PDU, "CompletionId", f"no request pending with id {cid}"
-            )
+            ))
         if device_id != pending.device_id:
-            raise ProtocolError(
+            return self._drop(ProtocolError(
                 DeviceControlResponse.PDU,
                 "DeviceId",
-                f"reply from device {device_id} to a request for {pending.device_id}",
-            )
+                f"reply from device {device_id} to request {cid} for device {pending.device_id}",
+            ))
         del self._pending[cid]
         return [IoctlCompleted(cid, device_id, io_status, output)]
 
+    def _malformed_completion(self, message: bytes, error: ProtocolError) -> list[RdpdrEvent]:
+        """A DR_CONTROL_RSP that does not decode: dropped; its request, if known, fails now."""
+        events = self._drop(error)
+        try:
+            header = read_io_completion_header(message)
+        except ProtocolError:
+            return events  # not even the header: nothing names a request
+        pending = self._pending.get(header.completion_id)
+        if pending is not None and pending.device_id == header.device_id:
+            events.append(self._fail(
+                header.completion_id, f"malformed reply from the client: {error.reason}",
+                malformed=True,
+            ))
+        return events
+
+    def _drop(self, error: ProtocolError) -> list[RdpdrEvent]:
+        """Count a bad completion; past the limit the channel ends (ProtocolError)."""
+        self._bad_completions += 1
+        if self._bad_completions > self._max_bad:
+            raise ProtocolError(
+                error.pdu, error.field,
+                f"{error.reason} ({self._bad_completions} bad I/O completions on this "
+                f"channel, limit {self._max_bad})",
+            )
+        return [CompletionDropped(error, self._bad_completions)]
+
     def _on_stale_completion(self, message: bytes) -> list[RdpdrEvent]:
         # After restart() the client may still answer IOCTLs of the old session.
-        header = read_io_completion_header(message)
+        try:
+            header = read_io_completion_header(message)
+        except ProtocolError as exc:
+            return self._drop(exc)
         if header.completion_id in self._retired:
             del self._retired[header.completion_id]
             return []
-        raise ProtocolError(
-            DeviceControlResponse.PDU, "CompletionId", "I/O completion before the handshake"
-        )
+        return self._drop(ProtocolError(
+            DeviceControlResponse.PDU, "CompletionId",
+            f"I/O completion {header.completion_id} before the handshake",
+        ))
 
     # -- helpers -------------------------------------------------------------------
     def _announce(self) -> None:
@@ -462,12 +536,13 @@ class RdpdrServer:
             if cid not in self._pending and cid not in self._retired:
                 return cid
 
-    def _fail(self, completion_id: int, reason: str) -> IoctlFailed:
+    def _fail(self, completion_id: int, reason: str, *, malformed: bool = False) -> IoctlFailed:
         pending = self._pending.pop(completion_id)
-        self._retired[completion_id] = None
-        while len(self._retired) > RETIRED_COMPLETION_IDS:
-            self._retired.popitem(last=False)
-        return IoctlFailed(completion_id, pending.device_id, reason)
+        if not malformed:  # a late reply may still come; a malformed one was the reply
+            self._retired[completion_id] = None
+            while len(self._retired) > RETIRED_COMPLETION_IDS:
+                self._retired.popitem(last=False)
+        return IoctlFailed(completion_id, pending.device_id, reason, malformed)
 
     def _fail_all(self, reason: str) -> list[IoctlFailed]:
         return [self._fail(cid, reason) for cid in list(self._pending)]

@@ -63,6 +63,10 @@ log = logging.getLogger("rdscard.redirect")
 
 INFINITE = 0xFFFFFFFF
 MAX_READERS = 16
+SHARE_EXCLUSIVE = 1
+#: SCARD_ATTR_DEVICE_FRIENDLY_NAME_A and SCARD_ATTR_DEVICE_SYSTEM_NAME_A: pcscd answers these
+#: itself with the reader's name (winscard.c SCardGetAttrib), and so does this backend.
+READER_NAME_ATTRIBUTES = frozenset({0x7FFF0003, 0x7FFF0004})
 MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
 R = TypeVar("R", bound=NdrMessage)
 
@@ -115,9 +119,19 @@ def _decode_reply(reply_type: type[R], output: bytes) -> R:
 
 
 def _transmit_result(reply: TransmitReturn, protocol: int) -> tuple[int, bytes]:
-    """(pcsc-lite receive protocol, response) of a successful Transmit_Return."""
-    received = reply.pio_recv_pci.dw_protocol if reply.pio_recv_pci is not None else 0
-    return translate.protocols_from_windows(received) or protocol, reply.pb_recv_buffer or b""
+    """(pcsc-lite receive protocol, response) of a successful Transmit_Return.
+
+    pcscd puts in ioRecvPci.dwProtocol what its reader driver leaves in the
+    receive header (pcsc-lite winscard.c SCardTransmit), and pcscd numbers
+    the protocols for drivers as T=0 -> 0, T=1 -> 1 (SCARD_IO_HEADER.Protocol);
+    vpcd, for one, answers 1 for a T=1 card where a program might expect
+    SCARD_PROTOCOL_T1 (2). A Transmit_Return without pioRecvPci (MS-RDPESC
+    2.2.3.11; the usual shape, the call sends none) is given that number.
+    """
+    if reply.pio_recv_pci is not None:
+        return (translate.protocols_from_windows(reply.pio_recv_pci.dw_protocol),
+                reply.pb_recv_buffer or b"")
+    return translate.driver_protocol(protocol), reply.pb_recv_buffer or b""
 
 
 def _multi_string(raw: bytes | None) -> list[str]:
@@ -140,6 +154,9 @@ class EscBackend:
         self._windows_states: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._handles: dict[bytes, tuple[RedirScardHandle, str]] = {}
+        # The share mode of each of the session's card handles: pcscd's readerSharing comes
+        # from these (the client's pcscd does not report sharing changes to waiters).
+        self._shares: dict[bytes, tuple[str, int]] = {}
         self._handle_ids = itertools.count(1)
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_context: RedirScardContext | None = None
@@ -161,12 +178,28 @@ class EscBackend:
                 await self._monitor
         self._readers.clear()
         self._handles.clear()
+        self._shares.clear()
         self._notify()
 
     # -- the reader table ----------------------------------------------------------
     def readers(self) -> Sequence[ReaderInfo]:
-        """The current pcsc-lite reader table."""
-        return list(self._readers.values())
+        """The current pcsc-lite reader table.
+
+        readerSharing is pcscd's count for the session's own card handles
+        (-1 when one is exclusive, else how many there are), and what the
+        client last reported when the session has none on that reader.
+        """
+        if not self._shares:
+            return list(self._readers.values())
+        return [replace(info, sharing=sharing) if (sharing := self._local_sharing(name))
+                is not None else info for name, info in self._readers.items()]
+
+    def _local_sharing(self, reader: str) -> int | None:
+        """pcscd's readerSharing for the session's handles on ``reader``; None: no handles."""
+        modes = [mode for name, mode in self._shares.values() if name == reader]
+        if not modes:
+            return None
+        return -1 if SHARE_EXCLUSIVE in modes else len(modes)
 
     async def wait_for_reader_change(self) -> None:
         """Return at the next change of the reader table."""
@@ -254,6 +287,8 @@ class EscBackend:
             return
         atr = state.rgb_atr[: state.cb_atr] if bits & translate.PCSC_PRESENT else b""
         protocol = old.protocol if atr and atr == old.atr else 0
+        if self._local_sharing(name) is not None:
+            sharing = old.sharing  # the client counts the session's own handles too
         new = ReaderInfo(name, old.event_counter, bits, sharing, atr, protocol)
         if new != old:
             self._readers[name] = replace(new, event_counter=self._next_counter())
@@ -314,6 +349,7 @@ class EscBackend:
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
         token = next(self._handle_ids).to_bytes(4, "little")
         self._handles[token] = (reply.h_card, reader)
+        self._shares[token] = (reader, share_mode)
         self._set_reader_protocol(reader, protocol)
         return token, protocol
 
@@ -332,6 +368,8 @@ class EscBackend:
             initialization,
         )
         reply = await self._call(ScardIoctl.SCARD_IOCTL_RECONNECT, call, ReconnectReturn)
+        if handle in self._shares:
+            self._shares[handle] = (reader, share_mode)
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
         self._set_reader_protocol(reader, protocol)
         return protocol
@@ -340,6 +378,7 @@ class EscBackend:
         """SCardDisconnect on the client."""
         h_card, _ = self._handle(handle)
         del self._handles[handle]
+        self._shares.pop(handle, None)
         await self._call(
             ScardIoctl.SCARD_IOCTL_DISCONNECT, HCardAndDispositionCall(h_card, disposition),
             LongReturn,
@@ -433,8 +472,12 @@ class EscBackend:
         )
 
     async def get_attrib(self, handle: bytes, attribute: int, max_length: int) -> bytes:
-        """SCardGetAttrib on the client."""
-        h_card, _ = self._handle(handle)
+        """SCardGetAttrib on the client; the reader's names answered here, as pcscd does."""
+        h_card, reader = self._handle(handle)
+        if attribute in READER_NAME_ATTRIBUTES:
+            # pcscd's own answer; FreeRDP's client gives SCARD_E_UNSUPPORTED_FEATURE for a
+            # short buffer. The caller compares the length with the program's buffer.
+            return reader.encode("utf-8") + b"\0"
         call = GetAttribCall(h_card, attribute, 0, max_length)
         reply = await self._call(ScardIoctl.SCARD_IOCTL_GETATTRIB, call, GetAttribReturn)
         return reply.pb_attr or b""

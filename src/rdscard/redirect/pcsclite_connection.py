@@ -72,6 +72,26 @@ MAX_HANDLES_PER_CONNECTION: Final = 200
 #: Minor version assumed for a connection that never sent CMD_VERSION.
 DEFAULT_MINOR: Final = 4
 SUCCESS: Final = ScardError.SCARD_S_SUCCESS
+#: SCARD_SCOPE_USER, _TERMINAL, _SYSTEM and _GLOBAL: the scopes pcscd accepts.
+SCOPES: Final = frozenset({0, 1, 2, 3})
+#: Protocol bits pcscd needs in a non-direct SCardConnect (T0, T1, RAW, winscard.c's ANY_OLD).
+_CONNECT_PROTOCOLS: Final = 0x0001 | 0x0002 | 0x0004 | 0x1000
+_SHARE_MODES: Final = frozenset({1, 2, 3})  # SCARD_SHARE_EXCLUSIVE, _SHARED, _DIRECT
+_SHARE_DIRECT: Final = 3
+
+
+def _connect_arguments(message: Connect) -> int:
+    """pcscd's first checks of SCardConnect (winscard.c), answered without the client.
+
+    FreeRDP's client lets a shared connect without protocol bits through (its
+    pcsc-lite layer turns "none" into "any"); pcscd refuses it.
+    """
+    if (message.dw_share_mode != _SHARE_DIRECT
+            and not message.dw_preferred_protocols & _CONNECT_PROTOCOLS):
+        return ScardError.SCARD_E_PROTO_MISMATCH
+    if message.dw_share_mode not in _SHARE_MODES:
+        return ScardError.SCARD_E_INVALID_VALUE
+    return SUCCESS
 
 
 @dataclass
@@ -184,6 +204,7 @@ class PcscliteConnection(RequestSequencer):
         for h_context, context in contexts.items():
             await self._quietly(self._backend.release_context(context.opaque))
             self._service.free_id(h_context)
+            self._service.give_context()
         self._service.forget(self)
         if handles or contexts:
             self._service.log.debug(
@@ -323,16 +344,25 @@ class PcscliteConnection(RequestSequencer):
 
     # -- contexts ----------------------------------------------------------------------------
     async def _establish(self, message: EstablishContext) -> None:
-        if len(self._contexts) >= MAX_CONTEXTS_PER_CONNECTION:
+        if message.dw_scope not in SCOPES:  # pcscd's check (winscard.c SCardEstablishContext)
+            rv_scope = ScardError.SCARD_E_INVALID_VALUE
+            self._write(EstablishContext(message.dw_scope, 0, rv_scope).encode())
+            return
+        # Over either limit the call is answered here and never reaches the client.
+        if (len(self._contexts) >= MAX_CONTEXTS_PER_CONNECTION
+                or not self._service.take_context(self.peer)):
             rv_full = ScardError.SCARD_E_NO_MEMORY
             self._write(EstablishContext(message.dw_scope, 0, rv_full).encode())
             return
         rv, opaque = await self._call(self._backend.establish_context(message.dw_scope))
         h_context = 0
-        if opaque is not None:
-            if self._closed:
-                await self._quietly(self._backend.release_context(opaque))
-                return
+        if opaque is None:
+            self._service.give_context()
+        elif self._closed:
+            await self._quietly(self._backend.release_context(opaque))
+            self._service.give_context()
+            return
+        else:
             h_context = self._service.new_id()
             self._contexts[h_context] = _Context(opaque)
         self._write(EstablishContext(message.dw_scope, h_context, rv).encode())
@@ -357,6 +387,7 @@ class PcscliteConnection(RequestSequencer):
                 self._service.free_id(h_card)
         rv, _ = await self._call(self._backend.release_context(context.opaque))
         self._service.free_id(message.h_context)
+        self._service.give_context()
         self._write(ReleaseContext(message.h_context, rv).encode())
 
     async def _cancel(self, message: Cancel) -> None:
@@ -382,6 +413,8 @@ class PcscliteConnection(RequestSequencer):
             )
         elif len(self._handles) >= MAX_HANDLES_PER_CONNECTION:
             rv = ScardError.SCARD_E_NO_MEMORY
+        elif (rv := _connect_arguments(message)) != SUCCESS:
+            pass  # pcscd refuses these before looking at the reader; so does the client's
         else:
             rv, result = await self._call(
                 self._backend.connect(
@@ -412,6 +445,11 @@ class PcscliteConnection(RequestSequencer):
                 )
                 self._write(reply.encode())
                 return
+        # pcscd reports the card's protocol when an exclusive connect finds the card in use
+        # (it has set the protocol up by then) and 0 with the other failures, a reader held
+        # exclusively included; libpcsclite passes it on to the program.
+        active = self._reader_protocol(message.sz_reader) if (
+            rv == ScardError.SCARD_E_SHARING_VIOLATION) else 0
         self._write(
             Connect(
                 message.h_context,
@@ -419,10 +457,16 @@ class PcscliteConnection(RequestSequencer):
                 message.dw_share_mode,
                 message.dw_preferred_protocols,
                 0,
-                0,
+                active,
                 rv,
             ).encode()
         )
+
+    def _reader_protocol(self, reader: str) -> int:
+        for info in self._service.readers():
+            if info.name == reader and info.sharing >= 0:
+                return info.protocol & 0xFFFFFFFF
+        return 0
 
     async def _reconnect(self, message: Reconnect) -> None:
         handle = self._handle(message.h_card)
@@ -470,6 +514,12 @@ class PcscliteConnection(RequestSequencer):
 
     async def _end(self, message: EndTransaction) -> None:
         handle = self._handle(message.h_card)
+        if not handle.in_transaction:
+            # pcscd: ending a transaction this handle does not hold (RFUnlockSharing).
+            # FreeRDP's client answers success here, so the call is not forwarded.
+            rv_none = ScardError.SCARD_E_NOT_TRANSACTED
+            self._write(EndTransaction(message.h_card, message.dw_disposition, rv_none).encode())
+            return
         rv, _ = await self._call(
             self._backend.end_transaction(handle.opaque, message.dw_disposition)
         )
@@ -484,10 +534,9 @@ class PcscliteConnection(RequestSequencer):
 
     async def _transmit(self, message: Transmit, apdu: bytes) -> None:
         handle = self._handle(message.h_card)
-        limit = min(message.pcb_recv_length, MAX_BUFFER_SIZE_EXTENDED)
-        rv, result = await self._call(
-            self._backend.transmit(handle.opaque, message.io_send_pci_protocol, apdu, limit)
-        )
+        rv, result = await self._call(self._backend.transmit(
+            handle.opaque, message.io_send_pci_protocol, apdu, MAX_BUFFER_SIZE_EXTENDED
+        ))
         self._transmit_reply(message, rv, result)
 
     def _start_transmit(self, starter: StartsTransmit, message: Transmit, apdu: bytes) -> None:
@@ -498,12 +547,15 @@ class PcscliteConnection(RequestSequencer):
             self._cut_off(str(exc))
             self._request_done()
             return
-        limit = min(message.pcb_recv_length, MAX_BUFFER_SIZE_EXTENDED)
         token = self._in_flight = object()  # a buggy backend calling back twice is ignored
         done = functools.partial(self._transmit_finished, message, token)
         try:
+            # The whole response is asked for, as pcscd asks its driver (winscard_svc.c): a
+            # program's buffer that is too small then gets SCARD_E_INSUFFICIENT_BUFFER with
+            # the length it needs and the receive protocol, as from pcscd.
             starter.start_transmit(
-                handle.opaque, message.io_send_pci_protocol, apdu, limit, done
+                handle.opaque, message.io_send_pci_protocol, apdu, MAX_BUFFER_SIZE_EXTENDED,
+                done,
             )
         except BackendError as exc:
             done(exc)

@@ -20,7 +20,15 @@ The service keeps pcscd's view of the session:
 - the waiters of CMD_WAIT_READER_STATE_CHANGE, woken with one 8-byte
   message each when ``backend.wait_for_reader_change()`` reports a change,
   exactly as pcscd's event handler does (pcsc-lite eventhandler.c);
-- the reader events counter of protocol 4.5, bumped when readers come or go.
+- the reader events counter of protocol 4.5, bumped when readers come or go;
+- the session's limits: at most ``max_connections`` program connections and
+  ``max_contexts`` contexts at once. Every context is one context on the
+  client's own pcscd (through MS-RDPESC EstablishContext), and pcscd serves
+  about 200 (PCSC_MAX_CONTEXT_THREADS): a session left unbounded could take
+  them all and stop the card on the user's own computer. An
+  SCardEstablishContext over the limit gets SCARD_E_NO_MEMORY here and is
+  never forwarded; a context is given back when it is released, also when
+  its program goes away.
 
 Backend calls run in the task of the connection that asked, so a slow call
 of one program never delays another program.
@@ -48,8 +56,12 @@ from rdscard.redirect.pcsclite_connection import PcscliteConnection, SendFunctio
 LOGGER_NAME: Final = "rdscard.redirect.pcsclite"
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
-#: Connections one session may have open at once (pcscd's PCSC_MAX_CONTEXT_THREADS).
-MAX_CONNECTIONS: Final = 200
+#: Program connections one session may have open at once (pcscd's own limit is 200,
+#: PCSC_MAX_CONTEXT_THREADS; libpcsclite opens one per context, SCardCancel one more).
+MAX_CONNECTIONS: Final = 64
+#: Contexts the programs of one session may hold at once, each one a context on the
+#: client's pcscd: well under its 200 so the user's own computer keeps its card.
+MAX_CONTEXTS: Final = 32
 #: Pause after the backend reports a change that left the table as it was, doubling up to
 #: MAX_IDLE_BACKOFF: a backend whose client is gone may return from every wait at once.
 IDLE_BACKOFF: Final = 0.01
@@ -99,10 +111,16 @@ class PcscliteService:
         log: Logger | None = None,
         random_id: Callable[[], int] | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        max_contexts: int = MAX_CONTEXTS,
     ) -> None:
+        if max_connections < 1 or max_contexts < 1:
+            raise ValueError("max_connections and max_contexts are at least 1")
         self.backend = backend
         self.log: Logger = log if log is not None else logging.getLogger(LOGGER_NAME)
         self.max_connections = max_connections
+        self.max_contexts = max_contexts
+        self._contexts = 0
+        self._refused_contexts = 0
         self._random_id = random_id or _random_id
         self._connections: list[PcscliteConnection] = []
         self._ids: set[int] = set()
@@ -181,6 +199,42 @@ class PcscliteService:
             if connection.owns_context(h_context):
                 return connection
         return None
+
+    # -- the context limit ---------------------------------------------------------------
+    @property
+    def context_count(self) -> int:
+        """Contexts held (or being established) by the session's programs."""
+        return self._contexts
+
+    @property
+    def refused_contexts(self) -> int:
+        """SCardEstablishContext calls answered SCARD_E_NO_MEMORY for the limit so far."""
+        return self._refused_contexts
+
+    def take_context(self, peer: str) -> bool:
+        """Reserve one context of the session's ``max_contexts``; False (logged) when full.
+
+        The first refusal and every hundredth after it are warnings, the
+        others debug lines: a program that retries in a loop does not flood
+        the log.
+        """
+        if self._contexts < self.max_contexts:
+            self._contexts += 1
+            return True
+        self._refused_contexts += 1
+        self.log.log(
+            logging.WARNING if self._refused_contexts % 100 == 1 else logging.DEBUG,
+            "pcsc-lite: SCardEstablishContext from %s refused (SCARD_E_NO_MEMORY): the "
+            "session's programs hold %d contexts, the limit ([redirection] max_contexts); "
+            "%d refused so far",
+            peer, self._contexts, self._refused_contexts,
+        )
+        return False
+
+    def give_context(self) -> None:
+        """A context reserved with :meth:`take_context` was released (or never made)."""
+        if self._contexts > 0:
+            self._contexts -= 1
 
     # -- the reader table ----------------------------------------------------------------
     def readers(self) -> list[ReaderInfo]:

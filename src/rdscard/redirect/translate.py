@@ -70,6 +70,20 @@ def protocols_from_windows(windows: int) -> int:
     return out
 
 
+def driver_protocol(pcsc: int) -> int:
+    """The protocol number pcscd hands a reader driver (SCARD_IO_HEADER.Protocol).
+
+    pcsc-lite winscard.c SCardTransmit: T=1 is 1, RAW stays SCARD_PROTOCOL_RAW,
+    anything else is T=0, 0. Drivers such as vpcd leave it in the receive
+    header, and pcscd returns it to the program as ioRecvPci.dwProtocol.
+    """
+    if pcsc == PCSC_T1:
+        return 1
+    if pcsc == PCSC_RAW:
+        return PCSC_RAW
+    return 0
+
+
 def control_code_to_windows(pcsc_code: int) -> int:
     """pcsc-lite SCARD_CTL_CODE(n) = 0x42000000 + n to Windows CTL_CODE(0x31, n, 0, 0).
 

@@ -66,7 +66,8 @@ class PcscSocketServer:
         self._server: asyncio.Server | None = None
         self._programs: set[_ProgramConnection] = set()
         self._closing = False
-        self.refused = 0
+        self.refused = 0  # other users
+        self.over_limit = 0  # the session's own programs, over max_program_connections
 
     @property
     def socket_path(self) -> Path:
@@ -183,10 +184,17 @@ class PcscSocketServer:
                 self.socket_path, uid, pid, self.owner_uid,
             )
             return None
-        if self.service.closed or len(self.service.connections) >= self.service.max_connections:
-            log.warning(
-                "pcsc-lite socket %s: refused uid %d pid %d: %d connections open",
-                self.socket_path, uid, pid, len(self.service.connections),
+        if self.service.closed:
+            return None
+        if len(self.service.connections) >= self.service.max_connections:
+            # The first refusal and every hundredth are warnings: a program retrying in a
+            # loop does not flood the log.
+            self.over_limit += 1
+            log.log(
+                logging.WARNING if self.over_limit % 100 == 1 else logging.DEBUG,
+                "pcsc-lite socket %s: refused uid %d pid %d: %d connections open, the "
+                "session's limit ([redirection] max_program_connections); %d refused so far",
+                self.socket_path, uid, pid, len(self.service.connections), self.over_limit,
             )
             return None
         return f"uid {uid} pid {pid}"

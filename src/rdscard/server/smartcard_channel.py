@@ -7,7 +7,10 @@ session's pcsc-lite socket (:class:`PcscSocketServer` serving a
 :class:`PcscliteService`). When the client announces its smart card device
 the socket appears and ``PCSCLITE_CSOCK_NAME`` joins the session's
 environment; when the device, the channel or the connection goes away every
-pending call fails at once and the socket is removed.
+pending call fails at once and the socket is removed. A bad reply from the
+client (MS-RDPEFS 2.2.1.5: an unknown CompletionId, an OutputBufferLength
+that does not fit) is dropped with a log line and fails only its own call;
+the channel ends past :data:`rdscard.protocol.rdpdr.MAX_BAD_COMPLETIONS`.
 """
 
 from __future__ import annotations
@@ -108,8 +111,14 @@ class SmartCardChannel:
                 else:
                     self._complete(event.completion_id, event.output)
             elif isinstance(event, rdpdr.IoctlFailed):
-                self._complete(
-                    event.completion_id, ScardError(ScardReturn.SCARD_E_TIMEOUT, event.reason)
+                code = (ScardReturn.SCARD_F_COMM_ERROR if event.malformed
+                        else ScardReturn.SCARD_E_TIMEOUT)
+                self._complete(event.completion_id, ScardError(code, event.reason))
+            elif isinstance(event, rdpdr.CompletionDropped):
+                self.log.warning(
+                    "rdpdr: dropped a bad reply from the client (%d on this channel; the "
+                    "channel closes after %d): %s",
+                    event.count, rdpdr.MAX_BAD_COMPLETIONS, event.error,
                 )
             elif isinstance(event, rdpdr.ClientIdentified):
                 self.log.info("rdpdr: client %r", event.name)
@@ -130,7 +139,10 @@ class SmartCardChannel:
         self.backend = EscBackend(self, call_timeout=self.config.call_timeout)
         self.backend.start()
         self.device_ready.set()
-        self.service = PcscliteService(self.backend, log=self.log)
+        self.service = PcscliteService(
+            self.backend, log=self.log, max_contexts=self.config.max_contexts,
+            max_connections=self.config.max_program_connections,
+        )
         self._spawn(self._start_socket())
 
     async def _start_socket(self) -> None:

@@ -127,3 +127,33 @@ def test_the_local_service_says_why_when_there_is_no_pcscd(tmp_path: Path) -> No
     assert "cannot use the local pcscd" in result.stderr and "0x8010001D" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "session").exists()
+
+
+def test_connections_over_the_session_limit_are_closed_with_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        uid, gid = _owner()
+        service = PcscliteService(FakeBackend(), max_connections=2)
+        async with PcscSocketServer(service, tmp_path / "s4", uid, gid) as server:
+            request = PcscRequest(C.CMD_VERSION, Version(4, 4)).encode()
+            held = [await asyncio.open_unix_connection(str(server.socket_path))
+                    for _ in range(2)]
+            for reader, writer in held:
+                writer.write(request)
+                assert Version.decode(await reader.readexactly(12)).rv == 0
+            reader, writer = await asyncio.open_unix_connection(str(server.socket_path))
+            writer.write(request)
+            assert await _read_until_closed(reader) == b""  # over the limit: closed
+            writer.close()
+            assert server.over_limit == 1 and len(service.connections) == 2
+            held[0][1].close()  # one program leaves: a new one is served again
+            while len(service.connections) == 2:
+                await asyncio.sleep(0.01)
+            assert Version.decode(await _exchange(server.socket_path, request, 12)).rv == 0
+            for _, w in held[1:]:
+                w.close()
+
+    with caplog.at_level(logging.WARNING, logger="rdscard.server.pcsc"):
+        asyncio.run(main())
+    assert "max_program_connections" in caplog.text

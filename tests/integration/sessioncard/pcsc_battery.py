@@ -1,0 +1,284 @@
+"""One battery of pcsc-lite calls, recorded so that two daemons can be compared record by record.
+
+The same battery runs against the client's pcscd and against a session's
+socket (the same card, redirected). Each record is (step, fields): the
+return codes and the output fields a program can see, normalised where the
+two legitimately differ:
+
+- context and card handle values are each daemon's own random ids: only
+  whether one was given (non-zero) is kept;
+- a reader's eventCounter (the upper 16 bits of a GetStatusChange or
+  SCardStatus state in libpcsclite) counts card events since that daemon
+  started, so the two counts start at different times: dropped;
+- readerSharing: libpcsclite looks only at its sign (-1 exclusive, >= 1 in
+  use, 0 free: winscard_clnt.c SCardGetStatusChange), so only the sign is
+  kept (pcscd counts the shared handles, MS-RDPESC only says "in use").
+
+Reader names are the client's own pcsc-lite names on both sides (MS-RDPESC
+ListReaders passes them through), so they are compared as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rdscard.pdu.pcsclite import (
+    BeginTransaction,
+    Cancel,
+    Command,
+    Connect,
+    Control,
+    Disconnect,
+    EndTransaction,
+    EstablishContext,
+    GetSetAttrib,
+    ReaderState,
+    Reconnect,
+    ReleaseContext,
+    Status,
+    Transmit,
+    Version,
+    scard_ctl_code,
+)
+from rdscard.testbed.pcsclite_client import PeerClosedError, WireClient
+
+C = Command
+Record = tuple[str, dict[str, Any]]
+
+SHARE_EXCLUSIVE, SHARE_SHARED, SHARE_DIRECT = 1, 2, 3
+T0, T1, T0_OR_T1 = 1, 2, 3
+LEAVE, RESET = 0, 1
+SELECT_PIV = bytes.fromhex("00a4040009a0000003080000100000")
+GET_CHUID = bytes.fromhex("00cb3fff055c035fc10200")
+ATTR_ATR_STRING = 0x00090303
+ATTR_FRIENDLY_NAME_A = 0x7FFF0003  # SCARD_ATTR_DEVICE_FRIENDLY_NAME_A (SCARD_CLASS_SYSTEM)
+ATTR_SYSTEM_NAME_A = 0x7FFF0004  # SCARD_ATTR_DEVICE_SYSTEM_NAME_A
+ATTR_VENDOR_NAME = 0x00010100
+ATTR_UNKNOWN = 0x0001FFFF
+FEATURE_REQUEST = scard_ctl_code(3400)
+
+
+@dataclass
+class CardSlot:
+    """The card of the battery's reader, as the test can move it (vpcd)."""
+
+    reader: str
+    remove: Callable[[], None]
+    insert: Callable[[], None]
+
+
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
+def entry(table: tuple[ReaderState, ...], reader: str) -> dict[str, Any]:
+    """What libpcsclite makes of ``reader``'s table entry (see the module docstring)."""
+    for state in table:
+        if state.reader_name == reader:
+            return {"state": hex(state.reader_state), "sharing": _sign(state.reader_sharing),
+                    "atr": state.card_atr.hex(), "protocol": state.card_protocol}
+    return {"missing": True}
+
+
+def readers(table: tuple[ReaderState, ...]) -> list[str]:
+    return [state.reader_name for state in table if state.reader_name]
+
+
+class Battery:
+    """Runs the calls against one daemon socket and keeps the records."""
+
+    def __init__(self, path: Path, card: CardSlot) -> None:
+        self.path = path
+        self.card = card
+        self.records: list[Record] = []
+        self._open: list[WireClient] = []
+
+    def record(self, step: str, **fields: Any) -> None:
+        self.records.append((step, fields))
+
+    def client(self) -> WireClient:
+        client = WireClient(self.path, timeout=10)
+        self._open.append(client)
+        return client
+
+    def context(self) -> tuple[WireClient, int]:
+        """A connection with CMD_VERSION 4.4 and one context, as SCardEstablishContext makes."""
+        client = self.client()
+        version, _ = client.call(C.CMD_VERSION, Version(4, 4))
+        assert version.rv == 0, version
+        reply, _ = client.call(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2))
+        assert reply.rv == 0 and reply.h_context, reply
+        return client, reply.h_context
+
+    def connect(self, client: WireClient, h_context: int, step: str, share: int,
+                protocols: int = T0_OR_T1, reader: str | None = None) -> int:
+        reply, _ = client.call(C.SCARD_CONNECT, Connect(h_context, reader or self.card.reader,
+                                                        share, protocols))
+        self.record(step, rv=hex(reply.rv), handle=bool(reply.h_card),
+                    protocol=reply.dw_active_protocol)
+        return reply.h_card
+
+    def transmit(self, client: WireClient, h_card: int, step: str, apdu: bytes = SELECT_PIV,
+                 *, protocol: int = T1, recv_length: int = 65548,
+                 recv_protocol: int = T0_OR_T1) -> None:
+        message = Transmit(h_card, protocol, 8, len(apdu), recv_protocol, 8, recv_length)
+        reply, data = client.call(C.SCARD_TRANSMIT, message, apdu)
+        self.record(step, rv=hex(reply.rv), recv_protocol=reply.io_recv_pci_protocol,
+                    recv_pci_length=reply.io_recv_pci_length,
+                    length=reply.pcb_recv_length if reply.rv == 0 else None,
+                    sw=data[-2:].hex())
+
+    def status(self, client: WireClient, h_card: int, step: str) -> None:
+        reply, _ = client.call(C.SCARD_STATUS, Status(h_card))
+        self.record(step, rv=hex(reply.rv), **entry(client.readers_state(), self.card.reader))
+
+    def attrib(self, client: WireClient, h_card: int, step: str, attr: int, length: int) -> None:
+        reply, _ = client.call(C.SCARD_GET_ATTRIB, GetSetAttrib(h_card, attr, b"", length))
+        value = reply.pb_attr[: reply.cb_attr_len] if reply.rv == 0 else b""
+        self.record(step, rv=hex(reply.rv), length=reply.cb_attr_len, value=value.hex())
+
+    def simple(self, client: WireClient, step: str, command: Command, message: Any) -> None:
+        reply, _ = client.call(command, message)
+        self.record(step, rv=hex(reply.rv))
+
+    def closes(self, step: str, command: Command, message: Any) -> None:
+        """A request pcscd refuses by hanging up (a handle of another connection)."""
+        client = self.client()
+        client.call(C.CMD_VERSION, Version(4, 4))
+        try:
+            reply, _ = client.call(command, message)
+        except PeerClosedError:
+            self.record(step, closed=True)
+        else:
+            self.record(step, closed=False, rv=hex(reply.rv))
+
+    # -- the battery -----------------------------------------------------------------
+    def run(self) -> list[Record]:
+        try:
+            self._contexts_and_readers()
+            self._waits()
+            self._sharing()
+            self._card_calls()
+            self._removal()
+        finally:
+            for client in self._open:
+                client.close()
+        return self.records
+
+    def _contexts_and_readers(self) -> None:
+        client = self.client()
+        reply, _ = client.call(C.CMD_VERSION, Version(4, 4))
+        self.record("version 4.4", rv=hex(reply.rv), major=reply.major, minor=reply.minor)
+        for scope in (0, 2, 7):
+            established, _ = client.call(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(scope))
+            self.record(f"establish scope {scope}", rv=hex(established.rv),
+                        context=bool(established.h_context))
+            self.simple(client, f"release scope {scope}", C.SCARD_RELEASE_CONTEXT,
+                        ReleaseContext(established.h_context))
+        self.simple(client, "release unknown context", C.SCARD_RELEASE_CONTEXT,
+                    ReleaseContext(0x1234567))
+        table = client.readers_state()
+        self.record("list readers", readers=readers(table))
+        self.record("reader entry", **entry(table, self.card.reader))
+        _, h_context = self.context()
+        self.simple(self.client(), "cancel unknown context", C.SCARD_CANCEL, Cancel(0x7654321))
+        other, _ = self.context()
+        self.simple(other, "release another connection's context", C.SCARD_RELEASE_CONTEXT,
+                    ReleaseContext(h_context))
+
+    def _waits(self) -> None:
+        waiter, h_context = self.context()
+        table = waiter.start_waiting()
+        self.record("wait: table at once", **entry(table, self.card.reader))
+        # the program's own timeout ends the wait: stop waiting, one 8-byte answer
+        self.record("wait: stop after timeout", rv=hex(waiter.stop_waiting().rv))
+        # SCardCancel from a connection of its own ends a wait with SCARD_E_CANCELLED
+        waiter.start_waiting()
+        canceller = self.client()
+        self.simple(canceller, "cancel a waiting context", C.SCARD_CANCEL, Cancel(h_context))
+        # the cancel was the registration's one message: pcscd sends nothing for a stop now
+        self.record("wait: cancelled", rv=hex(waiter.read_wait_result().rv))
+
+    def _sharing(self) -> None:
+        a, ctx_a = self.context()
+        b, ctx_b = self.context()
+        h_a = self.connect(a, ctx_a, "connect shared", SHARE_SHARED)
+        self.record("table with a shared handle", **entry(b.readers_state(), self.card.reader))
+        self.connect(b, ctx_b, "connect exclusive while shared", SHARE_EXCLUSIVE)
+        self.simple(a, "disconnect shared", C.SCARD_DISCONNECT, Disconnect(h_a, LEAVE))
+        h_x = self.connect(a, ctx_a, "connect exclusive", SHARE_EXCLUSIVE)
+        # what SCardGetStatusChange of another context sees: the table at the wait
+        waiting = b.start_waiting()
+        self.record("wait: reader held exclusively", **entry(waiting, self.card.reader))
+        b.stop_waiting()
+        self.connect(b, ctx_b, "connect shared while exclusive", SHARE_SHARED)
+        self.connect(b, ctx_b, "connect direct while exclusive", SHARE_DIRECT, 0)
+        self.simple(a, "disconnect exclusive", C.SCARD_DISCONNECT, Disconnect(h_x, LEAVE))
+        self.record("table after exclusive", **entry(b.readers_state(), self.card.reader))
+        self.connect(b, ctx_b, "connect unknown reader", SHARE_SHARED,
+                     reader="No Such Reader 00 00")
+        self.connect(b, ctx_b, "connect shared without protocols", SHARE_SHARED, 0)
+        reply, _ = a.call(C.SCARD_CONNECT, Connect(ctx_b, self.card.reader, SHARE_SHARED,
+                                                    T0_OR_T1))
+        self.record("connect with another connection's context", rv=hex(reply.rv))
+
+    def _card_calls(self) -> None:
+        a, ctx_a = self.context()
+        b, ctx_b = self.context()
+        h = self.connect(a, ctx_a, "connect T1 shared", SHARE_SHARED, T1)
+        self.transmit(a, h, "transmit SELECT")
+        self.transmit(a, h, "transmit GET DATA CHUID", GET_CHUID)
+        self.transmit(a, h, "transmit short receive buffer", recv_length=1)
+        self.transmit(a, h, "transmit T0 on a T1 card", protocol=T0)
+        self.transmit(a, h, "transmit receive pci T1", recv_protocol=T1)
+        self.status(a, h, "status")
+        self.simple(a, "begin transaction", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+        self.transmit(a, h, "transmit in transaction")
+        self.simple(a, "end transaction", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        self.simple(a, "end transaction again", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        for name, attr in (("ATR", ATTR_ATR_STRING), ("friendly name", ATTR_FRIENDLY_NAME_A),
+                           ("system name", ATTR_SYSTEM_NAME_A), ("vendor name", ATTR_VENDOR_NAME),
+                           ("unknown", ATTR_UNKNOWN)):
+            self.attrib(a, h, f"get attrib {name}", attr, 264)
+            self.attrib(a, h, f"get attrib {name}, 4-byte buffer", attr, 4)
+        reply, _ = a.call(C.SCARD_SET_ATTRIB, GetSetAttrib(h, ATTR_VENDOR_NAME, b"x", 1))
+        self.record("set attrib vendor name", rv=hex(reply.rv))
+        reply, data = a.call(C.SCARD_CONTROL, Control(h, FEATURE_REQUEST, 0, 256))
+        self.record("control feature request", rv=hex(reply.rv),
+                    returned=reply.dw_bytes_returned if reply.rv == 0 else None, data=data.hex())
+        # a second handle resets the card: the first one's next call says so
+        h_b = self.connect(b, ctx_b, "connect second handle", SHARE_SHARED)
+        reply, _ = b.call(C.SCARD_RECONNECT, Reconnect(h_b, SHARE_SHARED, T0_OR_T1, RESET))
+        self.record("reconnect with reset", rv=hex(reply.rv), protocol=reply.dw_active_protocol)
+        self.transmit(a, h, "transmit after another handle's reset")
+        self.transmit(a, h, "transmit after the reset was reported")
+        reply, _ = a.call(C.SCARD_RECONNECT, Reconnect(h, SHARE_SHARED, T0_OR_T1, LEAVE))
+        self.record("reconnect leave", rv=hex(reply.rv), protocol=reply.dw_active_protocol)
+        self.closes("disconnect another connection's handle", C.SCARD_DISCONNECT,
+                    Disconnect(h, LEAVE))
+        self.simple(a, "disconnect", C.SCARD_DISCONNECT, Disconnect(h, LEAVE))
+        self.simple(b, "disconnect second", C.SCARD_DISCONNECT, Disconnect(h_b, RESET))
+
+    def _removal(self) -> None:
+        a, ctx_a = self.context()
+        h = self.connect(a, ctx_a, "connect before removal", SHARE_SHARED)
+        waiter, _ = self.context()
+        waiter.start_waiting()
+        self.card.remove()
+        self.record("wait: woken by removal", rv=hex(waiter.read_wait_result().rv))
+        self.record("table after removal", **entry(waiter.readers_state(), self.card.reader))
+        self.transmit(a, h, "transmit after removal")
+        self.status(a, h, "status after removal")
+        self.connect(a, ctx_a, "connect to an empty reader", SHARE_SHARED)
+        waiter.start_waiting()
+        self.card.insert()
+        self.record("wait: woken by insertion", rv=hex(waiter.read_wait_result().rv))
+        self.record("table after insertion", **entry(waiter.readers_state(), self.card.reader))
+        h2 = self.connect(a, ctx_a, "connect after insertion", SHARE_SHARED)
+        self.transmit(a, h2, "transmit after insertion")
+        self.simple(a, "disconnect removed card's handle", C.SCARD_DISCONNECT,
+                    Disconnect(h, LEAVE))
+        self.simple(a, "release context", C.SCARD_RELEASE_CONTEXT, ReleaseContext(ctx_a))
