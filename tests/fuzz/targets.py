@@ -189,6 +189,22 @@ def unpack_messages(data: bytes) -> list[bytes]:
     return out
 
 
+def message_variants(messages: Sequence[bytes]) -> list[list[bytes]]:
+    """The sequence with each message left out, doubled, and swapped with the next.
+
+    Byte mutations seldom move whole messages; state machines are seeded
+    with these so that out-of-order and missing steps are tried too.
+    """
+    out: list[list[bytes]] = []
+    items = list(messages)
+    for i in range(len(items)):
+        out.append(items[:i] + items[i + 1 :])
+        out.append(items[: i + 1] + items[i:])
+        if i + 1 < len(items):
+            out.append([*items[:i], items[i + 1], items[i], *items[i + 2 :]])
+    return out
+
+
 # -- a recorded connection -------------------------------------------------------------------
 
 
@@ -217,9 +233,12 @@ def _record_session(settings: ConnectorSettings, after: Callable[[RdpConnector],
                 return
         raise AssertionError("the recorded session never went quiet")
 
-    pump()
-    after(client)
-    pump()
+    try:
+        pump()
+        after(client)
+        pump()
+    except ProtocolError:
+        pass  # a session the server refuses: its bytes up to the refusal
     return bytes(sent)
 
 
@@ -247,7 +266,15 @@ def session_streams() -> tuple[bytes, ...]:
         ),
         _record_session(ConnectorSettings(width=1920, height=1080, channels=("rdpdr",)),
                         _active_traffic),
+        # Refused at Connect-Initial: a name given twice (its skipped join once crashed).
+        _record_session(ConnectorSettings(channels=("rdpdr", "rdpdr")), lambda _c: None),
     )
+
+
+def _acceptor_seeds() -> list[bytes]:
+    streams = session_streams()
+    variants = [b"".join(v) for s in streams[1:] for v in message_variants(list(_frames(s)))]
+    return [*streams, *variants]
 
 
 @functools.cache
@@ -503,7 +530,7 @@ def fuzz_channel(data: bytes) -> None:
 # -- the whole connection --------------------------------------------------------------------
 
 
-@target("acceptor", session_streams, "RdpAcceptor fed a client's byte stream (TLS assumed)")
+@target("acceptor", _acceptor_seeds, "RdpAcceptor fed a client's byte stream (TLS assumed)")
 def fuzz_acceptor(data: bytes) -> None:
     acceptor = RdpAcceptor()
     try:
@@ -605,8 +632,9 @@ def fuzz_rdpdr_server(data: bytes) -> None:
 
 def _rdpdr_handshake_seeds() -> list[bytes]:
     x = _xfreerdp()
-    return [pack_messages([x["announce_reply"], x["client_name"], x["client_capability"],
-                           x["device_list"], x["control_response"]])]
+    handshake = [x["announce_reply"], x["client_name"], x["client_capability"],
+                 x["device_list"], ClientDeviceListRemove((1,)).encode(), x["device_list"]]
+    return [pack_messages(handshake), *map(pack_messages, message_variants(handshake))]
 
 
 @target("rdpdr_server_handshake", _rdpdr_handshake_seeds,
