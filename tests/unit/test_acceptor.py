@@ -159,3 +159,41 @@ def test_arbitrary_bytes_in_the_active_session_only_raise_protocol_error(data: b
         server.receive(data)
     except ProtocolError:
         pass
+
+
+# Found while reviewing the acceptor for the fuzz campaign: a client that
+# names one channel twice in its Client Network Data and sends the Client
+# Info before joining the second (join skipping is allowed for aardwolf)
+# made the acceptor drop the name twice: a KeyError that ended the
+# connection handler instead of a protocol error. The stream: X.224
+# Connection Request, Connect-Initial with channels "rdpdr" (1004) and
+# "rdpdr" (1005), Erect Domain, Attach User, joins of 1002 and 1003 only,
+# Client Info.
+TWICE_NAMED_CHANNEL_CONNECTION_REQUEST = bytes.fromhex("030000130ee000000000000100080001000000")
+TWICE_NAMED_CHANNEL_CONNECT_INITIAL = bytes.fromhex(
+    "0300014602f0807f6582013a0401010401010101ff301a020122020102020100020101020100020101020300"
+    "ffff0201023019020101020101020101020101020100020101020204200201023020020300ffff020300fc17"
+    "020300ffff020101020100020101020300ffff0201020481d5000500147c000180cc000800100001c0004475"
+    "636180be01c09200040008000004000301ca03aa090400000100000072006400730063006100720064002d00"
+    "7400650073007400000000000000000004000000000000000c00000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000001ca01000000000018000b00030002c00c00000000000000000003c0200002000000726470647200"
+    "000000000080"  # channelDefArray[0]: "rdpdr", options 0x80000000
+    "726470647200000000000080"  # channelDefArray[1]: "rdpdr" again
+)
+TWICE_NAMED_CHANNEL_REST = bytes.fromhex(
+    "0300000c02f0800401000100"  # Erect Domain Request
+    "0300000802f08028"  # Attach User Request
+    "0300000c02f08038000103ea"  # Channel Join Request 1002
+    "0300000c02f08038000103eb"  # Channel Join Request 1003 (1004 and 1005 skipped)
+    "0300002e02f08064000103eb7020"  # Send Data Request on 1003: Client Info PDU
+    "4000000000000000110001000000000000000000000000000000000000000000"
+)
+
+
+def test_a_channel_named_twice_is_a_protocol_error() -> None:
+    server = RdpAcceptor()
+    server.receive(TWICE_NAMED_CHANNEL_CONNECTION_REQUEST)
+    server.tls_established()
+    with pytest.raises(ProtocolError, match="rdpdr announced twice"):
+        server.receive(TWICE_NAMED_CHANNEL_CONNECT_INITIAL + TWICE_NAMED_CHANNEL_REST)

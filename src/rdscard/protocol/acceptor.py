@@ -200,6 +200,11 @@ class RdpAcceptor:
         )
         self.color_depth = policy.color_depth(core)
         names = [c.name for c in (client.net.channel_def_array if client.net else ())]
+        if len(set(names)) != len(names):
+            # Channels are known by name from here on (events, handlers, sends).
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ProtocolError("Client Network Data", "channelDefArray",
+                                f"channel {', '.join(repeated)} announced twice")
         ids = []
         for index, name in enumerate(names):
             channel_id = IO_CHANNEL_ID + 1 + index
