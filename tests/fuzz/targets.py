@@ -878,7 +878,6 @@ def _optional_targets() -> None:
     One entry per decoder: (target name, module, function taking bytes, description).
     """
     planned = (
-        ("privsep_ipc", "rdscard.privsep.ipc", "decode", "the monitor's IPC codec"),
         ("credssp", "rdscard.pdu.credssp", "decode_ts_request", "CredSSP TSRequest"),
     )
     for name, module_name, function, description in planned:
@@ -894,3 +893,31 @@ def _optional_targets() -> None:
 
 
 _optional_targets()
+
+
+def _ipc_seeds() -> tuple[bytes, ...]:
+    from rdscard.privsep import ipc
+    from rdscard.secret import Secret
+
+    messages: list[ipc.Message] = [
+        ipc.OpenCardSocket(7), ipc.CloseCardSocket(7), ipc.EndDesktop(3), ipc.TakeOver(1, 3),
+        ipc.SignIn(3, 1, "127.0.0.1:5000", "vm", "Virtual PCD 00 00", "alice", "EXAMPLE", "",
+                   Secret(b"123456")),
+        ipc.StartDesktop(3, 1024, 768, 0x409, "127.0.0.1"), ipc.SessionEnded(3),
+        ipc.Transmit(1, bytes.fromhex("00a4040009a00000030800001000")),
+        ipc.DesktopEnded(3, "the session command exited"), ipc.Done("/run/x"),
+        ipc.Failed("no"), ipc.TransmitReply(b"\x90\x00"), ipc.ControlRequest('{"command":1}'),
+        ipc.ControlReply(b'{"sessions":[]}'), ipc.RefusedReply("wrong_pin", "Wrong PIN", 2),
+        ipc.SignedInReply("alice", 1001, 1001, "alice@example.test", "EXAMPLE.TEST",
+                          "alice@EXAMPLE.TEST", "kerberos", "CN=Alice", "5A0F", "FILE:/x",
+                          1.8e9, '{"PIN verify": 0.01}'),
+        ipc.DesktopReply(":12", bytes(16), "/run/rdscard/desktop-3/Xauthority"),
+    ]
+    return tuple(bytes(ipc.encode(m, 9)) for m in messages)
+
+
+@target("privsep_ipc", _ipc_seeds, "the monitor's IPC codec (both directions)")
+def _privsep_ipc(data: bytes) -> None:
+    from rdscard.privsep import ipc
+
+    ipc.decode(data)
