@@ -99,3 +99,17 @@ def test_the_network_process_runs_unprivileged_and_cannot_read_the_monitors_secr
         ran.stdout + ran.stderr
     assert "first imported without privileges" not in server.log
     assert PIN not in server.log
+
+
+def test_the_monitor_ends_when_its_network_process_dies(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "state")
+    try:
+        assert wait_for(lambda: NETWORK.search(server.log) is not None, timeout=20), server.log
+        found = NETWORK.search(server.log)
+        assert found is not None
+        os.kill(int(found.group(1)), 9)
+        assert server.process.wait(20) != 0
+        assert "the network process ended with status -9" in server.log
+        assert not (server.state_dir / "control.sock").exists()
+    finally:
+        server.stop()
