@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from rdscard.errors import RdscardError
 from rdscard.privsep import ipc
 from rdscard.privsep.channel import IpcChannel
 from rdscard.privsep.privileged import PrivilegedService
-from rdscard.server.control import CONTROL_SOCKET_NAME, MAX_REQUEST, peer_uid
+from rdscard.server.control import CONTROL_SOCKET_NAME, peer_uid, start_private_unix_server
 
 log = logging.getLogger("rdscard.control")
 
@@ -39,15 +38,7 @@ class MonitorControl:
 
     async def start(self) -> None:
         """Create the socket (replacing a stale one) with mode 0600."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path),
-                                                           limit=MAX_REQUEST + 2)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.path, 0o600)
+        self._server = await start_private_unix_server(self._handle, self.path)
 
     async def close(self) -> None:
         if self._server is not None:

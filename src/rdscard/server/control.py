@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,22 @@ def peer_uid(sock: socket.socket) -> tuple[int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", raw)
     return pid, uid
+
+
+async def start_private_unix_server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    path: Path,
+) -> asyncio.Server:
+    """A UNIX socket server at ``path`` (a stale socket replaced), mode 0600 from the start."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    old_umask = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(handle, path=str(path), limit=MAX_REQUEST + 2)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return server
 
 
 def describe(info: SessionInfo) -> dict[str, Any]:
@@ -62,14 +79,7 @@ class ControlServer:
 
     async def start(self) -> None:
         """Create the socket (replacing a stale one) with mode 0600."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.path, 0o600)
+        self._server = await start_private_unix_server(self._handle, self.path)
 
     async def close(self) -> None:
         """Stop serving and remove the socket."""
@@ -93,7 +103,7 @@ class ControlServer:
                 return
             writer.write(json.dumps(await self.answer(line)).encode() + b"\n")
             await writer.drain()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, ValueError):  # ValueError: a line over the limit
             pass
         finally:
             writer.close()
