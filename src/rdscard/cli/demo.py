@@ -3,7 +3,10 @@
 Plays both computers on loopback, everything in a temporary directory: the
 client computer (a test PKI, the project's virtual PIV card in a vpcd
 reader of a private pcscd, the stock xfreerdp on a virtual X screen) and
-the RD Session Host (an rdscard server). It waits for the session, checks
+the RD Session Host (``rdscard serve`` as a process of its own: as root, a
+root monitor and an unprivileged network process, as it is deployed; the
+demo follows its sessions through the control socket, as ``rdscard
+session list`` does). It waits for the session, checks
 the logon screen in a screenshot, types a PIN, then, on the desktop the
 sign-in opened (as the local account ``rdscard-demo``), types
 ``pkcs11-tool -L`` into the session's terminal, which lists the client's
@@ -13,15 +16,15 @@ redirected card, and reports each step.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import pwd
+import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,6 @@ from cryptography import x509
 
 from rdscard.card.piv import VirtualPivCard
 from rdscard.card.state import CardState
-from rdscard.config import Config
 from rdscard.errors import RdscardError
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.pki.ca import RealmPki
@@ -37,8 +39,7 @@ from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, provision
 from rdscard.pki.transport import InProcessTransport
 from rdscard.screen.layout import count_pin_bullets
-from rdscard.server.listener import RdpServer
-from rdscard.server.sessions import SessionInfo
+from rdscard.server.control import query
 from rdscard.testbed.cards import CardInThread, wait_for_port
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.testbed.ports import free_tcp_port
@@ -62,42 +63,65 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-class BackgroundServer:
-    """An :class:`RdpServer` running its own event loop in a thread."""
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+NETWORK_PROCESS = re.compile(r"network process (\d+): running as (\S+) without privileges")
 
-    def __init__(self, config: Config) -> None:
-        self.server = RdpServer(config)
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rdscard-server", daemon=True)
-        self._error: BaseException | None = None
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.server.start())
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self._loop.run_forever()
+class ServedServer:
+    """``rdscard serve`` for the demo: its log collected, its sessions asked for."""
 
-    def start(self) -> BackgroundServer:
-        """Start the server; returns once it listens."""
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
+    def __init__(self, config_file: Path, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rdscard.cli.main", "serve", "--config", str(config_file),
+             "--listen", "127.0.0.1:0", "--state-dir", str(state_dir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+        self.port = 0
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self._lines)
+
+    def start(self) -> ServedServer:
+        """Wait until it listens (and, as root, until the network process dropped root)."""
+        def ready() -> bool:
+            found = LISTENING.search(self.log)
+            self.port = int(found.group(1)) if found else 0
+            return bool(found) and (os.geteuid() != 0 or bool(NETWORK_PROCESS.search(self.log)))
+
+        if not wait_for(lambda: ready() or self.process.poll() is not None, 30) or not ready():
+            raise RdscardError("rdscard serve did not start:\n" + self.log)
         return self
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """The live sessions, as the control socket describes them."""
+        try:
+            reply = query(self.state_dir, {"command": "list"})
+        except OSError:
+            return []
+        found = reply.get("sessions")
+        return found if isinstance(found, list) else []
+
+    def session(self, session_id: int) -> dict[str, Any]:
+        """One session's record (empty when it is gone)."""
+        return next((s for s in self.sessions() if s.get("session_id") == session_id), {})
+
     def stop(self) -> None:
-        """Close every connection and stop the loop."""
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 DEMO_PIN = "123456"
@@ -117,29 +141,37 @@ def run(args: argparse.Namespace) -> int:
             client_env = _client_card(root, stack) if os.geteuid() == 0 else None
             if client_env is None:
                 _step("not root: the client-side pcscd cannot start, so no smart card this time")
-            config = Config().with_overrides(listen="127.0.0.1:0", state_dir=root / "state")
             desktop = client_env is not None
             account = _demo_account() if desktop else pwd.getpwuid(os.geteuid()).pw_name
             run_dir = root / "run"
             run_dir.mkdir(mode=0o755)
             root.chmod(0o755)  # the account reaches its socket directory below
-            config = replace(
-                config,
-                redirection=replace(config.redirection, socket_dir=run_dir),
-                logon=replace(config.logon, accounts={"alice@example.test": account}),
-                sessions=replace(config.sessions, enabled=desktop),
-            )
+            config_file = root / "rdscard.toml"
+            config_file.write_text(
+                f'[redirection]\nsocket_dir = "{run_dir}"\n'
+                f'[sessions]\nenabled = {"true" if desktop else "false"}\n'
+                f'[logon.accounts]\n"alice@example.test" = "{account}"\n')
             if client_env is not None:
                 issuing = x509.load_pem_x509_certificate((root / "pki" / "issuing-ca.pem")
                                                          .read_bytes())
                 NtAuthStore.in_state_dir(root / "state").add(issuing)
                 _step("server side: the test PKI's issuing CA is in the NTAuth store; "
                       f"alice@example.test maps to the local account {account!r}")
-            _step("starting the rdscard server on loopback")
-            server = BackgroundServer(config).start()
+            _step("starting rdscard serve on loopback")
+            server = ServedServer(config_file, root / "state")
             stack.callback(server.stop)
-            _step(f"server listening on 127.0.0.1:{server.server.port}")
-            return _drive_client(server, output, client_env)
+            try:
+                server.start()
+                network = NETWORK_PROCESS.search(server.log)
+                if network is not None:
+                    _step(f"privilege separation: a root monitor, and the network process "
+                          f"{network.group(1)} running as {network.group(2)!r} without "
+                          "privileges")
+                _step(f"server listening on 127.0.0.1:{server.port}")
+                return _drive_client(server, output, client_env)
+            except RdscardError:
+                print(server.log[-6000:], file=sys.stderr)
+                raise
     return 1
 
 
@@ -163,29 +195,31 @@ def _client_card(root: Path, stack: contextlib.ExitStack) -> dict[str, str]:
 
 
 def _drive_client(
-    server: BackgroundServer, output: Path, client_env: dict[str, str] | None
+    server: ServedServer, output: Path, client_env: dict[str, str] | None
 ) -> int:
     width, height = 1024, 768
-    context = server.server.context
-    assert context is not None
     with VirtualScreen(width + 64, height + 64) as screen:
         extra = ["/smartcard"] if client_env is not None else []
         _step(f"virtual screen {screen.display}; connecting xfreerdp /sec:tls {' '.join(extra)}")
-        client = XFreeRdp(screen, "127.0.0.1", server.server.port, size=(width, height),
+        client = XFreeRdp(screen, "127.0.0.1", server.port, size=(width, height),
                           extra_args=extra, env=client_env)
         try:
-            if not wait_for(lambda: any(s.phase == "active" for s in context.sessions), 20):
+            def active() -> list[dict[str, Any]]:
+                return [s for s in server.sessions() if s.get("phase") == "active"]
+
+            if not wait_for(lambda: bool(active()), 20):
                 raise RdscardError(
                     "the client did not reach the active session:\n" + client.output()
                 )
-            session = next(s for s in context.sessions if s.phase == "active")
+            session = active()[0]
             _step(
-                f"session {session.session_id} active: client {session.client_name!r}, "
-                f"desktop {session.desktop}, channels {', '.join(session.channels) or 'none'}"
+                f"session {session['session_id']} active: client {session['client_name']!r}, "
+                f"desktop {session['desktop']}, channels "
+                f"{', '.join(session['channels']) or 'none'}"
             )
             _show_logon_screen(screen, client, output, width, height)
             if client_env is not None:
-                _sign_in(screen, client, session, output)
+                session = _sign_in(screen, client, server, session["session_id"], output)
                 _use_redirected_card(screen, client, session, output)
             _step("demo complete")
             return 0
@@ -228,28 +262,30 @@ def _demo_account() -> str:
     return DEMO_ACCOUNT
 
 
-def _sign_in(
-    screen: VirtualScreen, client: XFreeRdp, session: SessionInfo, output: Path
-) -> None:
+def _sign_in(screen: VirtualScreen, client: XFreeRdp, server: ServedServer, session_id: int,
+             output: Path) -> dict[str, Any]:
     client.type_keys("Escape", *DEMO_PIN, "Return")
     _step("cleared the field, typed the card's PIN and Enter")
-    if not wait_for(lambda: session.phase == "desktop", 40):
-        raise RdscardError("the sign-in did not open a desktop (see the server log above)")
-    _step(f"signed in with the smart card as {session.account!r} (UPN {session.user}); "
-          f"desktop on display {session.display} running as {session.account!r}")
+    if not wait_for(lambda: server.session(session_id).get("phase") == "desktop", 40):
+        raise RdscardError("the sign-in did not open a desktop (see the server log)")
+    session = server.session(session_id)
+    _step(f"signed in with the smart card as {session['account']!r} (UPN {session['user']}); "
+          f"desktop on display {session['display']} running as {session['account']!r}")
     time.sleep(1.0)
     screen.screenshot().save(output / "desktop.png")
     _step(f"the client shows the session's desktop ({output / 'desktop.png'})")
+    return session
 
 
 def _use_redirected_card(
-    screen: VirtualScreen, client: XFreeRdp, session: SessionInfo, output: Path
+    screen: VirtualScreen, client: XFreeRdp, session: dict[str, Any], output: Path
 ) -> None:
-    if not wait_for(lambda: "PCSCLITE_CSOCK_NAME" in session.env, 20):
+    env = session["env"]
+    if "PCSCLITE_CSOCK_NAME" not in env:
         raise RdscardError("the client's smart card was not redirected into the session")
     _step("the client's smart card is redirected: the session's PC/SC socket is "
-          f"{session.env['PCSCLITE_CSOCK_NAME']}")
-    home = Path(pwd.getpwnam(session.account).pw_dir)
+          f"{env['PCSCLITE_CSOCK_NAME']}")
+    home = Path(pwd.getpwnam(session["account"]).pw_dir)
     listing = home / "pkcs11-tool.txt"
     listing.unlink(missing_ok=True)
     command = f"id -un; pkcs11-tool -L 2>&1 | tee {listing}"

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
 
 def free_tcp_port(count: int = 1) -> int:
     """A port ``p`` such that ``p .. p+count-1`` are all free on 127.0.0.1 right now.
 
     The vpcd driver listens on consecutive ports for its readers, hence ``count``.
-    There is a small window in which another process may take the port; the
-    launchers fail loudly if that happens.
+    Ports come from below the kernel's ephemeral range: a port the kernel
+    hands out as the source of outgoing connections (a test opening a
+    thousand of them, say) could otherwise be taken between this check and
+    the peer's bind. The launchers fail loudly if another process takes it.
     """
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-            if base + count > 65535:
-                continue
-            if all(_is_free(base + i) for i in range(1, count)):
-                return base
+    low, _high = _ephemeral_range()
+    top = min(low, 65536) - count
+    for _ in range(500):
+        base = random.randrange(10000, max(top, 10001))
+        if all(_is_free(base + i) for i in range(count)):
+            return base
     raise RuntimeError(f"no run of {count} free TCP ports on 127.0.0.1")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _is_free(port: int) -> bool:
