@@ -246,8 +246,11 @@ def compare_privilege_separation(clients: int, repeat: int) -> None:
         try:
             for server in servers.values():
                 asyncio.run(run_clients(server.port, 1, server.pid, False))  # warm-up
-            for _ in range(repeat):
-                for name, server in servers.items():
+            for round_ in range(repeat):
+                order = list(servers.items())
+                if round_ % 2:  # on, off, off, on, ...: neither always goes first
+                    order.reverse()
+                for name, server in order:
                     runs[name].append(asyncio.run(run_clients(server.port, clients, server.pid,
                                                               False)))
         finally:

@@ -354,8 +354,11 @@ def compare_privilege_separation(args: argparse.Namespace) -> int:
                                                                      config, pcscd))
                         for name, config in variants.items()}
             assert pcscd.process is not None
-            for _ in range(args.repeat):
-                for name, (server, rdp, socket) in sessions.items():
+            for repeat in range(args.repeat):
+                order = list(sessions.items())
+                if repeat % 2:  # on, off, off, on, ...: neither always goes first
+                    order.reverse()
+                for name, (server, rdp, socket) in order:
                     watched = {"server": server.pid, "monitor": server.monitor_pid,
                                "xfreerdp": rdp.process.pid, "pcscd": pcscd.process.pid,
                                "card": os.getpid()}
