@@ -14,7 +14,14 @@ Baseline in the same run: a bare asyncio TLS server with the same
 certificate that only completes the handshake, so the ratio shows what the
 RDP sequence and the logon screen add on top of TLS itself.
 
+``--compare-privilege-separation`` (as root) runs two servers instead, one
+with ``[server] privilege_separation = true`` (figures from the network
+process) and one with ``false`` (one process), and connects the same
+rounds of clients to each, alternately, ``--repeat`` times; it prints both
+side by side with the ratio.
+
 Usage: .venv/bin/python bench/bench_connect.py [--clients 50]
+       [--compare-privilege-separation [--repeat 3]]
 """
 
 from __future__ import annotations
@@ -120,10 +127,11 @@ async def run_clients(
 
 
 class ServerProcess:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, privilege_separation: bool = True) -> None:
         # Every client connects from 127.0.0.1: no per-address limits.
         config = Path(state_dir) / "bench.toml"
-        config.write_text("[server]\nmax_connections_per_address = 0\nconnection_rate = 0\n")
+        config.write_text("[server]\nmax_connections_per_address = 0\nconnection_rate = 0\n"
+                          f"privilege_separation = {str(privilege_separation).lower()}\n")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
              "--state-dir", state_dir, "--config", str(config)],
@@ -136,7 +144,7 @@ class ServerProcess:
             match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
             if match:
                 self.port = int(match.group(1))
-                if os.geteuid() != 0:
+                if os.geteuid() != 0 or not privilege_separation:
                     break
             network = re.search(r"network process (\d+): running as", line)
             if network:
@@ -189,12 +197,19 @@ def baseline_in_subprocess(cert: Path, key: Path, counts: list[int]) -> list[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--compare-privilege-separation", action="store_true",
+                        help="a server with privilege separation beside one without (root)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="alternating rounds per server with --compare-privilege-separation")
     parser.add_argument("--tls-baseline-server", nargs=2, metavar=("CERT", "KEY"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tls_baseline_server:
         asyncio.run(serve_baseline(Path(args.tls_baseline_server[0]),
                                    Path(args.tls_baseline_server[1])))
+        return
+    if args.compare_privilege_separation:
+        compare_privilege_separation(args.clients, args.repeat)
         return
     counts = [1, args.clients]
     with tempfile.TemporaryDirectory() as state:
@@ -219,6 +234,40 @@ def main() -> None:
         ratio = r["cpu_ms"] / b["cpu_ms"] if b["cpu_ms"] else float("inf")
         print(f"{n:>8} {'ratio CPU rdscard/TLS':<28} {ratio:>8.2f}")
     print("targets: server CPU per connection < 50 ms; memory per idle session < 2048 KiB")
+
+
+def compare_privilege_separation(clients: int, repeat: int) -> None:
+    """Rounds of ``clients`` at once against a server with and one without privilege separation."""
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: without root there is no privilege separation")
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory() as on_dir, tempfile.TemporaryDirectory() as off_dir:
+        servers = {"on": ServerProcess(on_dir, True), "off": ServerProcess(off_dir, False)}
+        try:
+            for server in servers.values():
+                asyncio.run(run_clients(server.port, 1, server.pid, False))  # warm-up
+            for round_ in range(repeat):
+                order = list(servers.items())
+                if round_ % 2:  # on, off, off, on, ...: neither always goes first
+                    order.reverse()
+                for name, server in order:
+                    runs[name].append(asyncio.run(run_clients(server.port, clients, server.pid,
+                                                              False)))
+        finally:
+            for server in servers.values():
+                server.stop()
+    print(f"accept -> active, {clients} clients at once, {repeat} alternating rounds per server "
+          "(figures: median over the rounds); privilege separation on: the network process")
+    print(f"{'figure':<30} {'on':>9} {'off':>9} {'on/off':>7}")
+    for key, label in (("p50_ms", "p50 ms"), ("max_ms", "max ms"),
+                       ("cpu_ms", "server CPU ms/conn"), ("rss_kib", "server KiB/session")):
+        on = statistics.median(r[key] for r in runs["on"])
+        off = statistics.median(r[key] for r in runs["off"])
+        ratio = on / off if off else float("nan")
+        print(f"{label:<30} {on:>9.1f} {off:>9.1f} {ratio:>7.2f}")
+    print("per round (on | off): " + "; ".join(
+        f"{a['p50_ms']:.0f}/{a['cpu_ms']:.1f} | {b['p50_ms']:.0f}/{b['cpu_ms']:.1f}"
+        for a, b in zip(runs["on"], runs["off"], strict=True)) + "  (p50 ms / CPU ms per conn)")
 
 
 if __name__ == "__main__":

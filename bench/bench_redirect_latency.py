@@ -24,11 +24,21 @@ the processes: no hook in the server). Whatever is left of the added time
 after the CPU shares is wake-up and scheduling latency of the extra hops.
 Last, the server's own CPU call by call (p50, p99): the program reads the
 server's schedstat after every redirected transmit.
+
+``--compare-privilege-separation`` runs two servers side by side, both as
+root, one with ``[server] privilege_separation = true`` (the monitor and
+the unprivileged network process; the figures are the network process's)
+and one with ``false`` (one process), each with its own xfreerdp, and
+times the redirected path through each, alternately, ``--repeat`` times
+each (the direct path too, for scale); it prints latency p50/p99 per card,
+the server's CPU per transmit call by call p50/p99 and the monitor's CPU
+per transmit, side by side with the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -36,7 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -162,6 +174,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=2,
                         help="alternating runs of each path (default 2)")
+    parser.add_argument("--compare-privilege-separation", action="store_true",
+                        help="time the redirected path through a server with privilege "
+                        "separation and one without, alternately")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -171,6 +186,8 @@ def main() -> int:
         print("run as root: the client's pcscd runs in its own mount namespace",
               file=sys.stderr)
         return 2
+    if args.compare_privilege_separation:
+        return compare_privilege_separation(args)
 
     from rdscard.card.piv import VirtualPivCard
     from rdscard.card.state import CardState
@@ -277,6 +294,126 @@ def main() -> int:
           f"p99 {percentile(per_call, 0.99):.1f} us, mean {statistics.mean(per_call):.1f} us")
     print("target: the server adds under 150 us at p50 (the server's own CPU per call, p50 "
           "just above; the whole addition also pays xfreerdp and one more RDP round trip)")
+    return 0
+
+
+@contextlib.contextmanager
+def client_side(base: Path) -> Iterator[Any]:
+    """The client's isolated pcscd with the virtual PIV card and the trivial card in threads."""
+    from rdscard.card.piv import VirtualPivCard
+    from rdscard.card.state import CardState
+    from rdscard.card.vpcd import TrivialCard
+    from rdscard.testbed.cards import CardInThread, wait_for_port
+    from rdscard.testbed.pcscd import IsolatedPcscd
+    from rdscard.testbed.ports import free_tcp_port
+
+    piv = VirtualPivCard(CardState.new(serial=0x4243, pin=b"123456", puk=b"12345678"))
+    with IsolatedPcscd(base / "pcscd", free_tcp_port(2)) as pcscd:
+        ports = pcscd.vpcd_ports()
+        for port in ports:
+            wait_for_port("127.0.0.1", port)
+        with CardInThread(piv, ports[0]), CardInThread(TrivialCard(), ports[1]):
+            yield pcscd
+
+
+@contextlib.contextmanager
+def redirected_session(base: Path, name: str, config: str,
+                       pcscd: Any) -> Iterator[tuple[ServerProcess, Any, Path]]:
+    """A server with ``config``, xfreerdp /smartcard connected to it, its session's socket."""
+    from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
+
+    server = ServerProcess(base / name, config
+                           + f'[redirection]\nsocket_dir = "{base / (name + "-run")}"\n')
+    screen = VirtualScreen(1088, 832).start()
+    rdp = None
+    try:
+        rdp = XFreeRdp(screen, "127.0.0.1", server.port, extra_args=["/smartcard"],
+                       env=pcscd.env)
+        if not wait_for(lambda: bool(server.redirected_sockets()), timeout=30):
+            raise RuntimeError(f"no redirection:\n{server.log}\n{rdp.output()}")
+        yield server, rdp, next(iter(server.redirected_sockets().values()))
+    finally:
+        if rdp is not None:
+            rdp.close()
+        screen.close()
+        server.stop()
+
+
+def compare_privilege_separation(args: argparse.Namespace) -> int:
+    """The redirected path through a server with privilege separation and one without."""
+    variants = {"on": "[server]\nprivilege_separation = true\n",
+                "off": "[server]\nprivilege_separation = false\n"}
+    samples: dict[tuple[str, str], list[float]] = {}
+    server_calls: dict[str, list[int]] = {name: [] for name in [*variants, "direct"]}
+    cpu_runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*variants, "direct"]}
+    with tempfile.TemporaryDirectory(prefix="bench-redirect-") as tmp:
+        base = Path(tmp)
+        os.chmod(base, 0o755)
+        with client_side(base) as pcscd, contextlib.ExitStack() as stack:
+            sessions = {name: stack.enter_context(redirected_session(base, f"server-{name}",
+                                                                     config, pcscd))
+                        for name, config in variants.items()}
+            assert pcscd.process is not None
+            for repeat in range(args.repeat):
+                order = list(sessions.items())
+                if repeat % 2:  # on, off, off, on, ...: neither always goes first
+                    order.reverse()
+                for name, (server, rdp, socket) in order:
+                    watched = {"server": server.pid, "monitor": server.monitor_pid,
+                               "xfreerdp": rdp.process.pid, "pcscd": pcscd.process.pid,
+                               "card": os.getpid()}
+                    times, cpu, calls = run_client(socket, args.rounds, args.warmup, watched,
+                                                   server.pid)
+                    cpu_runs[name].append(cpu)
+                    server_calls[name].extend(calls)
+                    for key, values in times.items():
+                        samples.setdefault((key, name), []).extend(values)
+                server, rdp, _ = sessions["on"]
+                times, cpu, _calls = run_client(
+                    pcscd.socket_path, args.rounds, args.warmup,
+                    {"server": server.pid, "xfreerdp": rdp.process.pid,
+                     "pcscd": pcscd.process.pid, "card": os.getpid()}, 0)
+                for key, values in times.items():
+                    samples.setdefault((key, "direct"), []).extend(values)
+            on_pid = sessions["on"][0].pid
+            on_monitor = sessions["on"][0].monitor_pid
+            off_pid = sessions["off"][0].pid
+
+    total = args.rounds * args.repeat
+    print(f"privilege separation on and off: SCardTransmit of SELECT PIV AID through the "
+          f"session, {total} transmits per reader and server after {args.warmup} warm-up "
+          f"({args.repeat} alternating runs); microseconds")
+    print(f"both servers run as root; 'on' measures the network process ({on_pid}, its "
+          f"monitor {on_monitor}), 'off' the one process ({off_pid})")
+    print(f"{'figure':<46} {'direct':>8} {'on':>8} {'off':>8} {'on/off':>7}")
+
+    def row(label: str, on: float, off: float, direct: float | None = None) -> None:
+        shown = f"{direct:>8.1f}" if direct is not None else f"{'':>8}"
+        ratio = on / off if off else float("nan")
+        print(f"{label:<46} {shown} {on:>8.1f} {off:>8.1f} {ratio:>7.2f}")
+
+    for key in READERS:
+        for q, what in ((0.5, "p50"), (0.99, "p99")):
+            values = {name: percentile(samples[(key, name)], q) * 1e6
+                      for name in ("on", "off", "direct")}
+            row(f"latency {what}, {CARD_LABELS[key]}", values["on"], values["off"],
+                values["direct"])
+    for q, what in ((0.5, "p50"), (0.99, "p99")):
+        row(f"server CPU per transmit {what}, call by call",
+            percentile(server_calls["on"], q) / 1000, percentile(server_calls["off"], q) / 1000)
+    means = {name: statistics.mean(run["server"] for run in cpu_runs[name]) / 1000
+             for name in variants}
+    row("server CPU per transmit, mean (/proc)", means["on"], means["off"])
+    monitor = statistics.mean(run["monitor"] for run in cpu_runs["on"]) / 1000
+    print(f"{'monitor CPU per transmit, mean (on only)':<46} {'':>8} {monitor:>8.2f}")
+    xfreerdp = {name: statistics.mean(run["xfreerdp"] for run in cpu_runs[name]) / 1000
+                for name in variants}
+    row("xfreerdp CPU per transmit, mean (/proc)", xfreerdp["on"], xfreerdp["off"])
+    others = {name: statistics.mean(run["other load"] for run in cpu_runs[name]) / 1e6
+              for name in variants}
+    print(f"other processes kept {others['on']:.2f} (on) and {others['off']:.2f} (off) of the "
+          "machine's cores busy during the timed loops (/proc/stat, 10 ms ticks)")
+    print("target: the server adds under 150 us at p50 (its own CPU per call, p50 above)")
     return 0
 
 
