@@ -77,3 +77,24 @@ def test_refusal_without_negotiation_or_of_garbage() -> None:
     assert refusal_confirm(tpkt.wrap(x224.ConnectionRequest().encode())) is None
     with pytest.raises(ProtocolError):
         refusal_confirm(tpkt.wrap(b"\x02\xf0\x80hello"))
+
+
+def test_a_full_server_admits_a_newcomer_only_when_room_is_made() -> None:
+    admission = Admission(ServerConfig(max_connections=1, connection_rate=0,
+                                       max_connections_per_address=1))
+    assert admission.admit("10.0.0.1") is None
+    asked: list[str] = []
+
+    def no_room() -> bool:
+        asked.append("no")
+        return False
+
+    def room() -> bool:
+        asked.append("yes")
+        return True
+
+    assert admission.admit("10.0.0.2", make_room=no_room) is not None
+    assert admission.admit("10.0.0.2", make_room=room) is None
+    # An address at its own limit is not given someone else's slot.
+    assert admission.admit("10.0.0.2", make_room=room) is not None
+    assert asked == ["no", "yes"]

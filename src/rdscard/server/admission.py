@@ -62,14 +62,20 @@ class Admission:
         self._open: dict[str, int] = {}
         self._rates: dict[str, _Rate] = {}
 
-    def admit(self, key: str) -> str | None:
+    def admit(self, key: str, *, make_room: Callable[[], bool] | None = None) -> str | None:
         """Register a new connection from ``key``; None, or why it is refused.
 
         A refused connection is not counted, but it does use up the rate
-        allowance: retrying at once only keeps an address refused.
+        allowance: retrying at once only keeps an address refused. When the
+        server is full, ``make_room`` may end another connection (one that
+        never signed in) for this one; it returns whether it did (the count
+        then runs over by one until that connection is gone).
         """
         limited = self._take_token(key)
-        if self.total >= self.max_total:
+        full = self.total >= self.max_total
+        if full and (limited or (self.max_per_address
+                                 and self._open.get(key, 0) >= self.max_per_address)
+                     or make_room is None or not make_room()):
             return f"the server's {self.max_total} connections are in use (server.max_connections)"
         if self.max_per_address and self._open.get(key, 0) >= self.max_per_address:
             return (f"{key} already has {self.max_per_address} connections open "

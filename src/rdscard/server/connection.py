@@ -572,6 +572,7 @@ async def run_connection(
     peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     info = context.sessions.open(peer_text)
     connection = Connection(context, reader, writer, info, protocol, address or peer_text)
+    context.connections.add(connection)
     context.sessions.attach_connection(info.session_id, connection.disconnect)
     connection.log.info("connection from %s", peer_text)
     try:
@@ -589,6 +590,7 @@ async def run_connection(
     except (ConnectionError, OSError) as exc:
         connection.log.info("connection lost: %s", exc)
     finally:
+        context.connections.discard(connection)
         connection.stop_timers()
         if connection.client_pin is not None:
             connection.client_pin.wipe()

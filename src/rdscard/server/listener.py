@@ -17,6 +17,7 @@ import resource
 import shutil
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +25,13 @@ from rdscard.config import Config
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog
 from rdscard.pdu import tpkt
+from rdscard.pdu.share import ErrorInfo
 from rdscard.private_files import make_private_dir, tighten
 from rdscard.privsep.gateway import Gateway, LocalGateway
 from rdscard.screen.cache import FrameCache
 from rdscard.server.admission import Admission, address_key, refusal_confirm
 from rdscard.server.channels import ChannelFactory
-from rdscard.server.connection import run_connection
+from rdscard.server.connection import Connection, run_connection
 from rdscard.server.control import ControlServer
 from rdscard.server.desktop import DesktopManager
 from rdscard.server.log_limits import RateLimitedLog
@@ -44,6 +46,9 @@ AUDIT_LOG_NAME = "audit.jsonl"
 REFUSAL_READ_TIMEOUT = 1.0
 #: Refused clients being answered at once; beyond, a refused connection is just closed.
 MAX_PENDING_REFUSALS = 64
+#: Seconds after which a connection that never signed in may be ended for a newcomer
+#: when the server is full (a real client reaches the logon screen well within it).
+EVICTABLE_AFTER = 2.0
 #: TCP keepalive on accepted sockets: a peer that vanished is noticed after
 #: KEEPIDLE + KEEPCNT * KEEPINTVL seconds (2 minutes) instead of never.
 KEEPALIVE_IDLE = 60
@@ -66,6 +71,8 @@ class ServerContext:
     sessions: SessionTable = field(default_factory=SessionTable)
     frames: FrameCache = field(default_factory=FrameCache)
     channel_factories: dict[str, ChannelFactory] = field(default_factory=dict)
+    #: Every live connection (the server ends the oldest anonymous one when full).
+    connections: set[Connection] = field(default_factory=set)
     desktops: DesktopManager = field(init=False)
     #: Warnings about clients (refusals, protocol errors), rate-limited per address.
     warnings: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(log))
@@ -156,7 +163,7 @@ class RdpServer:
             configure_socket(sock)
         peer = writer.get_extra_info("peername")
         key = address_key(str(peer[0])) if isinstance(peer, tuple) else str(peer)
-        refused = self.admission.admit(key)
+        refused = self.admission.admit(key, make_room=self._end_oldest_anonymous)
         if refused is not None:
             await self._refuse(reader, writer, key, refused)
             return
@@ -171,6 +178,30 @@ class RdpServer:
             self.admission.release(key)
             if task is not None:
                 self._tasks.discard(task)
+
+    def _end_oldest_anonymous(self) -> bool:
+        """The server is full: end the oldest connection that never signed in, if old enough.
+
+        Connections from many addresses that connect and wait (or park at the
+        logon screen) would otherwise fill ``max_connections`` and lock every
+        user out; a signed-in session is never ended for a newcomer, and one
+        younger than :data:`EVICTABLE_AFTER` seconds is still connecting.
+        """
+        assert self.context is not None
+        now = time.time()
+        candidates = [c for c in self.context.connections
+                      if not c.signed_in_once() and not c.writer.is_closing()
+                      and now - c.info.started >= EVICTABLE_AFTER]
+        if not candidates:
+            return False
+        oldest = min(candidates, key=lambda c: c.info.started)
+        self.context.warnings.warning(
+            "server-full", "the server is full (server.max_connections): ended the oldest "
+            "connection that never signed in (%s, %.0f s old) to admit a new one",
+            oldest.info.peer, now - oldest.info.started)
+        oldest.close_with(ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT,
+                          "the server is full and this connection never signed in")
+        return True
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       key: str, why: str) -> None:

@@ -8,8 +8,10 @@ socket bound to one of them reaches 127.0.0.1), each test from its own.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +140,33 @@ def test_a_client_parked_at_the_logon_screen_is_ended_with_logon_timeout(
             client.close()
     assert "ERRINFO_LOGON_TIMEOUT" in output, output
     assert server.wait_for_log(r"no sign-in within 8 s \(server\.logon_timeout\)")
+
+
+def test_a_full_server_ends_the_oldest_anonymous_connection_for_a_newcomer(
+    tmp_path: Path,
+) -> None:
+    """Idle connections spread over many addresses fill max_connections: a newcomer still
+    gets in, at the expense of the oldest connection that never signed in."""
+    config = tmp_path / "rdscard.toml"
+    config.write_text("[server]\nmax_connections = 30\nconnect_timeout = 60\n")
+    server = ServerProcess(tmp_path / "state", ("--config", str(config)))
+    idle: list[socket.socket] = []
+    try:
+        for index in range(30):  # two addresses, within their per-address limit
+            idle.append(client_socket(server.port, f"127.0.1.{2 + index // 15}"))
+        assert wait_for(lambda: server.log.count("connection from 127.0.1.") >= 30, 10)
+        asyncio.run(asyncio.sleep(2.5))  # older than a connection still connecting
+
+        async def newcomer() -> int:
+            client, _reader, writer = await connect(server.port, "127.0.1.9")
+            writer.transport.abort()
+            return client.fastpath_frames
+
+        assert asyncio.run(newcomer()) > 0, server.log[-3000:]
+        assert "ended the oldest connection that never signed in" in server.log
+        readable, _, _ = select.select(idle, [], [], 5)
+        assert readable and readable[0].recv(1) == b""  # the evicted one: closed
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
