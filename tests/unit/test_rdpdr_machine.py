@@ -599,3 +599,22 @@ def test_arbitrary_bytes_during_handshake(data: bytes) -> None:
     server.start()
     with contextlib.suppress(ProtocolError):
         server.receive(data, 0.0)
+
+
+def test_a_flood_of_device_announcements_gives_the_channel_up() -> None:
+    """Each announced device is answered: past MAX_ANNOUNCED_DEVICES it is a flood."""
+    from rdscard.errors import ProtocolError
+    from rdscard.protocol.rdpdr import MAX_ANNOUNCED_DEVICES
+
+    server = RdpdrServer(CLIENT_ID)
+    server.start()
+    for message in (ANNOUNCE_REPLY, CLIENT_NAME, client_caps()):
+        server.receive(message, 0.0)
+    server.data_to_send()
+    printers = [DeviceAnnounce(DeviceType.RDPDR_DTYP_PRINT, i, f"PRN{i}", b"")
+                for i in range(100, 100 + MAX_ANNOUNCED_DEVICES)]
+    for start in range(0, MAX_ANNOUNCED_DEVICES, 128):  # 128: the most one announce holds
+        server.receive(device_list(*printers[start:start + 128]), 0.0)
+    assert len(server.data_to_send()) == MAX_ANNOUNCED_DEVICES  # each one answered
+    with pytest.raises(ProtocolError, match="devices announced"):
+        server.receive(device_list(printers[0]), 0.0)

@@ -139,6 +139,10 @@ class RdpConnector:
         for chunk in chunk_channel_data(data):
             self._send_mcs(self.channel_ids[name], chunk)
 
+    def send_share_data(self, body: share.ShareDataBody) -> None:
+        """Send one share data PDU (a Refresh Rect, a Suppress Output...)."""
+        self._send_share_data(body)
+
     def shutdown(self) -> None:
         """Ask the server to end the session (Shutdown Request PDU)."""
         self._send_share_data(share.ShutdownRequest())

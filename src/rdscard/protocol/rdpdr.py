@@ -87,6 +87,9 @@ DEFAULT_IOCTL_TIMEOUT: Final = 30.0
 MAX_PENDING_IOCTLS: Final = 4096
 #: Smart card devices accepted from one client.
 MAX_SMARTCARD_DEVICES: Final = 8
+#: Devices a client may announce over a session's life (each one is answered): real
+#: clients announce a handful; thousands are a flood of replies, and the channel goes.
+MAX_ANNOUNCED_DEVICES: Final = 256
 #: Completion ids remembered after a timeout, reset or removal, so a late reply is dropped.
 RETIRED_COMPLETION_IDS: Final = 1024
 #: Bad I/O completions dropped on one channel before the channel is given up.
@@ -219,6 +222,7 @@ class RdpdrServer:
         if max_bad_completions < 0:
             raise ValueError("max_bad_completions is not negative")
         self._client_id = client_id
+        self._announced = 0
         self._version_minor = version_minor
         self._send_user_logged_on = send_user_logged_on
         self._default_timeout = default_timeout
@@ -413,6 +417,11 @@ class RdpdrServer:
 
     def _on_device_announce(self, message: bytes) -> list[RdpdrEvent]:
         announce = ClientDeviceListAnnounceRequest.decode(message)
+        self._announced += len(announce.devices)
+        if self._announced > MAX_ANNOUNCED_DEVICES:
+            raise ProtocolError("Client Device List Announce", "DeviceCount",
+                                f"more than {MAX_ANNOUNCED_DEVICES} devices announced "
+                                "in one session")
         events: list[RdpdrEvent] = []
         first_device = False
         for device in announce.devices:

@@ -48,6 +48,9 @@ READ_SIZE = 65536
 GRAPHICS_BATCH = 64 * 1024
 #: Seconds a closing connection may take to send its last words before it is cut.
 CLOSE_GRACE = 5.0
+#: Bytes a client may send before any sign-in: the connection sequence, the rdpdr
+#: handshake, the card's replies during the sign-in and keystrokes are far below it.
+ANONYMOUS_INPUT_LIMIT = 8 << 20
 PROTOCOL_NAMES = {0: "RDP", 1: "TLS", 2: "CredSSP", 4: "RDSTLS", 8: "CredSSP-EX", 16: "RDSAAD"}
 
 
@@ -95,6 +98,11 @@ class Connection:
         self.keyboard_layout = 0x409
         self.desktop = DesktopLink(self)
         self._background: set[asyncio.Task[None]] = set()
+        #: While a received chunk is handled: the channel messages it provoked, written once.
+        self._batch: list[bytes] | None = None
+        #: Bytes received before a sign-in (-1 once signed in: no longer counted).
+        self._anonymous_input = 0
+        self._input_dropped = False
         self._screen_push: asyncio.Task[None] | None = None
         self._push_again = False
         self.accepted_at = time.perf_counter()
@@ -167,6 +175,8 @@ class Connection:
             try:
                 async with asyncio.timeout_at(deadline if connecting else None):
                     data = await self.reader.read(READ_SIZE)
+                    if data and self._over_input_limit(len(data)):
+                        return
                     if data:
                         self.acceptor.receive(data)
                         await self.process_events()
@@ -184,7 +194,7 @@ class Connection:
                         await self.flush()
                 return
             if not data:
-                if self.guard.dropped:
+                if self.guard.dropped or self._input_dropped:
                     return
                 if not self._session_ended():  # else: ended in on_active_data
                     self.log.info("the client closed the connection (%s)",
@@ -258,11 +268,21 @@ class Connection:
         (as the stream's exception), which ends the connection as usual.
         """
         try:
+            if self._over_input_limit(len(data)):
+                return
             self.acceptor.receive(data)
             screen_touched = False
-            for event in self.acceptor.events():
-                screen_touched |= self.on_event(event)  # no StartTls after the upgrade
+            # Channel replies to this chunk go out in one write (a chunk may hold
+            # hundreds of messages: one TLS record each would cost more than they do).
+            self._batch = []
+            try:
+                for event in self.acceptor.events():
+                    screen_touched |= self.on_event(event)  # no StartTls after the upgrade
+            finally:
+                batch, self._batch = self._batch, None
             out = self.acceptor.data_to_send()
+            if batch:
+                out = b"".join([*batch, out])
             if out and not self.writer.is_closing():
                 self.write(out)
             if screen_touched:
@@ -275,6 +295,27 @@ class Connection:
         except Exception as exc:
             self._leave_direct_lane()
             self.reader.set_exception(exc)
+
+    def _over_input_limit(self, size: int) -> bool:
+        """Before a sign-in a client has little to say: past :data:`ANONYMOUS_INPUT_LIMIT`
+        bytes it is flooding (each byte costs decryption and decoding), and is dropped."""
+        if self._anonymous_input < 0:
+            return False
+        self._anonymous_input += size
+        if self._anonymous_input <= ANONYMOUS_INPUT_LIMIT:
+            return False
+        if self.signed_in_once():
+            self._anonymous_input = -1  # signed in: the account answers for what it sends
+            return False
+        self.context.warnings.warning(
+            f"input-limit {self.address}", "dropped the connection: %d bytes received "
+            "before any sign-in (the limit is %d)", self._anonymous_input,
+            ANONYMOUS_INPUT_LIMIT, logger=self.log)
+        self._input_dropped = True
+        self._leave_direct_lane()
+        self.writer.transport.abort()
+        self.reader.feed_eof()
+        return True
 
     def _session_ended(self) -> bool:
         return self.acceptor.phase is Phase.CLOSED
@@ -510,6 +551,9 @@ class Connection:
             return
         frames = self.acceptor.encode_channel_data(name, data)
         queued = self.acceptor.data_to_send()
+        if self._batch is not None:
+            self._batch.append(queued + frames if queued else frames)
+            return
         self.write(queued + frames if queued else frames)
 
     def on_channel_data(self, event: ChannelData) -> None:

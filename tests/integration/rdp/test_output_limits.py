@@ -1,10 +1,12 @@
 """A client that provokes replies and never reads them cannot fill the server's memory.
 
-The flood: rdpdr Client Device List Announces of 128 devices each (every
-device is answered with a Server Device Announce Response), sent by a
-client at the logon screen that reads nothing. The server must stop
-reading it once ``server.output_pause`` bytes wait, keep serving others,
-and end it at the logon timeout.
+Two floods from a client at the logon screen that reads nothing. Refresh
+Rect PDUs, each answered with the whole screen: the server must stop
+reading the client once ``server.output_pause`` bytes wait, keep serving
+others, and end it at the logon timeout. rdpdr device announcements, each
+device answered: past 256 devices the channel is given up, and past 8 MiB
+received before any sign-in the client is dropped.
+
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from rdscard.pdu.rdpdr import ClientDeviceListAnnounceRequest, DeviceAnnounce, DeviceType
+from rdscard.pdu.share_data import Rectangle16, RefreshRect
 from rdscard.xclient import VirtualScreen, XFreeRdp, logon_screen_visible, wait_for
 from tests.integration.rdp.conftest import ServerProcess
 from tests.integration.rdp.raw_client import connect, rdpdr_ready
@@ -57,12 +60,19 @@ def announce_many() -> bytes:
     return ClientDeviceListAnnounceRequest(devices).encode()
 
 
-async def flood(port: int) -> tuple[int, asyncio.StreamWriter]:
+def network_pid(server: ServerProcess) -> int:
+    found = re.search(r"network process (\d+): running as", server.log)
+    return int(found.group(1)) if found else server.process.pid
+
+
+async def flood(port: int, *, refresh: bool = True) -> tuple[int, asyncio.StreamWriter]:
     """Flood without reading until the server stops taking bytes; returns the bytes sent."""
     client, reader, writer = await connect(port, channels=("rdpdr",), rcvbuf=16384)
-    await rdpdr_ready(client, reader, writer)
-    message = announce_many()
-    client.send_channel_data("rdpdr", message)
+    if refresh:
+        client.send_share_data(RefreshRect((Rectangle16(0, 0, 1023, 767),)))
+    else:
+        await rdpdr_ready(client, reader, writer)
+        client.send_channel_data("rdpdr", announce_many())
     frame = client.data_to_send()
     sent = 0
     while sent < FLOOD_BYTES:
@@ -72,17 +82,20 @@ async def flood(port: int) -> tuple[int, asyncio.StreamWriter]:
             await asyncio.wait_for(writer.drain(), 3)
         except TimeoutError:
             break  # the server no longer reads this client
+        except ConnectionError:
+            break  # the server dropped it
     return sent, writer
 
 
 def test_client_that_does_not_read_is_paused_and_others_still_connect(
     limited_server: ServerProcess,
 ) -> None:
-    before = rss_bytes(limited_server.process.pid)
+    pid = network_pid(limited_server)
+    before = rss_bytes(pid)
 
     async def scenario() -> None:
         sent, writer = await flood(limited_server.port)
-        grown = rss_bytes(limited_server.process.pid) - before
+        grown = rss_bytes(pid) - before
         print(f"\nflood: sent {sent / MIB:.1f} MiB before the server stopped reading; "
               f"server RSS grew {grown / MIB:.1f} MiB")
         assert sent < 64 * MIB, "the server kept reading a client that reads nothing"
@@ -121,7 +134,26 @@ def test_client_that_does_not_read_is_paused_and_others_still_connect(
                 pass
         assert gone, f"the flooder's connection ({sock}) was not cut"
         writer.transport.abort()
-        print(f"server RSS after: {(rss_bytes(limited_server.process.pid) - before) / MIB:.1f} "
-              "MiB above the start")
+        print(f"server RSS after: {(rss_bytes(pid) - before) / MIB:.1f} MiB above the start")
 
     asyncio.run(scenario())
+
+
+def test_an_announcement_flood_loses_its_channel_then_its_connection(
+    limited_server: ServerProcess,
+) -> None:
+    pid = network_pid(limited_server)
+    before = rss_bytes(pid)
+
+    async def scenario() -> int:
+        sent, writer = await flood(limited_server.port, refresh=False)
+        writer.transport.abort()
+        return sent
+
+    sent = asyncio.run(scenario())
+    grown = rss_bytes(pid) - before
+    print(f"\nannouncement flood: {sent / MIB:.1f} MiB sent; server RSS grew {grown / MIB:.1f} MiB")
+    assert limited_server.wait_for_log(r"channel rdpdr closed: .*devices announced", timeout=5)
+    assert limited_server.wait_for_log(r"bytes received before any sign-in", timeout=5), \
+        limited_server.log[-3000:]
+    assert sent < 64 * MIB and grown < 64 * MIB
