@@ -142,20 +142,35 @@ def get_policy_identifier(directory: Path) -> bytes | None:
     return bytes(arg[16:32])
 
 
+def mountpoint_of(path: Path) -> Path:
+    """The mount point of the filesystem holding ``path``.
+
+    The key ioctls go there, not to the encrypted directory: a descriptor
+    of that directory keeps its inode in use, so a removal made through it
+    always reports FILES_BUSY.
+    """
+    current = Path(os.path.realpath(path))
+    while not os.path.ismount(current) and current.parent != current:
+        current = current.parent
+    return current
+
+
 def _key_spec(identifier: bytes) -> bytes:
     if len(identifier) != IDENTIFIER_SIZE:
         raise ValueError("an fscrypt v2 key identifier is 16 bytes")
     return struct.pack("<II", KEY_SPEC_TYPE_IDENTIFIER, 0) + identifier + bytes(16)
 
 
-def add_key(mountpoint: Path, master_key: Secret) -> bytes:
-    """FS_IOC_ADD_ENCRYPTION_KEY: the key goes to the filesystem; returns its identifier.
+def add_key(path: Path, master_key: Secret) -> bytes:
+    """FS_IOC_ADD_ENCRYPTION_KEY: the key goes to the filesystem of ``path``; returns its
+    identifier.
 
     The argument buffer holding the key is zeroed before this returns.
     """
     key = master_key.reveal()
     if len(key) != MASTER_KEY_SIZE:
         raise FscryptError(f"an fscrypt master key is {MASTER_KEY_SIZE} bytes, not {len(key)}")
+    mountpoint = mountpoint_of(path)
     arg = bytearray(80 + MASTER_KEY_SIZE)
     struct.pack_into("<II", arg, 0, KEY_SPEC_TYPE_IDENTIFIER, 0)
     struct.pack_into("<I", arg, 40, MASTER_KEY_SIZE)
@@ -171,8 +186,10 @@ def add_key(mountpoint: Path, master_key: Secret) -> bytes:
         arg[:] = bytes(len(arg))
 
 
-def remove_key(mountpoint: Path, identifier: bytes, *, all_users: bool = True) -> Removal:
-    """FS_IOC_REMOVE_ENCRYPTION_KEY(_ALL_USERS); call again while ``files_busy``."""
+def remove_key(path: Path, identifier: bytes, *, all_users: bool = True) -> Removal:
+    """FS_IOC_REMOVE_ENCRYPTION_KEY(_ALL_USERS) on the filesystem of ``path``; call again
+    while ``files_busy``."""
+    mountpoint = mountpoint_of(path)
     arg = bytearray(_key_spec(identifier) + bytes(24))
     request = FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS if all_users \
         else FS_IOC_REMOVE_ENCRYPTION_KEY
@@ -188,8 +205,10 @@ def remove_key(mountpoint: Path, identifier: bytes, *, all_users: bool = True) -
                    other_users=bool(flags & REMOVAL_OTHER_USERS))
 
 
-def key_status(mountpoint: Path, identifier: bytes) -> KeyStatus:
-    """FS_IOC_GET_ENCRYPTION_KEY_STATUS of the key ``identifier`` on that filesystem."""
+def key_status(path: Path, identifier: bytes) -> KeyStatus:
+    """FS_IOC_GET_ENCRYPTION_KEY_STATUS of the key ``identifier`` on the filesystem of
+    ``path``."""
+    mountpoint = mountpoint_of(path)
     arg = bytearray(_key_spec(identifier) + bytes(128 - 40))
     with _opened(mountpoint) as fd:
         try:
