@@ -97,7 +97,8 @@ class CountingCard(VirtualPivCard):
     def transmit(self, apdu: bytes) -> bytes:
         if len(apdu) > 5 and apdu[1] == 0x20:
             self.pin_verifies += 1
-        if len(apdu) > 4 and apdu[1] == 0x87 and apdu[3] == 0x9D:
+        if len(apdu) > 4 and apdu[1] == 0x87 and apdu[3] == 0x9D and not apdu[0] & 0x10:
+            # the last APDU of a chain (an RSA block is sent in two)
             self.key_management_operations += 1
         return super().transmit(apdu)
 

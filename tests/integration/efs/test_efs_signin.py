@@ -58,6 +58,15 @@ def key_status(folder: Path) -> fscrypt.KeyStatus:
     return fscrypt.key_status(folder, identifier)
 
 
+def status_of(server: DesktopServer, name: str) -> str:
+    """The state column of ``name`` in ``rdscard efs status``."""
+    for line in efs_cli(server.server.state_dir, "status").splitlines():
+        fields = line.split()
+        if fields and fields[0] == name:
+            return fields[1]
+    raise AssertionError(f"{name} is not in rdscard efs status")
+
+
 def session_of(server: DesktopServer, count: int = 1) -> int:
     return server.started(count)[-1][0]
 
@@ -96,7 +105,7 @@ def test_sign_in_opens_the_folder_with_one_verify_and_logoff_locks_it(
         assert read.stdout == SECRET_TEXT, (read.stderr, server.server.log[-3000:])
         assert virtual.pin_verifies == 1, "one VERIFY for the sign-in and the unlock"
         assert virtual.key_management_operations == 1
-        assert "locked" not in efs_cli(server.server.state_dir, "status").split(name)[1]
+        assert status_of(server, name) == "unlocked"
         server.session("logoff", str(session))
         assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30), (
             server.server.log[-3000:])
@@ -105,14 +114,36 @@ def test_sign_in_opens_the_folder_with_one_verify_and_logoff_locks_it(
         with pytest.raises(OSError) as denied:
             (folder / names[0]).read_bytes()
         assert denied.value.errno == errno.ENOKEY
-        assert "locked" in efs_cli(server.server.state_dir, "status")
+        assert status_of(server, name) == "locked"
 
         me.reconnect()
         session = session_of(server, 2)
         read = cat_in_session(server, session)
         assert read.stdout == SECRET_TEXT, (read.stderr, server.server.log[-3000:])
         assert virtual.pin_verifies == 2
-    assert "is locked" in server.server.log or key_status(folder) is not None
+        # a disconnected session stays unlocked; its logoff locks
+        me.client.close()
+        assert wait_for(lambda: "disconnected" in server.listing().get(session, ""), 20)
+        assert key_status(folder) is fscrypt.KeyStatus.PRESENT
+        server.session("logoff", str(session))
+        assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30)
+    assert "is locked" in server.server.log
+
+
+def test_card_removal_with_the_lock_policy_locks_the_folder(
+    desktop_servers: Callable[..., DesktopServer], pcscd: IsolatedPcscd,
+    ext4_image: Ext4Image, recovery_agent: RecoveryAgent, ecc_card: CardFile,
+) -> None:
+    name = "rdscard-efs-rmv"
+    server = desktop_servers(bob=name, extra=EFS_CONFIG, logon='card_removal = "lock"\n')
+    folder = enroll(server, ext4_image, name, ecc_card, recovery_agent)
+    with seat(server, pcscd, counting(ecc_card)) as me:
+        session_of(server)
+        assert key_status(folder) is fscrypt.KeyStatus.PRESENT
+        me.card.remove()
+        assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30), (
+            server.server.log[-3000:])
+        assert "the card was removed: locking the encrypted folder" in server.server.log
 
 
 def test_the_recovery_agent_opens_the_envelope_with_openssl_and_recovers(
