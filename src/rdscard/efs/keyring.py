@@ -192,6 +192,8 @@ class EfsSignInStep:
         self.session_id = session_id
         self._prepared: _Prepared | None = None
         self.card_operation = False
+        #: seconds of the card's private-key operation in this unlock (0: none was needed)
+        self.card_seconds = 0.0
 
     def before_pin(self, client: PivClient, account: str) -> None:
         """Read 9D and find its recipient; refuse (no PIN try spent) when it has none."""
@@ -253,6 +255,7 @@ class EfsSignInStep:
                                 f"({exc}): ask your administrator") from None
         finally:
             self.card_operation = operator.operations > 0
+            self.card_seconds = operator.seconds
             keyring.card_operations += operator.operations
         enrollment = prepared.enrollment
         if len(master) != fscrypt.MASTER_KEY_SIZE or \

@@ -11,6 +11,7 @@ recovery agent's).
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +35,8 @@ class CardKeyOperator:
         self.client = client
         self.public_key = public_key
         self.operations = 0
+        #: seconds spent in the card's private-key operations (the GENERAL AUTHENTICATE)
+        self.seconds = 0.0
 
     def key_transport(self, encrypted_key: bytes, hash_name: str) -> bytearray:
         if not isinstance(self.public_key, rsa.RSAPublicKey):
@@ -44,7 +47,9 @@ class CardKeyOperator:
         if len(encrypted_key) != size:
             raise UnwrapError("decryption error")
         self.operations += 1
+        started = time.perf_counter()
         block = bytearray(self.client.rsa_private(KEY_MANAGEMENT, encrypted_key))
+        self.seconds += time.perf_counter() - started
         try:
             return oaep_decode(block.rjust(size, b"\0"), hash_name)
         finally:
@@ -63,7 +68,11 @@ class CardKeyOperator:
             raise UnwrapError("the originator's key is not a point of the card key's curve")\
                 from None
         self.operations += 1
-        return bytearray(self.client.ecdh(KEY_MANAGEMENT, peer_point, algorithm))
+        started = time.perf_counter()
+        try:
+            return bytearray(self.client.ecdh(KEY_MANAGEMENT, peer_point, algorithm))
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 class SoftwareKeyOperator:

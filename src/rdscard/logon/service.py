@@ -66,6 +66,9 @@ class CardStep(Protocol):
 
     def undo(self) -> None: ...
 
+    #: seconds of the card operation ``after_pin`` made (reported as a phase of its own)
+    card_seconds: float
+
 
 @dataclass(frozen=True)
 class SignInRequest:
@@ -171,6 +174,7 @@ class LogonService:
                 if card_step is not None:
                     card_step.after_pin(client)
                     lap("EFS unlock")
+                    phases["EFS card operation"] = card_step.card_seconds
                 tickets: PkinitResult | None = None
                 if kinit_pin is not None and self.pkinit is not None:
                     try:
