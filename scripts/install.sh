@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
     opensc yubico-piv-tool python3-pyscard
     krb5-kdc krb5-admin-server krb5-pkinit krb5-user
     systemd swig gcc python3-dev
+    e2fsprogs mount openssl age
 )
 
 missing=()

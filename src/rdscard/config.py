@@ -131,6 +131,20 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True)
+class EfsConfig:
+    """``[efs]``: card-bound file encryption (fscrypt keys opened with the card at sign-in)."""
+
+    enabled: bool = False
+    #: where the envelopes live; empty: ``STATE/efs``
+    envelope_dir: Path | None = None
+    #: seconds between tries to finish removing a key while files are still open
+    busy_retry: float = 2.0
+
+    def directory(self, state_dir: Path) -> Path:
+        return self.envelope_dir if self.envelope_dir is not None else state_dir / "efs"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -139,6 +153,7 @@ class Config:
     redirection: RedirectionConfig = field(default_factory=RedirectionConfig)
     logon: LogonConfig = field(default_factory=LogonConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    efs: EfsConfig = field(default_factory=EfsConfig)
 
     def with_overrides(
         self, *, listen: str | None = None, state_dir: str | Path | None = None
@@ -346,6 +361,25 @@ def _sessions(table: dict[str, Any]) -> SessionsConfig:
     return cfg
 
 
+def _efs(table: dict[str, Any]) -> EfsConfig:
+    where = "efs"
+    cfg = EfsConfig()
+    if "enabled" in table:
+        cfg = replace(cfg, enabled=_take(table, "enabled", bool, where))
+    if "envelope_dir" in table:
+        text = _take(table, "envelope_dir", str, where)
+        if text and not Path(text).is_absolute():
+            raise ConfigError(f"{where}.envelope_dir must be an absolute path")
+        cfg = replace(cfg, envelope_dir=Path(text) if text else None)
+    if "busy_retry" in table:
+        seconds = _seconds(table, "busy_retry", where)
+        if not 0.05 <= seconds <= 600:
+            raise ConfigError(f"{where}.busy_retry must be 0.05 to 600 seconds")
+        cfg = replace(cfg, busy_retry=seconds)
+    _reject_unknown(table, where)
+    return cfg
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse configuration text; errors name the file and the setting."""
     try:
@@ -358,11 +392,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         redirection = _redirection(dict(data.pop("redirection", {})))
         logon = LogonConfig.from_table(dict(data.pop("logon", {})))
         sessions = _sessions(dict(data.pop("sessions", {})))
+        efs = _efs(dict(data.pop("efs", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Config(server=server, display=display, redirection=redirection, logon=logon,
-                  sessions=sessions)
+                  sessions=sessions, efs=efs)
 
 
 def load_config(path: Path | None) -> Config:

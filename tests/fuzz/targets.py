@@ -904,6 +904,7 @@ def _ipc_seeds() -> tuple[bytes, ...]:
         ipc.SignIn(3, 1, "127.0.0.1:5000", "vm", "Virtual PCD 00 00", "alice", "EXAMPLE", "",
                    Secret(b"123456")),
         ipc.StartDesktop(3, 1024, 768, 0x409, "127.0.0.1"), ipc.SessionEnded(3),
+        ipc.SessionLocked(3),
         ipc.Transmit(1, bytes.fromhex("00a4040009a00000030800001000")),
         ipc.DesktopEnded(3, "the session command exited"), ipc.Done("/run/x"),
         ipc.Failed("no"), ipc.TransmitReply(b"\x90\x00"), ipc.ControlRequest('{"command":1}'),

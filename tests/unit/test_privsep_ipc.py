@@ -26,6 +26,7 @@ SAMPLES: list[ipc.Message] = [
     ipc.EndDesktop(3),
     ipc.TakeOver(1, 3),
     ipc.SessionEnded(3),
+    ipc.SessionLocked(3),
     ipc.Transmit(1, bytes.fromhex("00a4040009a00000030800001000")),
     ipc.DesktopEnded(3, "the session command exited"),
     ipc.Done("/run/rdscard/session-7/pcscd.comm"),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from rdscard import __version__
 from rdscard.errors import RdscardError
 
-SUBCOMMAND_MODULES = ("serve", "session", "ntauth", "demo", "pki", "card")
+SUBCOMMAND_MODULES = ("serve", "session", "ntauth", "demo", "pki", "card", "efs")
 
 
 def build_parser() -> argparse.ArgumentParser:

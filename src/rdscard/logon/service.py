@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
@@ -46,8 +46,28 @@ from rdscard.pki.transport import TransportError
 from rdscard.secret import Secret
 
 PkinitRunner = Callable[[AccountMapping, Secret], PkinitResult]
-PHASES: Final = ("certificate read", "validation", "mapping", "PIN verify",
-                 "proof of possession", "PKINIT")
+PHASES: Final = ("certificate read", "validation", "mapping", "EFS check", "PIN verify",
+                 "proof of possession", "EFS unlock", "PKINIT")
+
+
+class CardStep(Protocol):
+    """More work with the card in the sign-in's card session (the encrypted folder's key).
+
+    ``before_pin`` runs once the account is known and before the PIN is used
+    (it may refuse without spending a PIN try); ``after_pin`` after the proof
+    of possession, while the PIN is still verified in this card session;
+    ``undo`` when a later step refuses the sign-in. Each raises
+    :class:`SignInRefused` to refuse.
+    """
+
+    def before_pin(self, client: PivClient, account: str) -> None: ...
+
+    def after_pin(self, client: PivClient) -> None: ...
+
+    def undo(self) -> None: ...
+
+    #: seconds of the card operation ``after_pin`` made (reported as a phase of its own)
+    card_seconds: float
 
 
 @dataclass(frozen=True)
@@ -105,8 +125,13 @@ class LogonService:
         self.rng = rng
 
     def sign_in(self, client: PivClient, pin: Secret,
-                request: SignInRequest = SignInRequest()) -> SignedIn:
-        """One attempt; raises :class:`SignInRefused` (audited) or returns :class:`SignedIn`."""
+                request: SignInRequest = SignInRequest(), *,
+                card_step: CardStep | None = None) -> SignedIn:
+        """One attempt; raises :class:`SignInRefused` (audited) or returns :class:`SignedIn`.
+
+        ``card_step``: more work with the card in the same card session (see
+        :class:`CardStep`), refused or done as part of this attempt.
+        """
         fields = {"client_address": request.client_address, "client_name": request.client_name,
                   "reader": request.reader, "mode": self.config.mode.value}
         phases: dict[str, float] = {}
@@ -136,6 +161,9 @@ class LogonService:
             mapping = self.mapper.map(valid.upn, Hint.parse(request.user_name, request.domain))
             fields.update(account=mapping.account, principal=mapping.principal or "")
             lap("mapping")
+            if card_step is not None:
+                card_step.before_pin(client, mapping.account)
+                lap("EFS check")
             kinit_pin = Secret(pin.reveal()) if self.pkinit is not None and \
                 mapping.mode is AccountMode.KERBEROS else None
             try:
@@ -143,9 +171,18 @@ class LogonService:
                 lap("PIN verify")
                 prove_possession(client, cert, rng=self.rng)
                 lap("proof of possession")
+                if card_step is not None:
+                    card_step.after_pin(client)
+                    lap("EFS unlock")
+                    phases["EFS card operation"] = card_step.card_seconds
                 tickets: PkinitResult | None = None
                 if kinit_pin is not None and self.pkinit is not None:
-                    tickets = self.pkinit(mapping, kinit_pin)
+                    try:
+                        tickets = self.pkinit(mapping, kinit_pin)
+                    except BaseException:
+                        if card_step is not None:
+                            card_step.undo()
+                        raise
                     lap("PKINIT")
             finally:
                 if kinit_pin is not None:

@@ -64,6 +64,10 @@ class Gateway(Protocol):
         """The session is gone (its socket and tickets go too)."""
         ...
 
+    def session_locked(self, session_id: int) -> None:
+        """The card removal policy locked the session (its encrypted folder may lock)."""
+        ...
+
 
 class LocalLeader:
     """A leader started in this process."""
@@ -129,6 +133,9 @@ class LocalGateway:
 
     def session_ended(self, session_id: int) -> None:
         self.service.session_ended(session_id)
+
+    def session_locked(self, session_id: int) -> None:
+        self.service.session_locked(session_id)
 
 
 async def run_sign_in(service: PrivilegedService, session_id: int, request: SignInRequest,

@@ -122,6 +122,15 @@ class SessionEnded(Message):
     session_id: int
 
 
+@dataclass
+class SessionLocked(Message):
+    """Session ``session_id`` was locked by the card removal policy (lock or logoff): its
+    claim on the account's encrypted folder ends (the folder locks when no session holds it)."""
+
+    KIND: ClassVar[int] = 8
+    session_id: int
+
+
 # -- monitor -> network process ------------------------------------------------------------
 @dataclass
 class ControlRequest(Message):
@@ -224,8 +233,8 @@ class DesktopReply(Message):
 MESSAGES: Final[dict[int, type[Message]]] = {
     cls.KIND: cls for cls in (
         OpenCardSocket, CloseCardSocket, SignIn, StartDesktop, EndDesktop, TakeOver,
-        SessionEnded, Transmit, DesktopEnded, ControlRequest, Done, Failed, TransmitReply,
-        SignedInReply, RefusedReply, DesktopReply, ControlReply)
+        SessionEnded, SessionLocked, Transmit, DesktopEnded, ControlRequest, Done, Failed,
+        TransmitReply, SignedInReply, RefusedReply, DesktopReply, ControlReply)
 }
 _FIELDS: Final[dict[type[Message], tuple[tuple[str, type], ...]]] = {
     cls: tuple((f.name, get_type_hints(cls)[f.name]) for f in dataclasses.fields(cls))

@@ -15,7 +15,10 @@ the same account.
 - sign-in: the logon service (certificate checks, NTAuth, PIN, proof of
   possession, PKINIT) with the card reached through the caller's link, the
   audit log, the credential cache;
-- desktops: the session leaders, their logoff and what a dead one left.
+- desktops: the session leaders, their logoff and what a dead one left;
+- encrypted folders (``[efs]``): the account's fscrypt key added in the
+  sign-in's card session and removed when its last session ends or is locked
+  (:mod:`rdscard.efs.keyring`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from typing import Any, Final
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
+from rdscard.efs.keyring import EfsKeyring
+from rdscard.efs.store import EnvelopeStore
 from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.mapping import AccountMapping
@@ -110,6 +115,10 @@ class PrivilegedService:
         self.audit = audit
         self.desktop_ended = desktop_ended
         self._sessions: dict[int, _Session] = {}
+        self.efs: EfsKeyring | None = None
+        if config.efs.enabled:
+            store = EnvelopeStore(config.efs.directory(config.server.state_dir))
+            self.efs = EfsKeyring(store, busy_retry=config.efs.busy_retry)
 
     def _session(self, session_id: int) -> _Session:
         if not 0 < session_id < 1 << 31:
@@ -199,7 +208,8 @@ class PrivilegedService:
                 if config.logon.mode is AccountMode.KERBEROS else None
             validator = CertificateValidator.from_config(config.logon, config.server.state_dir)
             service = LogonService(config.logon, validator, audit=self.audit, pkinit=runner)
-            signed = service.sign_in(PivClient(card), pin, request)
+            step = self.efs.step(session_id) if self.efs is not None else None
+            signed = service.sign_in(PivClient(card), pin, request, card_step=step)
         finally:
             pin.wipe()
         account = pwd.getpwnam(signed.account)
@@ -321,14 +331,23 @@ class PrivilegedService:
         if old.account != new.account or old is new:
             raise RdscardError(f"session {new_session_id} ({new.account}) cannot take over "
                                f"session {old_session_id} ({old.account})")
+        if self.efs is not None:
+            self.efs.move(new_session_id, old_session_id)
         if new.ccname and old.ccname and new.ccname != old.ccname:
             replace_ccache(new.ccname, old.ccname, old.uid, old.gid)
             new.ccname = ""
         elif new.ccname and not old.ccname:
             old.ccname, new.ccname = new.ccname, ""
 
+    def session_locked(self, session_id: int) -> None:
+        """The card removal policy locked (or logs off) the session: its key claim ends."""
+        if self.efs is not None:
+            self.efs.release(session_id, "the card was removed")
+
     def session_ended(self, session_id: int) -> None:
-        """Forget a session: its socket directory and credential cache go."""
+        """Forget a session: its socket directory, credential cache and key claim go."""
+        if self.efs is not None:
+            self.efs.release(session_id, "logged off")
         record = self._sessions.pop(session_id, None)
         self.close_card_socket(session_id)
         if record is not None:
@@ -349,6 +368,8 @@ class PrivilegedService:
             with contextlib.suppress(Exception):
                 await self.end_desktop(session_id)
             self.session_ended(session_id)
+        if self.efs is not None:
+            self.efs.lock_all()
 
 
 def describe_phases(phases: dict[str, float]) -> str:

@@ -174,6 +174,9 @@ class RemoteGateway:
     def session_ended(self, session_id: int) -> None:
         self.channel.notify(ipc.SessionEnded(session_id))
 
+    def session_locked(self, session_id: int) -> None:
+        self.channel.notify(ipc.SessionLocked(session_id))
+
 
 def fit_answer(answer: dict[str, Any]) -> bytes:
     """The JSON of a control answer within the IPC's bounds (a long list is cut, and says so)."""
@@ -267,6 +270,9 @@ class MonitorHandler:
                 return ipc.Done(""), []
             case ipc.SessionEnded(session_id=session_id):
                 service.session_ended(session_id)
+                return None
+            case ipc.SessionLocked(session_id=session_id):
+                service.session_locked(session_id)
                 return None
         raise RdscardError(f"the monitor takes no {type(message).__name__}")
 

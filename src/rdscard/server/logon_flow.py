@@ -118,6 +118,9 @@ class LogonFlow:
                 return
             await self._wait_for_removal(backend, reader)
             ctx.log.info("the smart card left %r: card removal policy %s", reader, policy.value)
+            if policy in (CardRemoval.LOCK, CardRemoval.LOGOFF):
+                # the account's encrypted folder locks with the session (disconnect: not)
+                ctx.gateway.session_locked(ctx.session.session_id)
             if policy is CardRemoval.LOCK:
                 self.locked_by = ctx.session.account
                 self.signed_in = None
