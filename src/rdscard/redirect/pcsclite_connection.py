@@ -98,7 +98,11 @@ def _connect_arguments(message: Connect) -> int:
 class _Handle:
     context: int
     opaque: bytes
-    in_transaction: bool = False
+    transactions: int = 0  # nested SCardBeginTransaction calls not yet ended
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.transactions > 0
 
 
 @dataclass
@@ -479,7 +483,7 @@ class PcscliteConnection(RequestSequencer):
             )
         )
         if rv == SUCCESS:
-            handle.in_transaction = False
+            handle.transactions = 0
         reply = Reconnect(
             message.h_card,
             message.dw_share_mode,
@@ -509,22 +513,27 @@ class PcscliteConnection(RequestSequencer):
         handle = self._handle(message.h_card)
         rv, _ = await self._call(self._backend.begin_transaction(handle.opaque))
         if rv == SUCCESS:
-            handle.in_transaction = True
+            handle.transactions += 1
         self._write(BeginTransaction(message.h_card, rv).encode())
 
     async def _end(self, message: EndTransaction) -> None:
         handle = self._handle(message.h_card)
         if not handle.in_transaction:
-            # pcscd: ending a transaction this handle does not hold (RFUnlockSharing).
-            # FreeRDP's client answers success here, so the call is not forwarded.
-            rv_none = ScardError.SCARD_E_NOT_TRANSACTED
+            # pcscd: ending a transaction this handle does not hold (winscard.c, RFUnlockSharing)
+            # is SCARD_E_NOT_TRANSACTED, unless the card was reset or removed for the handle or
+            # another one holds the card (SCARD_E_SHARING_VIOLATION). FreeRDP's client answers
+            # success here, so the call is not forwarded: SCardStatus, which pcscd checks the
+            # same way, asks the client for those cases.
+            rv_none, _ = await self._call(self._backend.status(handle.opaque))
+            if rv_none == SUCCESS:
+                rv_none = ScardError.SCARD_E_NOT_TRANSACTED
             self._write(EndTransaction(message.h_card, message.dw_disposition, rv_none).encode())
             return
         rv, _ = await self._call(
             self._backend.end_transaction(handle.opaque, message.dw_disposition)
         )
         if rv == SUCCESS:
-            handle.in_transaction = False
+            handle.transactions -= 1
         self._write(EndTransaction(message.h_card, message.dw_disposition, rv).encode())
 
     async def _status(self, message: Status) -> None:
