@@ -23,7 +23,8 @@ from rdscard.errors import RdscardError
 from rdscard.privsep import ipc
 from rdscard.privsep.channel import IpcChannel
 from rdscard.privsep.privileged import PrivilegedService
-from rdscard.server.control import CONTROL_SOCKET_NAME, MAX_REQUEST, peer_uid
+from rdscard.server.control import MAX_REQUEST, peer_uid
+from rdscard.server.control_client import CONTROL_SOCKET_NAME
 
 log = logging.getLogger("rdscard.control")
 
