@@ -78,6 +78,13 @@ SCOPES: Final = frozenset({0, 1, 2, 3})
 _CONNECT_PROTOCOLS: Final = 0x0001 | 0x0002 | 0x0004 | 0x1000
 _SHARE_MODES: Final = frozenset({1, 2, 3})  # SCARD_SHARE_EXCLUSIVE, _SHARED, _DIRECT
 _SHARE_DIRECT: Final = 3
+#: Requests answered from the service's own state (the reader table, versions).
+_FROM_THE_TABLE: Final = frozenset({
+    Command.CMD_GET_READERS_STATE, Command.CMD_WAIT_READER_STATE_CHANGE,
+    Command.CMD_STOP_WAITING_READER_STATE_CHANGE, Command.CMD_GET_READER_EVENTS,
+    Command.CMD_GET_READERS_STATE_SIZE, Command.CMD_GET_READERS_STATE_ARRAY,
+    Command.CMD_VERSION,
+})
 
 
 def _connect_arguments(message: Connect) -> int:
@@ -256,16 +263,18 @@ class PcscliteConnection(RequestSequencer):
         if self._starter is not None and isinstance(request.message, Transmit):
             self._start_transmit(self._starter, request.message, request.payload)
             return True
+        if request.command in _FROM_THE_TABLE:
+            # Answered from the service's own state: no task (OpenSC's SCardGetStatusChange
+            # with a timeout of 0 is a wait and a stop, dozens per operation).
+            self._service.log.debug("pcsc-lite: %s from %s", request.command.name, self.peer)
+            self._answer_from_table(request)
+            self._request_done()
+            return True
         return False
 
-    # -- requests in tasks ------------------------------------------------------------------
-    async def _dispatch(self, request: PcscRequest) -> None:
+    def _answer_from_table(self, request: PcscRequest) -> None:
         command = request.command
-        message = request.message
-        self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
-        if isinstance(message, Transmit):  # the most frequent call first
-            await self._transmit(message, request.payload)
-        elif command is Command.CMD_GET_READERS_STATE:
+        if command is Command.CMD_GET_READERS_STATE:
             self._write_table()
         elif command is Command.CMD_WAIT_READER_STATE_CHANGE:
             self._wait()
@@ -277,8 +286,18 @@ class PcscliteConnection(RequestSequencer):
             self._write(ReadersStateSize(PCSCLITE_MAX_READERS_CONTEXTS).encode())
         elif command is Command.CMD_GET_READERS_STATE_ARRAY:
             self._write_table()
-        elif isinstance(message, Version):
-            self._version(message)
+        elif isinstance(request.message, Version):
+            self._version(request.message)
+
+    # -- requests in tasks ------------------------------------------------------------------
+    async def _dispatch(self, request: PcscRequest) -> None:
+        command = request.command
+        message = request.message
+        self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
+        if isinstance(message, Transmit):  # the most frequent call first
+            await self._transmit(message, request.payload)
+        elif command in _FROM_THE_TABLE:
+            self._answer_from_table(request)
         elif isinstance(message, EstablishContext):
             await self._establish(message)
         elif isinstance(message, ReleaseContext):
