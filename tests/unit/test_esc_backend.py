@@ -26,6 +26,8 @@ from rdscard.pdu.esc.context import (
 from rdscard.pdu.esc.io import (
     ControlCall,
     ControlReturn,
+    GetAttribCall,
+    GetAttribReturn,
     SCardIORequest,
     TransmitCall,
     TransmitReturn,
@@ -43,6 +45,7 @@ from rdscard.redirect.esc_backend import EscBackend
 READER = "Virtual PCD 00 00"
 ATR = bytes.fromhex("3bf81300008131fe15597562696b657934d4")
 S = ScardReaderState
+VENDOR_NAME = 0x00010100
 
 
 class FakeClient:
@@ -102,10 +105,16 @@ class FakeClient:
             out = control.dw_control_code.to_bytes(4, "little")
             return ControlReturn(0, len(out), out).encode()
         if code == ScardIoctl.SCARD_IOCTL_STATUSW:
-            StatusCall.decode(payload)
+            self.calls.append((code, StatusCall.decode(payload)))
             names = (READER + "\0\0").encode("utf-16-le")
             return StatusReturn(0, len(names), names, 6, 2, ATR, len(ATR)).encode()
-        if code in (ScardIoctl.SCARD_IOCTL_DISCONNECT,):
+        if code == ScardIoctl.SCARD_IOCTL_GETATTRIB:
+            attrib = GetAttribCall.decode(payload)
+            self.calls.append((code, attrib))
+            if attrib.dw_attr_id == VENDOR_NAME:
+                return GetAttribReturn(0, len(b"vpcd"), b"vpcd").encode()
+        if code in (ScardIoctl.SCARD_IOCTL_DISCONNECT, ScardIoctl.SCARD_IOCTL_BEGINTRANSACTION,
+                    ScardIoctl.SCARD_IOCTL_ENDTRANSACTION):
             self.calls.append((code, HCardAndDispositionCall.decode(payload)))
             return LongReturn(0).encode()
         if code in (ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ScardIoctl.SCARD_IOCTL_CANCEL):

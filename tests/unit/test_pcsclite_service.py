@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rdscard.pdu.pcsclite import (
+    BeginTransaction,
     Cancel,
     Command,
     Connect,
@@ -868,6 +869,36 @@ def test_pcscd_argument_checks_are_answered_without_the_client() -> None:
         h = await client.connect(ctx)
         reply = await client.send(C.SCARD_END_TRANSACTION, EndTransaction(h, 0))
         assert EndTransaction.decode(reply).rv == E.SCARD_E_NOT_TRANSACTED
-        assert backend.names() == ["establish_context", "connect"]
+        # FreeRDP's client would answer success: the end is not forwarded, SCardStatus asks
+        assert backend.names() == ["establish_context", "connect", "status"]
+
+    run(scenario)
+
+
+def test_an_end_without_a_transaction_reports_what_status_finds() -> None:
+    """pcscd answers SCARD_E_SHARING_VIOLATION when another handle holds the card."""
+
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        h = await client.connect(await client.establish())
+        backend.fail["status"] = E.SCARD_E_SHARING_VIOLATION
+        reply = await client.send(C.SCARD_END_TRANSACTION, EndTransaction(h, 0))
+        assert EndTransaction.decode(reply).rv == E.SCARD_E_SHARING_VIOLATION
+        assert "end_transaction" not in backend.names()
+
+    run(scenario)
+
+
+def test_nested_transactions_are_counted() -> None:
+    async def scenario(backend: FakeBackend, service: PcscliteService) -> None:
+        client = Client(service)
+        h = await client.connect(await client.establish())
+        for _ in range(2):
+            reply = await client.send(C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+            assert BeginTransaction.decode(reply).rv == 0
+        for rv in (0, 0, E.SCARD_E_NOT_TRANSACTED):
+            reply = await client.send(C.SCARD_END_TRANSACTION, EndTransaction(h, 0))
+            assert EndTransaction.decode(reply).rv == rv
+        assert backend.names().count("end_transaction") == 2
 
     run(scenario)

@@ -39,7 +39,7 @@ from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, provision
 from rdscard.pki.transport import InProcessTransport
 from rdscard.screen.layout import count_pin_bullets
-from rdscard.server.control import query
+from rdscard.server.control_client import query
 from rdscard.testbed.cards import CardInThread, wait_for_port
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.testbed.ports import free_tcp_port

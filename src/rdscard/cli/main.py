@@ -3,6 +3,11 @@
 Each subcommand lives in its own module under :mod:`rdscard.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler`` to a
 function taking the parsed arguments and returning the exit status.
+
+Only the module of the subcommand being run is imported (``rdscard serve``
+needs the whole server, ``rdscard session list`` a socket and some JSON);
+the others are listed with their one-line help (:data:`SUBCOMMAND_HELP`,
+kept equal to what each module registers by a unit test).
 """
 
 from __future__ import annotations
@@ -17,10 +22,34 @@ from rdscard import __version__
 from rdscard.errors import RdscardError
 
 SUBCOMMAND_MODULES = ("serve", "session", "ntauth", "demo", "pki", "card", "efs")
+#: Each subcommand's one-line help, shown without importing its module.
+SUBCOMMAND_HELP = {
+    "serve": "run the RD Session Host",
+    "session": "list, disconnect or log off sessions; run a program inside one",
+    "ntauth": "add, list and remove the CAs trusted for smart card sign-in (NTAuth)",
+    "demo": "run the end-to-end demo (server + xfreerdp on a virtual screen)",
+    "pki": "test PKI: root and issuing CA, KDC and user certificates",
+    "card": "virtual PIV cards: create, insert into vpcd, status",
+    "efs": "encrypted folders opened with the smart card at sign-in",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every subcommand registered."""
+def subcommand_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), else None."""
+    for word in argv:
+        if word in SUBCOMMAND_HELP:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
+def build_parser(only: str | None = "") -> argparse.ArgumentParser:
+    """The argument parser; ``only`` names the one subcommand registered in full.
+
+    ``""`` (the default) registers every subcommand in full; ``None`` none of
+    them (they are listed with their help only, for ``rdscard --help``).
+    """
     parser = argparse.ArgumentParser(
         prog="rdscard",
         description=(
@@ -34,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
-        module = importlib.import_module(f"rdscard.cli.{name}")
-        module.register(subparsers)
+        if only == "" or name == only:
+            module = importlib.import_module(f"rdscard.cli.{name}")
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name, help=SUBCOMMAND_HELP[name])
     return parser
 
 
@@ -52,8 +84,9 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rdscard`` command; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(subcommand_of(words))
+    args = parser.parse_args(words)
     configure_logging(args.verbose)
     try:
         status: int = args.handler(args)

@@ -12,7 +12,7 @@ from typing import Any
 
 from rdscard.config import load_config
 from rdscard.errors import RdscardError
-from rdscard.server.control import CONTROL_SOCKET_NAME, query
+from rdscard.server.control_client import CONTROL_SOCKET_NAME, query
 
 
 def register(subparsers: Any) -> None:

@@ -22,7 +22,8 @@ from rdscard.errors import RdscardError
 from rdscard.privsep import ipc
 from rdscard.privsep.channel import IpcChannel
 from rdscard.privsep.privileged import PrivilegedService
-from rdscard.server.control import CONTROL_SOCKET_NAME, peer_uid, start_private_unix_server
+from rdscard.server.control import peer_uid, start_private_unix_server
+from rdscard.server.control_client import CONTROL_SOCKET_NAME
 
 log = logging.getLogger("rdscard.control")
 

@@ -58,6 +58,7 @@ from rdscard.pdu.esc.transmit_wire import encode_transmit_call
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
+from rdscard.redirect.lingering import LINGER, CardLocks, is_reader_attribute
 
 log = logging.getLogger("rdscard.redirect")
 
@@ -147,7 +148,9 @@ def _multi_string(raw: bytes | None) -> list[str]:
 class EscBackend:
     """A :class:`SmartCardBackend` over one client's MS-RDPESC device."""
 
-    def __init__(self, channel: IoctlChannel, *, call_timeout: float = 30.0) -> None:
+    def __init__(
+        self, channel: IoctlChannel, *, call_timeout: float = 30.0, linger: float = LINGER
+    ) -> None:
         self._channel = channel
         self._call_timeout = call_timeout
         self._readers: dict[str, ReaderInfo] = {}
@@ -162,6 +165,11 @@ class EscBackend:
         self._monitor_context: RedirScardContext | None = None
         self._closed = False
         self._counter = 0
+        # Transactions as the client holds them, and what a held one lets the host answer.
+        self._locks = CardLocks(linger, self._end_lingering)
+        self._background: set[asyncio.Task[None]] = set()
+        #: Calls answered here that pcscd would have answered the same (see lingering.py).
+        self.local_answers = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +187,7 @@ class EscBackend:
         self._readers.clear()
         self._handles.clear()
         self._shares.clear()
+        self._locks.clear()
         self._notify()
 
     # -- the reader table ----------------------------------------------------------
@@ -250,6 +259,7 @@ class EscBackend:
         for gone in set(self._readers) - set(names):
             del self._readers[gone]
             self._windows_states.pop(gone, None)
+            self._locks.forget_reader(gone)
             changed = True
         for name in names:
             if name not in self._readers:
@@ -310,6 +320,43 @@ class EscBackend:
         payload = call if isinstance(call, bytes) else call.encode()
         return _decode_reply(reply_type, await self._channel.ioctl(code, payload, timeout=limit))
 
+    # -- lingering transactions (lingering.py) -------------------------------------------
+    def _card_present(self, reader: str) -> bool:
+        info = self._readers.get(reader)
+        return info is not None and bool(info.state & translate.PCSC_PRESENT)
+
+    def _holds(self, handle: bytes, reader: str) -> bool:
+        """The client holds ``handle``'s lock, with no card event: a local answer is exact."""
+        return self._locks.holds(handle) and self._card_present(reader)
+
+    async def _settle(self, keep: bytes | None) -> None:
+        """End every lingering transaction but ``keep``'s on the client, and wait for it."""
+        for other in self._locks.others_lingering(keep):
+            if self._locks.stop_lingering(other):
+                await self._send_end(other)
+
+    async def _send_end(self, handle: bytes) -> None:
+        entry = self._handles.get(handle)
+        if entry is None:
+            return
+        try:
+            await self._call(
+                ScardIoctl.SCARD_IOCTL_ENDTRANSACTION, HCardAndDispositionCall(entry[0], 0),
+                LongReturn,
+            )
+        except ScardError as exc:  # the program was told already; pcscd would say the same
+            log.debug("ending a lingering transaction: %s", exc)
+
+    def _end_lingering(self, handle: bytes) -> None:
+        if self._locks.stop_lingering(handle) and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._send_end(handle))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _noted(self, handle: bytes, exc: ScardError) -> ScardError:
+        self._locks.card_event(handle, exc.code)
+        return exc
+
     def _handle(self, handle: bytes) -> tuple[RedirScardHandle, str]:
         try:
             return self._handles[handle]
@@ -326,6 +373,7 @@ class EscBackend:
 
     async def release_context(self, context: bytes) -> None:
         """SCardReleaseContext on the client."""
+        await self._settle(None)
         await self._call(
             ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ContextCall(RedirScardContext(context)),
             LongReturn,
@@ -341,6 +389,7 @@ class EscBackend:
         self, context: bytes, reader: str, share_mode: int, preferred_protocols: int
     ) -> tuple[bytes, int]:
         """SCardConnect on the client; returns (our handle token, pcsc-lite protocol)."""
+        await self._settle(None)
         call = ConnectWCall(
             reader, RedirScardContext(context), share_mode,
             translate.protocols_to_windows(preferred_protocols),
@@ -363,11 +412,16 @@ class EscBackend:
     ) -> int:
         """SCardReconnect on the client."""
         h_card, reader = self._handle(handle)
+        await self._settle(None)
         call = ReconnectCall(
             h_card, share_mode, translate.protocols_to_windows(preferred_protocols),
             initialization,
         )
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_RECONNECT, call, ReconnectReturn)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_RECONNECT, call, ReconnectReturn)
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
+        self._locks.reconnected(handle)
         if handle in self._shares:
             self._shares[handle] = (reader, share_mode)
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
@@ -376,36 +430,84 @@ class EscBackend:
 
     async def disconnect(self, handle: bytes, disposition: int) -> None:
         """SCardDisconnect on the client."""
+        self._handle(handle)
+        await self._settle(None)
         h_card, _ = self._handle(handle)
         del self._handles[handle]
         self._shares.pop(handle, None)
+        self._locks.disconnected(handle)
         await self._call(
             ScardIoctl.SCARD_IOCTL_DISCONNECT, HCardAndDispositionCall(h_card, disposition),
             LongReturn,
         )
 
     async def begin_transaction(self, handle: bytes) -> None:
-        """SCardBeginTransaction on the client."""
+        """SCardBeginTransaction: answered here when the client still holds the lock.
+
+        A nested begin is counted here too (pcsc-lite RFLockSharing counts it):
+        FreeRDP's client would pass it on as a no-op and release the card at the
+        first end (winpr PCSC_SCardBeginTransaction, isTransactionLocked).
+        """
+        _, reader = self._handle(handle)
+        if self._locks.nested(handle) and self._holds(handle, reader):
+            self._locks.began(handle)
+            self.local_answers += 1
+            return
+        lingered = handle in self._locks.lingering
+        if self._locks.resume(handle):
+            if self._card_present(reader):
+                self.local_answers += 1
+                return
+            self._locks.ended(handle)
+        if lingered:
+            await self._send_end(handle)  # the card went: the client decides, as pcscd would
+        await self._settle(handle)
         h_card, _ = self._handle(handle)
-        await self._call(
-            ScardIoctl.SCARD_IOCTL_BEGINTRANSACTION, HCardAndDispositionCall(h_card, 0),
-            LongReturn,
-        )
+        try:
+            await self._call(
+                ScardIoctl.SCARD_IOCTL_BEGINTRANSACTION, HCardAndDispositionCall(h_card, 0),
+                LongReturn,
+            )
+        except ScardError as exc:
+            # FreeRDP's client counts the failed begin as a transaction of the context
+            # (isTransactionLocked) and would make the next begin a no-op: end it there.
+            await self._send_end(handle)
+            raise self._noted(handle, exc) from None
+        self._locks.began(handle)
 
     async def end_transaction(self, handle: bytes, disposition: int) -> None:
-        """SCardEndTransaction on the client."""
+        """SCardEndTransaction: the outermost SCARD_LEAVE_CARD one lingers (lingering.py)."""
+        _, reader = self._handle(handle)
+        if self._locks.nested(handle, inner=True) and self._holds(handle, reader):
+            self._locks.ended(handle)  # an inner end: pcscd only counts it down
+            self.local_answers += 1
+            return
+        if (disposition == 0 and self._locks.can_linger(handle)
+                and self._card_present(reader)):
+            self._locks.linger(handle)
+            self.local_answers += 1
+            return
+        await self._settle(handle)
         h_card, _ = self._handle(handle)
-        await self._call(
-            ScardIoctl.SCARD_IOCTL_ENDTRANSACTION, HCardAndDispositionCall(h_card, disposition),
-            LongReturn,
-        )
+        try:
+            await self._call(
+                ScardIoctl.SCARD_IOCTL_ENDTRANSACTION,
+                HCardAndDispositionCall(h_card, disposition), LongReturn,
+            )
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
+        self._locks.ended(handle)
 
     async def transmit(
         self, handle: bytes, protocol: int, apdu: bytes, max_response: int
     ) -> tuple[int, bytes]:
         """SCardTransmit on the client; returns (pcsc-lite receive protocol, response)."""
+        await self._settle(handle)
         call = self._transmit_call(handle, protocol, apdu, max_response)
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
         return _transmit_result(reply, protocol)
 
     def start_transmit(
@@ -419,22 +521,39 @@ class EscBackend:
         """:meth:`transmit` without a task: ``done`` gets its result or error, once."""
         if self._closed:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
+        if self._locks.lingering and self._locks.others_lingering(handle):
+            # Another handle's transaction lingers: end it on the client first (a task).
+            task = asyncio.get_running_loop().create_task(
+                self._transmit_after_settling(handle, protocol, apdu, max_response, done))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
         call = self._transmit_call(handle, protocol, apdu, max_response)
 
         def finish(output: IoctlOutcome) -> None:
             if isinstance(output, ScardError):
-                done(output)
+                done(self._noted(handle, output))
                 return
             try:
                 reply = _decode_reply(TransmitReturn, output)
             except ScardError as exc:
-                done(exc)
+                done(self._noted(handle, exc))
                 return
             done(_transmit_result(reply, protocol))
 
         self._channel.start_ioctl(
             ScardIoctl.SCARD_IOCTL_TRANSMIT, call, timeout=self._call_timeout, done=finish
         )
+
+    async def _transmit_after_settling(
+        self, handle: bytes, protocol: int, apdu: bytes, max_response: int,
+        done: Callable[[TransmitOutcome], None],
+    ) -> None:
+        try:
+            await self._settle(handle)
+            self.start_transmit(handle, protocol, apdu, max_response, done)
+        except ScardError as exc:
+            done(exc)
 
     def _transmit_call(self, handle: bytes, protocol: int, apdu: bytes, max_response: int) -> bytes:
         h_card, _ = self._handle(handle)
@@ -450,19 +569,33 @@ class EscBackend:
         self, handle: bytes, control_code: int, data: bytes, max_response: int
     ) -> bytes:
         """SCardControl on the client (control code translated to Windows form)."""
+        self._handle(handle)
+        await self._settle(handle)
         h_card, _ = self._handle(handle)
         call = ControlCall(
             h_card, translate.control_code_to_windows(control_code), len(data), data or None,
             0, max_response,
         )
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_CONTROL, call, ControlReturn)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_CONTROL, call, ControlReturn)
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
         return reply.pv_out_buffer or b""
 
     async def status(self, handle: bytes) -> CardStatus:
-        """SCardStatus on the client."""
+        """SCardStatus; from the table while the handle holds the client's lock (lingering.py)."""
+        _, reader = self._handle(handle)
+        if self._holds(handle, reader):
+            info = self._readers[reader]
+            self.local_answers += 1
+            return CardStatus(reader, info.state, info.protocol, info.atr)
+        await self._settle(handle)
         h_card, reader = self._handle(handle)
         call = StatusCall(h_card, 0, INFINITE, 32)
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_STATUSW, call, StatusReturn)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_STATUSW, call, StatusReturn)
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
         names = _multi_string(reply.msz_reader_names)
         return CardStatus(
             names[0] if names else reader,
@@ -478,12 +611,27 @@ class EscBackend:
             # pcscd's own answer; FreeRDP's client gives SCARD_E_UNSUPPORTED_FEATURE for a
             # short buffer. The caller compares the length with the program's buffer.
             return reader.encode("utf-8") + b"\0"
+        if self._holds(handle, reader):
+            kept = self._locks.attribute(reader, attribute)
+            if kept is not None:
+                self.local_answers += 1
+                return kept
+        await self._settle(handle)
+        h_card, reader = self._handle(handle)
         call = GetAttribCall(h_card, attribute, 0, max_length)
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_GETATTRIB, call, GetAttribReturn)
-        return reply.pb_attr or b""
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_GETATTRIB, call, GetAttribReturn)
+        except ScardError as exc:
+            raise self._noted(handle, exc) from None
+        value = reply.pb_attr or b""
+        if is_reader_attribute(attribute):
+            self._locks.keep_attribute(reader, attribute, value)
+        return value
 
     async def set_attrib(self, handle: bytes, attribute: int, value: bytes) -> None:
         """SCardSetAttrib on the client."""
+        self._handle(handle)
+        await self._settle(handle)
         h_card, _ = self._handle(handle)
         call = SetAttribCall(h_card, attribute, len(value), value)
         await self._call(ScardIoctl.SCARD_IOCTL_SETATTRIB, call, LongReturn)

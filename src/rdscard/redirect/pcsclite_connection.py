@@ -78,6 +78,13 @@ SCOPES: Final = frozenset({0, 1, 2, 3})
 _CONNECT_PROTOCOLS: Final = 0x0001 | 0x0002 | 0x0004 | 0x1000
 _SHARE_MODES: Final = frozenset({1, 2, 3})  # SCARD_SHARE_EXCLUSIVE, _SHARED, _DIRECT
 _SHARE_DIRECT: Final = 3
+#: Requests answered from the service's own state (the reader table, versions).
+_FROM_THE_TABLE: Final = frozenset({
+    Command.CMD_GET_READERS_STATE, Command.CMD_WAIT_READER_STATE_CHANGE,
+    Command.CMD_STOP_WAITING_READER_STATE_CHANGE, Command.CMD_GET_READER_EVENTS,
+    Command.CMD_GET_READERS_STATE_SIZE, Command.CMD_GET_READERS_STATE_ARRAY,
+    Command.CMD_VERSION,
+})
 
 
 def _connect_arguments(message: Connect) -> int:
@@ -98,7 +105,11 @@ def _connect_arguments(message: Connect) -> int:
 class _Handle:
     context: int
     opaque: bytes
-    in_transaction: bool = False
+    transactions: int = 0  # nested SCardBeginTransaction calls not yet ended
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.transactions > 0
 
 
 @dataclass
@@ -252,16 +263,18 @@ class PcscliteConnection(RequestSequencer):
         if self._starter is not None and isinstance(request.message, Transmit):
             self._start_transmit(self._starter, request.message, request.payload)
             return True
+        if request.command in _FROM_THE_TABLE:
+            # Answered from the service's own state: no task (OpenSC's SCardGetStatusChange
+            # with a timeout of 0 is a wait and a stop, dozens per operation).
+            self._service.log.debug("pcsc-lite: %s from %s", request.command.name, self.peer)
+            self._answer_from_table(request)
+            self._request_done()
+            return True
         return False
 
-    # -- requests in tasks ------------------------------------------------------------------
-    async def _dispatch(self, request: PcscRequest) -> None:
+    def _answer_from_table(self, request: PcscRequest) -> None:
         command = request.command
-        message = request.message
-        self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
-        if isinstance(message, Transmit):  # the most frequent call first
-            await self._transmit(message, request.payload)
-        elif command is Command.CMD_GET_READERS_STATE:
+        if command is Command.CMD_GET_READERS_STATE:
             self._write_table()
         elif command is Command.CMD_WAIT_READER_STATE_CHANGE:
             self._wait()
@@ -273,8 +286,18 @@ class PcscliteConnection(RequestSequencer):
             self._write(ReadersStateSize(PCSCLITE_MAX_READERS_CONTEXTS).encode())
         elif command is Command.CMD_GET_READERS_STATE_ARRAY:
             self._write_table()
-        elif isinstance(message, Version):
-            self._version(message)
+        elif isinstance(request.message, Version):
+            self._version(request.message)
+
+    # -- requests in tasks ------------------------------------------------------------------
+    async def _dispatch(self, request: PcscRequest) -> None:
+        command = request.command
+        message = request.message
+        self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
+        if isinstance(message, Transmit):  # the most frequent call first
+            await self._transmit(message, request.payload)
+        elif command in _FROM_THE_TABLE:
+            self._answer_from_table(request)
         elif isinstance(message, EstablishContext):
             await self._establish(message)
         elif isinstance(message, ReleaseContext):
@@ -479,7 +502,7 @@ class PcscliteConnection(RequestSequencer):
             )
         )
         if rv == SUCCESS:
-            handle.in_transaction = False
+            handle.transactions = 0
         reply = Reconnect(
             message.h_card,
             message.dw_share_mode,
@@ -509,22 +532,27 @@ class PcscliteConnection(RequestSequencer):
         handle = self._handle(message.h_card)
         rv, _ = await self._call(self._backend.begin_transaction(handle.opaque))
         if rv == SUCCESS:
-            handle.in_transaction = True
+            handle.transactions += 1
         self._write(BeginTransaction(message.h_card, rv).encode())
 
     async def _end(self, message: EndTransaction) -> None:
         handle = self._handle(message.h_card)
         if not handle.in_transaction:
-            # pcscd: ending a transaction this handle does not hold (RFUnlockSharing).
-            # FreeRDP's client answers success here, so the call is not forwarded.
-            rv_none = ScardError.SCARD_E_NOT_TRANSACTED
+            # pcscd: ending a transaction this handle does not hold (winscard.c, RFUnlockSharing)
+            # is SCARD_E_NOT_TRANSACTED, unless the card was reset or removed for the handle or
+            # another one holds the card (SCARD_E_SHARING_VIOLATION). FreeRDP's client answers
+            # success here, so the call is not forwarded: SCardStatus, which pcscd checks the
+            # same way, asks the client for those cases.
+            rv_none, _ = await self._call(self._backend.status(handle.opaque))
+            if rv_none == SUCCESS:
+                rv_none = ScardError.SCARD_E_NOT_TRANSACTED
             self._write(EndTransaction(message.h_card, message.dw_disposition, rv_none).encode())
             return
         rv, _ = await self._call(
             self._backend.end_transaction(handle.opaque, message.dw_disposition)
         )
         if rv == SUCCESS:
-            handle.in_transaction = False
+            handle.transactions -= 1
         self._write(EndTransaction(message.h_card, message.dw_disposition, rv).encode())
 
     async def _status(self, message: Status) -> None:

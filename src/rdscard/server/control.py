@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rdscard.server.control_client import CONTROL_SOCKET_NAME
 from rdscard.server.sessions import SessionInfo, SessionTable
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rdscard.control")
 
-CONTROL_SOCKET_NAME = "control.sock"
 MAX_REQUEST = 4096
 
 
@@ -146,18 +146,3 @@ class ControlServer:
         return {"done": f"session {info.session_id} logged off"}
 
 
-def query(state_dir: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """Send one request to a running server's control socket (for the CLI)."""
-    path = state_dir / CONTROL_SOCKET_NAME
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply: dict[str, Any] = json.loads(data)
-    return reply

@@ -20,6 +20,7 @@ ListReaders passes them through), so they are compared as they are.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +60,21 @@ ATTR_SYSTEM_NAME_A = 0x7FFF0004  # SCARD_ATTR_DEVICE_SYSTEM_NAME_A
 ATTR_VENDOR_NAME = 0x00010100
 ATTR_UNKNOWN = 0x0001FFFF
 FEATURE_REQUEST = scard_ctl_code(3400)
+SHARING_VIOLATION = 0x8010000B
 
 
 @dataclass
 class CardSlot:
-    """The card of the battery's reader, as the test can move it (vpcd)."""
+    """The card of the battery's reader, as the test can move it (vpcd).
+
+    ``outside`` is the client's own pcscd socket: a program on the client's
+    computer, beside the session, uses the same card there.
+    """
 
     reader: str
     remove: Callable[[], None]
     insert: Callable[[], None]
+    outside: Path | None = None
 
 
 def _sign(value: int) -> int:
@@ -81,6 +88,16 @@ def entry(table: tuple[ReaderState, ...], reader: str) -> dict[str, Any]:
             return {"state": hex(state.reader_state), "sharing": _sign(state.reader_sharing),
                     "atr": state.card_atr.hex(), "protocol": state.card_protocol}
     return {"missing": True}
+
+
+def retry(client: WireClient, command: Command, message: Any) -> Any:
+    """libpcsclite's loop: the request again while pcscd answers SCARD_E_SHARING_VIOLATION."""
+    for _ in range(1000):
+        reply, _ = client.call(command, message)
+        if reply.rv != SHARING_VIOLATION:
+            return reply
+        time.sleep(0.01)  # PCSCLITE_LOCK_POLL_RATE
+    return reply
 
 
 def readers(table: tuple[ReaderState, ...]) -> list[str]:
@@ -162,6 +179,9 @@ class Battery:
             self._waits()
             self._sharing()
             self._card_calls()
+            self._transactions()
+            if self.card.outside is not None:
+                self._outside_program(self.card.outside)
             self._removal()
         finally:
             for client in self._open:
@@ -261,6 +281,100 @@ class Battery:
                     Disconnect(h, LEAVE))
         self.simple(a, "disconnect", C.SCARD_DISCONNECT, Disconnect(h, LEAVE))
         self.simple(b, "disconnect second", C.SCARD_DISCONNECT, Disconnect(h_b, RESET))
+
+    def _transactions(self) -> None:
+        """Transactions back to back, as OpenSC makes them, and what a held one allows."""
+        a, ctx_a = self.context()
+        b, ctx_b = self.context()
+        h = self.connect(a, ctx_a, "tx: connect", SHARE_SHARED)
+        h_b = self.connect(b, ctx_b, "tx: connect second handle", SHARE_SHARED)
+        for round_ in (1, 2, 3):  # end, begin again at once: one transaction on the client
+            self.simple(a, f"tx {round_}: begin", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+            self.status(a, h, f"tx {round_}: status")
+            self.transmit(a, h, f"tx {round_}: transmit")
+            self.attrib(a, h, f"tx {round_}: get attrib vendor name", ATTR_VENDOR_NAME, 264)
+            self.attrib(a, h, f"tx {round_}: get attrib vendor name, 4-byte buffer",
+                        ATTR_VENDOR_NAME, 4)
+            self.attrib(a, h, f"tx {round_}: get attrib ATR", ATTR_ATR_STRING, 264)
+            self.simple(a, f"tx {round_}: end", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        self.simple(a, "tx: status after the end", C.SCARD_STATUS, Status(h))
+        # another handle right after the end: it gets the lock (the first one's is let go)
+        self.simple(b, "tx: begin on the second handle", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h_b))
+        self.transmit(a, h, "tx: transmit while the second handle holds one")
+        self.simple(a, "tx: status while the second handle holds one", C.SCARD_STATUS,
+                    Status(h))
+        self.simple(a, "tx: end while the second handle holds one", C.SCARD_END_TRANSACTION,
+                    EndTransaction(h, LEAVE))
+        self.simple(b, "tx: end on the second handle", C.SCARD_END_TRANSACTION,
+                    EndTransaction(h_b, LEAVE))
+        # nested transactions of one handle
+        for step in ("begin", "begin nested"):
+            self.simple(a, f"tx: {step}", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+        for step in ("end nested", "end outer", "end once more"):
+            self.simple(a, f"tx: {step}", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        # a reset by another handle between two transactions is reported by the begin
+        self.simple(a, "tx: begin before a reset", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h))
+        self.simple(a, "tx: end before a reset", C.SCARD_END_TRANSACTION,
+                    EndTransaction(h, LEAVE))
+        reply, _ = b.call(C.SCARD_RECONNECT, Reconnect(h_b, SHARE_SHARED, T0_OR_T1, RESET))
+        self.record("tx: another handle resets the card", rv=hex(reply.rv),
+                    protocol=reply.dw_active_protocol)
+        self.simple(a, "tx: begin after the reset", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h))
+        self.simple(a, "tx: status after the reset", C.SCARD_STATUS, Status(h))
+        reply, _ = a.call(C.SCARD_RECONNECT, Reconnect(h, SHARE_SHARED, T0_OR_T1, LEAVE))
+        self.record("tx: reconnect after the reset", rv=hex(reply.rv))
+        self.simple(a, "tx: begin after reconnecting", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h))
+        self.simple(a, "tx: end with reset", C.SCARD_END_TRANSACTION, EndTransaction(h, RESET))
+        self.simple(b, "tx: status of the other handle after an end with reset",
+                    C.SCARD_STATUS, Status(h_b))
+        self.simple(a, "tx: disconnect", C.SCARD_DISCONNECT, Disconnect(h, LEAVE))
+        self.simple(b, "tx: disconnect second", C.SCARD_DISCONNECT, Disconnect(h_b, LEAVE))
+
+    def _outside_program(self, outside: Path) -> None:
+        """A program on the client's computer uses the card between the session's calls."""
+        a, ctx_a = self.context()
+        h = self.connect(a, ctx_a, "outside: session handle", SHARE_SHARED)
+        self.simple(a, "outside: begin", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+        self.simple(a, "outside: end", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        other = WireClient(outside, timeout=10)
+        self._open.append(other)
+        other.call(C.CMD_VERSION, Version(4, 4))
+        established, _ = other.call(C.SCARD_ESTABLISH_CONTEXT, EstablishContext(2))
+        connected, _ = other.call(C.SCARD_CONNECT, Connect(established.h_context,
+                                                           self.card.reader, SHARE_SHARED,
+                                                           T0_OR_T1))
+        h_o = connected.h_card
+        # libpcsclite retries SCardBeginTransaction and SCardReconnect while pcscd answers
+        # SCARD_E_SHARING_VIOLATION (winscard_clnt.c): so does this program
+        self.record("outside: begin", rv=hex(retry(other, C.SCARD_BEGIN_TRANSACTION,
+                                                   BeginTransaction(h_o)).rv))
+        self.transmit(a, h, "outside: session transmit while the outside program holds one")
+        self.simple(a, "outside: session status while the outside program holds one",
+                    C.SCARD_STATUS, Status(h))
+        self.record("outside: end", rv=hex(retry(other, C.SCARD_END_TRANSACTION,
+                                                 EndTransaction(h_o, LEAVE)).rv))
+        reset = retry(other, C.SCARD_RECONNECT, Reconnect(h_o, SHARE_SHARED, T0_OR_T1, RESET))
+        self.record("outside: the outside program resets the card", rv=hex(reset.rv))
+        self.simple(a, "outside: session begin after the outside reset",
+                    C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+        self.simple(a, "outside: session status after the outside reset", C.SCARD_STATUS,
+                    Status(h))
+        reply, _ = a.call(C.SCARD_RECONNECT, Reconnect(h, SHARE_SHARED, T0_OR_T1, LEAVE))
+        self.record("outside: session reconnect", rv=hex(reply.rv))
+        self.simple(a, "outside: session begin after reconnecting", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h))
+        self.simple(a, "outside: session end", C.SCARD_END_TRANSACTION, EndTransaction(h, LEAVE))
+        # the session's transaction just ended: the outside program may take the card
+        self.record("outside: begin right after the session's end",
+                    rv=hex(retry(other, C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h_o)).rv))
+        self.record("outside: end again", rv=hex(retry(other, C.SCARD_END_TRANSACTION,
+                                                       EndTransaction(h_o, LEAVE)).rv))
+        other.call(C.SCARD_DISCONNECT, Disconnect(h_o, LEAVE))
+        self.simple(a, "outside: session disconnect", C.SCARD_DISCONNECT, Disconnect(h, LEAVE))
 
     def _removal(self) -> None:
         a, ctx_a = self.context()

@@ -38,7 +38,8 @@ ALLOWED: dict[str, tuple[dict[str, object], dict[str, object]]] = {
 
 
 def battery(path: Path, session: RedirectedSession) -> list[Record]:
-    card = CardSlot(READER_0, session.card.remove, session.card.insert)
+    outside = Path(session.pcscd.env["PCSCLITE_CSOCK_NAME"])
+    card = CardSlot(READER_0, session.card.remove, session.card.insert, outside)
     return Battery(path, card).run()
 
 

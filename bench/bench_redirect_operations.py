@@ -1,0 +1,176 @@
+"""Whole smart card operations in a session against the same operation on the client's reader.
+
+Run as root (it starts an isolated pcscd, an MIT KDC and Xvfb):
+``.venv/bin/python bench/bench_redirect_operations.py [--rounds 10]``.
+
+Client side: an isolated pcscd with vpcd, alice's provisioned RSA-2048
+virtual PIV card in reader 0; xfreerdp ``/smartcard`` under Xvfb, its
+libpcsclite pointed at that pcscd. Server side: a real ``rdscard serve``.
+Each operation runs as the stock tool with ``PCSCLITE_CSOCK_NAME`` set to
+the client's pcscd (direct, the baseline) and to the session's socket
+(redirected), alternating, ``--rounds`` times each:
+
+- ``pkcs11-tool --read-object --type cert`` (OpenSC's PKCS#11 module),
+- ``pkcs11-tool --login --sign`` (SHA256-RSA-PKCS over 32 bytes),
+- ``kinit`` with PKINIT against the MIT KDC (the project's PKINIT worker).
+
+Printed: median wall time of each path, the ratio, and the server's CPU per
+redirected operation (its network process, from /proc schedstat). Then the
+pcsc-lite requests each operation makes, counted by a pass-through socket on
+the direct path (which calls a program makes; the session answers some of
+them itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import ServerProcess, cpu_ns, machine_busy_seconds
+from pcsc_request_counter import RequestCounter
+
+PIN = "24681357"
+REALM = "EXAMPLE.TEST"
+MODULE = "opensc-pkcs11.so"
+TARGETS = {"read-object": 1.3, "sign": 1.5, "kinit": 1.5}
+
+
+def tool(argv: list[str], socket: Path, stdin: str | None = None) -> None:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PCSCLITE_CSOCK_NAME": str(socket)})
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {result.returncode}\n{result.stderr}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root: the client's pcscd runs in its own mount namespace", file=sys.stderr)
+        return 2
+
+    from rdscard.card.piv import VirtualPivCard
+    from rdscard.card.state import CardState
+    from rdscard.logon.pkinit import kdc_anchors, run_pkinit
+    from rdscard.logon.settings import LogonConfig
+    from rdscard.pki.ca import RealmPki
+    from rdscard.pki.piv_client import PivClient
+    from rdscard.pki.provision import Credentials, ProvisionOptions, provision
+    from rdscard.pki.transport import InProcessTransport
+    from rdscard.secret import Secret
+    from rdscard.testbed.cards import CardInThread, wait_for_port
+    from rdscard.testbed.kdc import MitKdc
+    from rdscard.testbed.pcscd import IsolatedPcscd
+    from rdscard.testbed.ports import free_tcp_port
+    from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
+
+    with tempfile.TemporaryDirectory(prefix="bench-operations-") as work:
+        root = Path(work)
+        os.chmod(root, 0o755)
+        pki = RealmPki.create(root / "pki", REALM, "example.test")
+        card = VirtualPivCard(CardState.new(serial=0x7778, pin=PIN.encode(), puk=b"12345678"))
+        provision(PivClient(InProcessTransport(card)), pki, "alice", Credentials(),
+                  ProvisionOptions(key_type="rsa2048"))
+        data = root / "data"
+        data.write_bytes(bytes(range(32)))
+        with IsolatedPcscd(root / "pcscd", free_tcp_port(2)) as daemon, \
+                MitKdc(root / "kdc", REALM, pki) as kdc:
+            kdc.add_user("alice")
+            port = daemon.vpcd_ports()[0]
+            wait_for_port("127.0.0.1", port)
+            inserted = CardInThread(card, port)
+            inserted.insert()
+            server = ServerProcess(root / "server",
+                                   f'[redirection]\nsocket_dir = "{root / "run"}"\n')
+            config = LogonConfig.from_table({"roots": [str(pki.layout.root_cert)],
+                                             "kdc": {"krb5_config": str(kdc.krb5_conf)}})
+            anchors = kdc_anchors(config, root / "anchors")
+            screen = VirtualScreen(1088, 832).start()
+            rdp = None
+            try:
+                rdp = XFreeRdp(screen, "127.0.0.1", server.port, extra_args=["/smartcard"],
+                               env=daemon.env)
+                if not wait_for(lambda: bool(server.redirected_sockets()), timeout=30):
+                    print(f"no redirection:\n{server.log}\n{rdp.output()}", file=sys.stderr)
+                    return 1
+                session = next(iter(server.redirected_sockets().values()))
+                time.sleep(1.0)  # the card shows in the session's reader table
+
+                def kinit(socket: Path) -> None:
+                    run_pkinit(f"alice@{REALM}", Secret(PIN.encode()), config.kdc,
+                               ccache_base=root / "ccaches", anchors=anchors,
+                               pcsc_socket=str(socket))
+
+                operations: dict[str, Callable[[Path], None]] = {
+                    "read-object": lambda s: tool(
+                        ["pkcs11-tool", "--module", MODULE, "--read-object", "--type", "cert",
+                         "--id", "01", "--output-file", str(root / "cert.der")], s),
+                    "sign": lambda s: tool(
+                        ["pkcs11-tool", "--module", MODULE, "--login", "--pin", PIN, "--sign",
+                         "--id", "01", "-m", "SHA256-RSA-PKCS", "--input-file", str(data),
+                         "--output-file", str(root / "sig")], s),
+                    "kinit": kinit,
+                }
+                paths = {"direct": daemon.socket_path, "redirected": session}
+                walls: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+                server_cpu: dict[str, list[float]] = collections.defaultdict(list)
+                busy, started = machine_busy_seconds(), time.perf_counter()
+                for name, operation in operations.items():
+                    for path in paths.values():
+                        operation(path)  # warm-up: page cache, the KDC's first request
+                    for _ in range(args.rounds):
+                        for path, socket in paths.items():
+                            cpu = cpu_ns(server.pid)
+                            begin = time.perf_counter()
+                            operation(socket)
+                            walls[(name, path)].append((time.perf_counter() - begin) * 1000)
+                            if path == "redirected":
+                                server_cpu[name].append((cpu_ns(server.pid) - cpu) / 1e6)
+                busy = (machine_busy_seconds() - busy) / (time.perf_counter() - started)
+                counter = RequestCounter(root / "counter.sock", daemon.socket_path)
+                counts = {}
+                for name, operation in operations.items():
+                    counter.reset()
+                    operation(counter.path)
+                    time.sleep(0.1)
+                    counts[name] = counter.reset()
+                counter.close()
+            finally:
+                if rdp is not None:
+                    rdp.close()
+                screen.close()
+                server.stop()
+                inserted.remove()
+
+    print(f"whole operations, {args.rounds} alternating rounds per path after one warm-up; "
+          f"median ms (machine busy {busy:.2f} of 2 cores on average, this benchmark included)")
+    print(f"{'operation':<14} {'direct':>9} {'redirected':>11} {'ratio':>7} {'target':>7}"
+          f" {'server CPU ms':>14}")
+    for name in operations:
+        d = statistics.median(walls[(name, "direct")])
+        r = statistics.median(walls[(name, "redirected")])
+        print(f"{name:<14} {d:>9.1f} {r:>11.1f} {r / d:>7.2f} {TARGETS[name]:>7.1f}"
+              f" {statistics.median(server_cpu[name]):>14.1f}")
+    print("\npcsc-lite requests per operation (the program's calls, counted on the direct path)")
+    commands = sorted({c for n in counts.values() for c in n})
+    print(f"{'request':<38}" + "".join(f"{n:>13}" for n in operations))
+    for command in commands:
+        print(f"{command:<38}" + "".join(f"{counts[n][command]:>13}" for n in operations))
+    print(f"{'total':<38}" + "".join(f"{sum(counts[n].values()):>13}" for n in operations))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
