@@ -395,3 +395,18 @@ class TsSmartCardCreds:
             pin.wipe()
             raise
         return cls(pin, csp, user, domain)
+
+
+def subject_public_key(spki_der: bytes) -> bytes:
+    """The SubjectPublicKey bytes of a DER SubjectPublicKeyInfo (RFC 5280 4.1).
+
+    What MS-CSSP 3.1.5 binds: the BIT STRING's content without its
+    unused-bits octet (the RSAPublicKey for RSA, the point for EC keys).
+    """
+    reader = Reader(spki_der, "SubjectPublicKeyInfo")
+    body = _expect(reader, 0x30, "SubjectPublicKeyInfo")
+    _expect(body, 0x30, "algorithm")
+    bits = _expect(body, 0x03, "subjectPublicKey")
+    if bits.u8("unusedBits") != 0:
+        raise bits.error("subjectPublicKey", "not whole octets")
+    return bits.rest()
