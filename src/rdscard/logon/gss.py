@@ -28,15 +28,22 @@ from rdscard.protocol.credssp import GssError
 __all__ = ["KerberosAcceptor", "acceptor_credentials"]
 
 
-def acceptor_credentials(keytab: Path, service_principal: str = "") -> gssapi.Credentials:
-    """Accepting credentials from ``keytab`` (one principal, or any it holds)."""
+def acceptor_credentials(keytab: Path | None, service_principal: str = ""
+                         ) -> gssapi.Credentials:
+    """Accepting credentials from ``keytab`` (one principal, or any it holds).
+
+    ``keytab`` None: the system's default keytab.
+    """
     name = gssapi.Name(service_principal, gssapi.NameType.kerberos_principal) \
         if service_principal else None
     try:
+        if keytab is None:
+            return gssapi.Credentials(name=name, usage="accept")
         return gssapi.Credentials(name=name, usage="accept",
                                   store={b"keytab": str(keytab).encode()})
     except graw.GSSError as exc:
-        raise GssError(f"no key for {service_principal or 'any service'} in {keytab}: "
+        raise GssError(f"no key for {service_principal or 'any service'} in "
+                       f"{keytab or 'the default keytab'}: "
                        f"{_describe(exc)}") from None
 
 

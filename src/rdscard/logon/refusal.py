@@ -42,6 +42,8 @@ class ReasonCode(StrEnum):
     PRINCIPAL_UNKNOWN = "principal_unknown"
     KINIT_TIMEOUT = "kinit_timeout"
     KINIT_FAILED = "kinit_failed"
+    NLA_FAILED = "nla_failed"
+    NLA_MISMATCH = "nla_mismatch"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises
