@@ -31,7 +31,8 @@ SEQUENCE, INTEGER, OCTET STRING and explicit context tags ``[n]``::
         containerName [3] OCTET STRING OPTIONAL,
         cspName       [4] OCTET STRING OPTIONAL }
 
-Text fields are UTF-16LE (MS-CSSP 2.2, product behaviour note 6); some
+Lengths in a longer form than DER's shortest are accepted (rdesktop sends
+them). Text fields are UTF-16LE (MS-CSSP 2.2, product behaviour note 6); some
 clients (rdesktop) end them with a NUL, which the decoder strips (one). The
 PIN is decoded straight into a :class:`~rdscard.secret.Secret` as UTF-8,
 never into an immutable string. Every decoder bounds its input
@@ -97,9 +98,9 @@ def _read_tlv(reader: Reader, field: str, limit: int) -> tuple[int, Reader]:
         length = first
     elif first in (0x81, 0x82, 0x83):
         size = first & 0x7F
+        # rdesktop 1.9 writes lengths in the long form even where DER wants the short one:
+        # accepted (BER), as Windows does.
         length = int.from_bytes(reader.raw(size, f"{field}.length"), "big")
-        if length < (0x80 if size == 1 else 1 << (8 * (size - 1))):
-            raise reader.error(f"{field}.length", "length not in its shortest form (DER)")
     else:
         raise reader.error(f"{field}.length", f"unsupported length form 0x{first:02x}")
     if length > limit:
