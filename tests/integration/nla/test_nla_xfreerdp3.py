@@ -123,3 +123,57 @@ def test_xfreerdp3_signs_in_with_delegated_smart_card_credentials(
         screen.close()
         inserted.remove()
         server.stop()
+
+
+def memory_hits(pid: int, needles: tuple[bytes, ...]) -> list[str]:
+    """Which of ``needles`` occur in the readable memory of process ``pid`` (as root)."""
+    found: list[str] = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found += [f"{needle!r} in {fields[5] if len(fields) > 5 else 'anonymous'}"
+                      for needle in needles if needle in chunk]
+    return found
+
+
+def test_the_network_process_never_holds_the_delegated_pin(
+    tmp_path: Path, pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,
+    logon_card_state: Path, local_account: str,  # noqa: F811
+) -> None:
+    """With privilege separation the PIN NLA delegates stays sealed outside the monitor.
+
+    The network process relays sealed TSRequests and asks for the sign-in
+    with ``SignIn.nla`` and an empty PIN: the form the logon service uses
+    (UTF-8, the card's VERIFY data) never exists in its memory. (FreeRDP 3
+    also sends its own UTF-16 copy in Client Info, in TLS plaintext, which
+    is wiped unused once decoded; the raw receive buffers it passed through
+    are Python bytes the process cannot wipe, so that form is not checked.)
+    """
+    server = nla_server(tmp_path, pki, kdc)
+    card = VirtualPivCard(CardState.load(logon_card_state))
+    inserted = insert(card, pcscd)
+    screen = VirtualScreen(1088, 832).start()
+    client = XFreeRdp(screen, "localhost", server.port, security="nla",
+                      env=client_env(kdc, pcscd, tmp_path), program=XFREERDP3, extra_args=[
+                          "/smartcard", "/smartcard-logon", f"/kerberos:pkcs11-module:{OPENSC}",
+                          f"/p:{LOGON_PIN.decode()}"])
+    try:
+        assert wait_for(lambda: "signed in:" in server.log or "refused" in server.log, 90), \
+            server.log + client.output()
+        assert "signed in: alice@example.test" in server.log, server.log
+        network = int(re.findall(r"network process (\d+)", server.log)[0])
+        assert memory_hits(network, (LOGON_PIN,)) == []
+        assert memory_hits(network, (b"alice@EXAMPLE.TEST",))  # the scan does see its memory
+    finally:
+        client.close()
+        screen.close()
+        inserted.remove()
+        server.stop()
