@@ -11,20 +11,36 @@ DEBIAN_PACKAGES=(
     xauth x11-xkb-utils xterm openbox dbus libfreerdp2-2 libpam-modules
     pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools
     opensc yubico-piv-tool python3-pyscard
-    krb5-kdc krb5-admin-server krb5-pkinit krb5-user
+    krb5-kdc krb5-admin-server krb5-pkinit krb5-user libkrb5-dev
     systemd swig gcc python3-dev
     e2fsprogs mount openssl age
+    rdesktop freerdp3-x11
 )
+
+# FreeRDP 3 (xfreerdp3, the client that sends smart card credentials under NLA) is in
+# bookworm-backports: a sources entry for that suite with the same archive and keyring as
+# the machine's Debian entry. Packages from it are installed only when named (freerdp3-x11
+# installs beside freerdp2 and upgrades nothing).
+BACKPORTS=/etc/apt/sources.list.d/debian-backports.sources
+if [ ! -f "$BACKPORTS" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    uris=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    keyring=$(awk '/^Signed-By:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+        "${uris:-http://deb.debian.org/debian}" \
+        "${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}" > "$BACKPORTS"
+    echo "rdscard: added the bookworm-backports suite ($BACKPORTS)"
+    FORCE_APT_UPDATE=1
+fi
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-if ((${#missing[@]})); then
+if ((${#missing[@]})) || [ -n "${FORCE_APT_UPDATE:-}" ]; then
     echo "rdscard: installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    if ((${#missing[@]})); then apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 
 # pcscd must not be started by the system for us: the tests and the demo run

@@ -74,6 +74,8 @@ class ServerConfig:
     #: Run the network side as ``user`` apart from a root monitor (when started as root).
     privilege_separation: bool = True
     user: str = "rdscard"
+    #: The key type of a generated certificate: "ec" (P-256) or "rsa" (2048 bits).
+    certificate_type: str = "ec"
 
 
 #: ``[server] connection_rate`` counts new connections over this many seconds.
@@ -145,6 +147,23 @@ class EfsConfig:
 
 
 @dataclass(frozen=True)
+class NlaConfig:
+    """``[nla]``: Network Level Authentication, CredSSP with smart card credentials.
+
+    MS-RDPBCGR 5.4.5.2 and MS-CSSP: the client authenticates with Kerberos
+    to ``service_principal`` (keys from ``keytab``) before any RDP PDU, then
+    delegates its smart card PIN over the channel CredSSP established. It
+    needs ``[logon] mode = "kerberos"``: without a KDC nothing can verify
+    the client's ticket, and the server keeps plain TLS.
+    """
+
+    enabled: bool = False
+    keytab: Path | None = None
+    service_principal: str = ""
+    require: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -154,6 +173,11 @@ class Config:
     logon: LogonConfig = field(default_factory=LogonConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     efs: EfsConfig = field(default_factory=EfsConfig)
+    nla: NlaConfig = field(default_factory=NlaConfig)
+
+    def nla_active(self) -> bool:
+        """NLA is offered: configured, and a KDC (kerberos mode) can verify the client."""
+        return self.nla.enabled and self.logon.mode.value == "kerberos"
 
     def with_overrides(
         self, *, listen: str | None = None, state_dir: str | Path | None = None
@@ -215,6 +239,11 @@ def _server(table: dict[str, Any]) -> ServerConfig:
             raise ConfigError("server.user must name an unprivileged system account "
                               "(not root), such as rdscard")
         cfg = replace(cfg, user=user)
+    if "certificate_type" in table:
+        kind = _take(table, "certificate_type", str, "server")
+        if kind not in ("ec", "rsa"):
+            raise ConfigError(f'server.certificate_type = {kind!r}: choose "ec" or "rsa"')
+        cfg = replace(cfg, certificate_type=kind)
     cfg = _server_limits(table, cfg)
     _reject_unknown(table, "server")
     if (cfg.certificate is None) != (cfg.private_key is None):
@@ -380,6 +409,23 @@ def _efs(table: dict[str, Any]) -> EfsConfig:
     return cfg
 
 
+def _nla(table: dict[str, Any]) -> NlaConfig:
+    cfg = NlaConfig()
+    if "enabled" in table:
+        cfg = replace(cfg, enabled=_take(table, "enabled", bool, "nla"))
+    if "require" in table:
+        cfg = replace(cfg, require=_take(table, "require", bool, "nla"))
+    if "keytab" in table:
+        text = _take(table, "keytab", str, "nla")
+        cfg = replace(cfg, keytab=Path(text) if text else None)
+    if "service_principal" in table:
+        cfg = replace(cfg, service_principal=_take(table, "service_principal", str, "nla"))
+    _reject_unknown(table, "nla")
+    if cfg.require and not cfg.enabled:
+        raise ConfigError("nla.require needs nla.enabled = true")
+    return cfg
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse configuration text; errors name the file and the setting."""
     try:
@@ -393,11 +439,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         logon = LogonConfig.from_table(dict(data.pop("logon", {})))
         sessions = _sessions(dict(data.pop("sessions", {})))
         efs = _efs(dict(data.pop("efs", {})))
+        nla = _nla(dict(data.pop("nla", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Config(server=server, display=display, redirection=redirection, logon=logon,
-                  sessions=sessions, efs=efs)
+                  sessions=sessions, efs=efs, nla=nla)
 
 
 def load_config(path: Path | None) -> Config:

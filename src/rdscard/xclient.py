@@ -116,11 +116,13 @@ class XFreeRdp:
         bpp: int = 32,
         title: str | None = None,
         env: dict[str, str] | None = None,
+        program: tuple[str, str] = ("xfreerdp", "freerdp2-x11"),
     ) -> None:
+        """``program``: the client and its Debian package (``("xfreerdp3", "freerdp3-x11")``)."""
         self.screen = screen
         self.title = title or f"rdscard-{port}-{time.monotonic_ns()}"
         args = [
-            _require("xfreerdp", "freerdp2-x11"),
+            _require(*program),
             f"/v:{host}:{port}",
             "/cert:ignore",
             f"/size:{size[0]}x{size[1]}",

@@ -869,6 +869,55 @@ def fuzz_tlv(data: bytes) -> None:
     _walk(decode_all(data), 0)
 
 
+# -- CredSSP (MS-CSSP) ----------------------------------------------------------------------------
+
+
+def _credssp_seeds() -> list[bytes]:
+    from rdscard.pdu.credssp import (
+        TsCredentials,
+        TsCspDataDetail,
+        TsRequest,
+        TsSmartCardCreds,
+    )
+    from rdscard.secret import Secret
+    from tests.unit.test_credssp_pdu import SPEC_EXAMPLE
+
+    card = TsSmartCardCreds(Secret(b"123456"), TsCspDataDetail(
+        1, "PIV\0", "Virtual PCD 00 00\0", "{1d9b8e6c-0000}", "Microsoft Base Smart Card "
+        "Crypto Provider"), "alice\0", "EXAMPLE.TEST\0")
+    return [
+        SPEC_EXAMPLE, TsCredentials(2, card.encode()).encode(), card.encode(),
+        TsCredentials(1, bytes.fromhex("3000")).encode(),
+        TsRequest(6, (bytes.fromhex("6082010006062b0601050502a0"),),
+                  client_nonce=bytes(32)).encode(),
+        TsRequest(2, (b"\x6e" * 40,)).encode(),
+        TsRequest(6, pub_key_auth=b"\x05\x04" + bytes(90), client_nonce=bytes(32)).encode(),
+        TsRequest(6, auth_info=b"\x05\x04" + bytes(300)).encode(),
+        TsRequest(6, error_code=0xC000006D).encode(),
+    ]
+
+
+@target("credssp", _credssp_seeds,
+        "CredSSP: TSRequest, TSCredentials and TSSmartCardCreds (and the framing)")
+def _credssp(data: bytes) -> None:
+    from rdscard.pdu import credssp
+
+    with contextlib.suppress(ProtocolError):
+        credssp.ts_request_length(data[:5])
+    errors: list[ProtocolError] = []
+    for decode in (credssp.TsRequest.decode, credssp.TsCredentials.decode,
+                   credssp.TsSmartCardCreds.decode):
+        try:
+            decoded = decode(data)
+        except ProtocolError as exc:
+            errors.append(exc)
+            continue
+        if isinstance(decoded, credssp.TsSmartCardCreds):
+            decoded.pin.wipe()
+    if len(errors) == 3:
+        raise errors[0]
+
+
 # -- decoders to come ---------------------------------------------------------------------------
 
 
@@ -877,9 +926,7 @@ def _optional_targets() -> None:
 
     One entry per decoder: (target name, module, function taking bytes, description).
     """
-    planned = (
-        ("credssp", "rdscard.pdu.credssp", "decode_ts_request", "CredSSP TSRequest"),
-    )
+    planned: tuple[tuple[str, str, str, str], ...] = ()
     for name, module_name, function, description in planned:
         try:
             module = importlib.import_module(module_name)
@@ -902,7 +949,13 @@ def _ipc_seeds() -> tuple[bytes, ...]:
     messages: list[ipc.Message] = [
         ipc.OpenCardSocket(7), ipc.CloseCardSocket(7), ipc.EndDesktop(3), ipc.TakeOver(1, 3),
         ipc.SignIn(3, 1, "127.0.0.1:5000", "vm", "Virtual PCD 00 00", "alice", "EXAMPLE", "",
-                   Secret(b"123456")),
+                   False, Secret(b"123456")),
+        ipc.SignIn(4, 2, "127.0.0.1:5001", "vm", "Virtual PCD 00 00", "", "", "", True,
+                   Secret()),
+        ipc.CredSsp(4, "127.0.0.1:5001", bytes.fromhex("3005a003020106")),
+        ipc.CredSspReply("done", b"", "alice@EXAMPLE.TEST", "alice", "", False),
+        ipc.CredSspReply("refused", bytes.fromhex("300ba003020106a4040204c000006d"), "", "",
+                         "bad token", False),
         ipc.StartDesktop(3, 1024, 768, 0x409, "127.0.0.1"), ipc.SessionEnded(3),
         ipc.SessionLocked(3),
         ipc.Transmit(1, bytes.fromhex("00a4040009a00000030800001000")),

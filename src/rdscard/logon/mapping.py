@@ -203,6 +203,44 @@ class AccountMapper:
         return AccountMapping(upn=upn, account=account, realm=realm, principal=principal,
                               enterprise=enterprise, mode=config.mode, used_hint=used_hint)
 
+    def account_for_principal(self, principal: str) -> str:
+        """The local account of a Kerberos client principal authenticated by NLA.
+
+        ``name@REALM`` with ``REALM`` one of ``[logon.domain_realms]``: an
+        explicit ``[logon.accounts]`` entry for a UPN ``name@domain`` whose
+        domain maps to that realm wins, else the account ``name`` (or its
+        lower-case form). An enterprise name ``user\\@domain@REALM`` maps as
+        the UPN ``user@domain``. Raises SignInRefused (NO_ACCOUNT).
+        """
+        name, sep, realm = principal.rpartition("@")
+        if not sep or not name or len(principal) > MAX_UPN or "/" in name:
+            raise SignInRefused(ReasonCode.NO_ACCOUNT,
+                                f"the Kerberos principal {principal!r} names no user")
+        if realm not in self.config.domain_realms.values():
+            raise SignInRefused(ReasonCode.NO_ACCOUNT,
+                                f"the realm {realm!r} of {principal!r} is not in "
+                                "[logon.domain_realms]")
+        if "\\@" in name:
+            upn = name.replace("\\@", "@")
+            mapped = self.map(upn)
+            if mapped.realm != realm:
+                raise SignInRefused(ReasonCode.NO_ACCOUNT,
+                                    f"the UPN {upn!r} does not belong to the realm {realm}")
+            return mapped.account
+        for upn, account in self.config.accounts.items():
+            parts = split_upn(upn)
+            if parts is not None and parts[0].casefold() == name.casefold() and \
+                    self.realm_for_domain(parts[1]) == realm:
+                return account
+        account = name
+        if account != account.lower() and not self._exists(account):
+            account = account.lower()
+        if not _ACCOUNT.match(account) or not self._exists(account):
+            raise SignInRefused(ReasonCode.NO_ACCOUNT,
+                                f"no local account {account!r} for {principal}: create it, or "
+                                "map the user's UPN in [logon.accounts]")
+        return account
+
     def _unresolved(self, upn: str | None, parts: tuple[str, str] | None) -> SignInRefused:
         hint_fix = ("sign in as DOMAIN\\user (domain hints are on)"
                     if self.config.allow_domain_hints

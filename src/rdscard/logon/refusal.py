@@ -45,6 +45,8 @@ class ReasonCode(StrEnum):
     EFS_NO_KEY_CERTIFICATE = "efs_no_key_certificate"
     EFS_NOT_RECIPIENT = "efs_not_recipient"
     EFS_UNLOCK_FAILED = "efs_unlock_failed"
+    NLA_FAILED = "nla_failed"
+    NLA_MISMATCH = "nla_mismatch"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises

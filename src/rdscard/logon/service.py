@@ -79,6 +79,10 @@ class SignInRequest:
     reader: str = ""
     user_name: str = ""
     domain: str = ""
+    #: Network Level Authentication: the Kerberos client principal that delegated the
+    #: PIN, and the account it maps to. The card's UPN must map to the same account.
+    nla_principal: str = ""
+    nla_account: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,15 @@ class LogonService:
                           serial=serial_hex(valid.serial), upn=valid.upn or "")
             lap("validation")
             mapping = self.mapper.map(valid.upn, Hint.parse(request.user_name, request.domain))
-            fields.update(account=mapping.account, principal=mapping.principal or "")
+            fields.update(account=mapping.account,
+                          principal=request.nla_principal or mapping.principal or "")
+            if request.nla_principal and mapping.account != request.nla_account:
+                raise SignInRefused(
+                    ReasonCode.NLA_MISMATCH,
+                    f"the card's certificate ({valid.upn}) maps to the account "
+                    f"{mapping.account}, but the client authenticated as "
+                    f"{request.nla_principal} ({request.nla_account}): sign in with your own "
+                    "card")
             lap("mapping")
             if card_step is not None:
                 card_step.before_pin(client, mapping.account)

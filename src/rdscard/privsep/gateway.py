@@ -19,7 +19,12 @@ from rdscard.config import Config
 from rdscard.logon.audit import AuditLog
 from rdscard.logon.card_link import BackendTransport, CardLink
 from rdscard.logon.service import SignInRequest
-from rdscard.privsep.privileged import DesktopStarted, PrivilegedService, SignInOutcome
+from rdscard.privsep.privileged import (
+    CredSspOutcome,
+    DesktopStarted,
+    PrivilegedService,
+    SignInOutcome,
+)
 from rdscard.secret import Secret
 
 
@@ -47,8 +52,18 @@ class Gateway(Protocol):
         ...
 
     async def sign_in(self, session_id: int, request: SignInRequest, pin: Secret,
-                      card: CardLink | None, card_error: str = "") -> SignInOutcome:
-        """One sign-in attempt over ``card``; raises SignInRefused. The PIN is wiped."""
+                      card: CardLink | None, card_error: str = "",
+                      nla: bool = False) -> SignInOutcome:
+        """One sign-in attempt over ``card``; raises SignInRefused. The PIN is wiped.
+
+        ``nla``: with the PIN Network Level Authentication delegated (kept
+        by the privileged side; ``pin`` is empty).
+        """
+        ...
+
+    async def credssp(self, session_id: int, data: bytes,
+                      client_address: str) -> CredSspOutcome:
+        """Relay one TSRequest to the session's CredSSP server (MS-CSSP 3.1.5)."""
         ...
 
     async def start_desktop(self, session_id: int, *, width: int, height: int,
@@ -111,12 +126,17 @@ class LocalGateway:
         self.service.close_card_socket(session_id)
 
     async def sign_in(self, session_id: int, request: SignInRequest, pin: Secret,
-                      card: CardLink | None, card_error: str = "") -> SignInOutcome:
+                      card: CardLink | None, card_error: str = "",
+                      nla: bool = False) -> SignInOutcome:
         if card is None:
             pin.wipe()
             raise self.service.card_refused(request, card_error or "no card")
         transport = BackendTransport(card, asyncio.get_running_loop())
-        return await run_sign_in(self.service, session_id, request, pin, transport)
+        return await run_sign_in(self.service, session_id, request, pin, transport, nla)
+
+    async def credssp(self, session_id: int, data: bytes,
+                      client_address: str) -> CredSspOutcome:
+        return await asyncio.to_thread(self.service.credssp, session_id, data, client_address)
 
     async def start_desktop(self, session_id: int, *, width: int, height: int,
                             keyboard_layout: int, client_address: str) -> LeaderLink:
@@ -139,14 +159,15 @@ class LocalGateway:
 
 
 async def run_sign_in(service: PrivilegedService, session_id: int, request: SignInRequest,
-                      pin: Secret, transport: BackendTransport | object) -> SignInOutcome:
+                      pin: Secret, transport: BackendTransport | object,
+                      nla: bool = False) -> SignInOutcome:
     """The sign-in in a worker thread; a cancel waits for the thread before the PIN goes.
 
     The worker may be about to present the PIN when the connection goes, so
     the PIN is wiped only once that thread is done with it.
     """
     work = asyncio.ensure_future(asyncio.to_thread(
-        service.sign_in, session_id, request, pin, transport))  # type: ignore[arg-type]
+        service.sign_in, session_id, request, pin, transport, nla))  # type: ignore[arg-type]
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:

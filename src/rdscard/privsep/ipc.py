@@ -82,6 +82,8 @@ class SignIn(Message):
     user_name: str
     domain: str
     card_error: str
+    #: Use the PIN the session's CredSSP exchange delegated (``pin`` is then empty).
+    nla: bool
     pin: Secret
 
 
@@ -129,6 +131,20 @@ class SessionLocked(Message):
 
     KIND: ClassVar[int] = 8
     session_id: int
+
+
+@dataclass
+class CredSsp(Message):
+    """One TSRequest of session ``session_id``'s Network Level Authentication (MS-CSSP).
+
+    The bytes are relayed as they came out of TLS: the security context
+    that seals the credentials lives in the monitor alone.
+    """
+
+    KIND: ClassVar[int] = 9
+    session_id: int
+    client_address: str
+    data: bytes
 
 
 # -- monitor -> network process ------------------------------------------------------------
@@ -221,6 +237,19 @@ class RefusedReply(Message):
 
 
 @dataclass
+class CredSspReply(Message):
+    """A CredSSP step: the bytes to send back, and how the exchange stands (no secret)."""
+
+    KIND: ClassVar[int] = 47
+    status: str
+    reply: bytes
+    principal: str
+    account: str
+    message: str
+    after_credentials: bool
+
+
+@dataclass
 class DesktopReply(Message):
     """A started desktop: where its X server is and its cookie."""
 
@@ -234,7 +263,8 @@ MESSAGES: Final[dict[int, type[Message]]] = {
     cls.KIND: cls for cls in (
         OpenCardSocket, CloseCardSocket, SignIn, StartDesktop, EndDesktop, TakeOver,
         SessionEnded, SessionLocked, Transmit, DesktopEnded, ControlRequest, Done, Failed,
-        TransmitReply, SignedInReply, RefusedReply, DesktopReply, ControlReply)
+        TransmitReply, SignedInReply, RefusedReply, DesktopReply, ControlReply, CredSsp,
+        CredSspReply)
 }
 _FIELDS: Final[dict[type[Message], tuple[tuple[str, type], ...]]] = {
     cls: tuple((f.name, get_type_hints(cls)[f.name]) for f in dataclasses.fields(cls))

@@ -35,9 +35,9 @@ import socket
 import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
@@ -45,18 +45,24 @@ from rdscard.efs.keyring import EfsKeyring
 from rdscard.efs.store import EnvelopeStore
 from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
-from rdscard.logon.mapping import AccountMapping
+from rdscard.logon.mapping import AccountMapper, AccountMapping
 from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignInRequest
 from rdscard.logon.settings import AccountMode
 from rdscard.logon.validation import CertificateValidator
+from rdscard.pdu.credssp import subject_public_key
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.transport import Transport
+from rdscard.protocol.credssp import CredSspServer, CredSspState, GssError
 from rdscard.secret import Secret
+from rdscard.server.tls import certificate_paths, server_public_key
 from rdscard.session.cleanup import CgroupTracker, end_all
 from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
+
+if TYPE_CHECKING:
+    from rdscard.logon.gss import KerberosAcceptor
 
 log = logging.getLogger("rdscard.monitor")
 
@@ -95,6 +101,41 @@ class DesktopStarted:
     xauthority: str
 
 
+@dataclass(frozen=True)
+class CredSspOutcome:
+    """One CredSSP step as the network process sees it: bytes to relay, never the PIN.
+
+    ``status``: ``continue`` (send ``reply``, more to come), ``done`` (the
+    client authenticated as ``principal``, mapped to ``account``, and
+    delegated its smart card PIN, which stays here) or ``refused``
+    (``message`` says why; send ``reply`` unless ``after_credentials``).
+    """
+
+    status: str
+    reply: bytes = b""
+    principal: str = ""
+    account: str = ""
+    message: str = ""
+    after_credentials: bool = False
+
+
+@dataclass
+class _Nla:
+    """A session's Network Level Authentication: the exchange, then what it delegated."""
+
+    server: CredSspServer | None
+    pin: Secret | None = None
+    principal: str = ""
+    account: str = ""
+    reader: str = ""
+
+    def forget(self) -> None:
+        if self.pin is not None:
+            self.pin.wipe()
+            self.pin = None
+        self.server = None
+
+
 @dataclass
 class _Session:
     session_id: int
@@ -104,6 +145,7 @@ class _Session:
     ccname: str = ""
     leader: LeaderHandle | None = None
     card_socket: bool = False
+    nla: _Nla | None = None
 
 
 class PrivilegedService:
@@ -119,6 +161,8 @@ class PrivilegedService:
         if config.efs.enabled:
             store = EnvelopeStore(config.efs.directory(config.server.state_dir))
             self.efs = EfsKeyring(store, busy_retry=config.efs.busy_retry)
+        self._nla_credentials: object | None = None
+        self._server_key: tuple[Path, float, bytes] | None = None
 
     def _session(self, session_id: int) -> _Session:
         if not 0 < session_id < 1 << 31:
@@ -198,12 +242,106 @@ class PrivilegedService:
             mode=self.config.logon.mode.value))
         return refused
 
+    # -- Network Level Authentication (MS-CSSP) --------------------------------------------
+    def _public_key(self) -> bytes:
+        """The server certificate's SubjectPublicKey, re-read when the file changes."""
+        cfg = self.config.server
+        path, _key = certificate_paths(cfg.state_dir, cfg.certificate, cfg.private_key,
+                                       cfg.certificate_type)
+        mtime = path.stat().st_mtime
+        if self._server_key is None or self._server_key[:2] != (path, mtime):
+            self._server_key = (path, mtime, subject_public_key(server_public_key(path)))
+        return self._server_key[2]
+
+    def _acceptor(self) -> KerberosAcceptor:
+        from rdscard.logon.gss import KerberosAcceptor, acceptor_credentials
+
+        nla = self.config.nla
+        if self._nla_credentials is None:
+            self._nla_credentials = acceptor_credentials(nla.keytab, nla.service_principal)
+        return KerberosAcceptor(self._nla_credentials)  # type: ignore[arg-type]
+
+    def credssp(self, session_id: int, data: bytes, client_address: str = "") -> CredSspOutcome:
+        """One TSRequest of session ``session_id``'s CredSSP exchange (MS-CSSP 3.1.5).
+
+        The security context and the delegated PIN stay here: the network
+        process relays TLS-protected, GSS-sealed bytes only. A refusal is
+        audited and costs no PIN try.
+        """
+        record = self._session(session_id)
+        if not self.config.nla_active():
+            return self._nla_refused(record, "Network Level Authentication is not offered",
+                                     b"", client_address)
+        if record.nla is None:
+            try:
+                record.nla = _Nla(CredSspServer(self._acceptor(), self._public_key()))
+            except (GssError, OSError, ValueError) as exc:
+                log.error("[session %d] NLA unavailable: %s", session_id, exc)
+                return self._nla_refused(record, f"NLA unavailable: {exc}", b"",
+                                         client_address)
+        server = record.nla.server
+        if server is None:
+            return self._nla_refused(record, "a TSRequest after the exchange ended", b"",
+                                     client_address)
+        waiting_credentials = server.state is CredSspState.CREDENTIALS
+        step = server.receive(data)
+        if step.failure:
+            return self._nla_refused(record, step.failure, step.reply, client_address,
+                                     principal=server.client_principal,
+                                     after_credentials=waiting_credentials)
+        if step.credentials is None:
+            return CredSspOutcome("continue", step.reply)
+        principal = server.client_principal
+        creds = step.credentials
+        try:
+            account = AccountMapper(self.config.logon).account_for_principal(principal)
+        except SignInRefused as refused:
+            creds.pin.wipe()
+            return self._nla_refused(record, refused.message, b"", client_address,
+                                     principal=principal, after_credentials=True)
+        record.nla.forget()
+        record.nla = _Nla(None, creds.pin, principal, account,
+                          creds.csp_data.reader_name or "")
+        log.info("[session %d] NLA: %s authenticated by Kerberos (account %s), smart card "
+                 "credentials delegated", session_id, principal, account)
+        return CredSspOutcome("done", step.reply, principal, account)
+
+    def _nla_refused(self, record: _Session, message: str, reply: bytes, client_address: str,
+                     *, principal: str = "", after_credentials: bool = False) -> CredSspOutcome:
+        if record.nla is not None:
+            record.nla.forget()
+        record.nla = _Nla(None)  # one exchange per connection
+        refused = SignInRefused(ReasonCode.NLA_FAILED, message)
+        self.audit.append(AuditRecord.refused(
+            datetime.datetime.now(datetime.UTC), refused, client_address=client_address,
+            principal=principal, mode=self.config.logon.mode.value))
+        return CredSspOutcome("refused", reply, principal, message=message,
+                              after_credentials=after_credentials)
+
+    def nla_pending(self, session_id: int) -> bool:
+        """Session ``session_id`` holds a PIN delegated by NLA, not used yet."""
+        record = self._sessions.get(session_id)
+        return record is not None and record.nla is not None and record.nla.pin is not None
+
     def sign_in(self, session_id: int, request: SignInRequest, pin: Secret,
-                card: Transport) -> SignInOutcome:
-        """One attempt (blocking: run it in a worker thread); the PIN is wiped."""
+                card: Transport, nla: bool = False) -> SignInOutcome:
+        """One attempt (blocking: run it in a worker thread); the PIN is wiped.
+
+        ``nla``: use the PIN the session's CredSSP exchange delegated (once)
+        instead of ``pin``; the card must then name the authenticated user.
+        """
         try:
             record = self._session(session_id)
             config = self.config
+            if nla:
+                delegated = record.nla
+                if delegated is None or delegated.pin is None:
+                    raise SignInRefused(ReasonCode.NLA_FAILED,
+                                        "no credentials from Network Level Authentication")
+                pin.wipe()
+                pin, delegated.pin = delegated.pin, None
+                request = replace(request, nla_principal=delegated.principal,
+                                  nla_account=delegated.account)
             runner = self._pkinit_runner(session_id) \
                 if config.logon.mode is AccountMode.KERBEROS else None
             validator = CertificateValidator.from_config(config.logon, config.server.state_dir)
@@ -350,6 +488,8 @@ class PrivilegedService:
             self.efs.release(session_id, "logged off")
         record = self._sessions.pop(session_id, None)
         self.close_card_socket(session_id)
+        if record is not None and record.nla is not None:
+            record.nla.forget()
         if record is not None:
             remove_ccache(record.ccname, self.config.redirection.socket_dir)
             if record.leader is not None:

@@ -29,6 +29,7 @@ from rdscard.privsep import ipc
 from rdscard.privsep.channel import IpcChannel, Reply
 from rdscard.privsep.gateway import LeaderLink, run_sign_in
 from rdscard.privsep.privileged import (
+    CredSspOutcome,
     DesktopStarted,
     PrivilegedService,
     SignInOutcome,
@@ -122,8 +123,19 @@ class RemoteGateway:
     async def close_card_socket(self, session_id: int) -> None:
         _expect(await self.channel.request(ipc.CloseCardSocket(session_id)), ipc.Done)
 
+    async def credssp(self, session_id: int, data: bytes,
+                      client_address: str) -> CredSspOutcome:
+        try:
+            reply = _expect(await self.channel.request(
+                ipc.CredSsp(session_id, client_address[:256], data)), ipc.CredSspReply)
+        except RdscardError as exc:
+            return CredSspOutcome("refused", message=f"the logon service failed: {exc}")
+        return CredSspOutcome(reply.status, reply.reply, reply.principal, reply.account,
+                              reply.message, reply.after_credentials)
+
     async def sign_in(self, session_id: int, request: SignInRequest, pin: Secret,
-                      card: CardLink | None, card_error: str = "") -> SignInOutcome:
+                      card: CardLink | None, card_error: str = "",
+                      nla: bool = False) -> SignInOutcome:
         link_id = next(self._link_ids)
         if card is not None:
             self._links[link_id] = card
@@ -132,7 +144,7 @@ class RemoteGateway:
                 session_id=session_id, link_id=link_id, client_address=request.client_address,
                 client_name=request.client_name, reader=request.reader,
                 user_name=request.user_name, domain=request.domain,
-                card_error=card_error if card is None else "", pin=pin)
+                card_error=card_error if card is None else "", nla=nla, pin=pin)
             try:
                 reply, fds = await self.channel.request(message)
             finally:
@@ -257,6 +269,12 @@ class MonitorHandler:
                 return ipc.Done(""), []
             case ipc.SignIn():
                 return await self._sign_in(message), []
+            case ipc.CredSsp():
+                outcome = await asyncio.to_thread(
+                    service.credssp, message.session_id, message.data, message.client_address)
+                return ipc.CredSspReply(outcome.status, outcome.reply, outcome.principal,
+                                        outcome.account, outcome.message[:1000],
+                                        outcome.after_credentials), []
             case ipc.StartDesktop():
                 started = await service.start_desktop(
                     message.session_id, width=message.width, height=message.height,
@@ -286,7 +304,7 @@ class MonitorHandler:
                 raise self.service.card_refused(request, message.card_error)
             card = _RemoteCard(self.channel, message.link_id, asyncio.get_running_loop())
             outcome = await run_sign_in(self.service, message.session_id, request,
-                                        message.pin, card)
+                                        message.pin, card, message.nla)
         except SignInRefused as refused:
             return ipc.RefusedReply(refused.reason_code.value, refused.message,
                                     -1 if refused.tries_left is None else refused.tries_left)

@@ -8,10 +8,16 @@ capabilities exchange (Demand Active / Confirm Active), finalisation, then
 the active session with input, static virtual channels and graphics.
 
 Feed received bytes to :meth:`RdpAcceptor.receive`; collect bytes to send
-with :meth:`data_to_send` and what happened with :meth:`events`. The only
-transition that needs the adapter's help is the TLS upgrade: after a
+with :meth:`data_to_send` and what happened with :meth:`events`. Two
+transitions need the adapter's help. The TLS upgrade: after a
 :class:`StartTls` event, send the pending bytes, upgrade the transport,
-then call :meth:`tls_established`.
+then call :meth:`tls_established`. Network Level Authentication
+(MS-RDPBCGR 5.4.5.2, when HYBRID or HYBRID_EX was selected): each whole
+TSRequest comes out as a :class:`CredSspReceived` event, and nothing more
+is read until the adapter answers with :meth:`credssp_send`,
+:meth:`credssp_finished` or :meth:`credssp_refused` (the CredSSP exchange
+itself is :class:`rdscard.protocol.credssp.CredSspServer`, run by the
+logon service).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from rdscard.pdu import client_info as ci
 from rdscard.pdu import gcc, mcs, share, tpkt, x224
 from rdscard.pdu.capabilities import CapabilitySet
 from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
+from rdscard.pdu.credssp import ts_request_length
 from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
 from rdscard.pdu.licensing import license_error_valid_client
 from rdscard.pdu.secure import SecurityFlag, unwrap_basic_security, wrap_basic_security
@@ -35,6 +42,7 @@ from rdscard.protocol.events import (
     ClientConnected,
     ClientInfoReceived,
     ClientShutdown,
+    CredSspReceived,
     InputReceived,
     NegotiationRefused,
     Phase,
@@ -46,6 +54,10 @@ from rdscard.protocol.events import (
 IO_CHANNEL_ID = 1003
 USER_CHANNEL_ID = 1002
 FINALIZATION_NEEDED = frozenset({"synchronize", "cooperate", "request_control", "font_list"})
+HYBRIDS = x224.Protocol.HYBRID | x224.Protocol.HYBRID_EX
+#: Early User Authorization Result PDU (MS-RDPBCGR 2.2.10.2).
+AUTHZ_SUCCESS = 0x00000000
+AUTHZ_ACCESS_DENIED = 0x00000005
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class AcceptorSettings:
     default_height: int = 768
     share_id: int = 0x000103EA
     session_id: int = 0
+    #: Offer Network Level Authentication (select HYBRID_EX or HYBRID when offered).
+    nla: bool = False
+    #: Refuse clients that do not offer NLA (HYBRID_REQUIRED_BY_SERVER).
+    require_nla: bool = False
 
 
 class RdpAcceptor:
@@ -68,6 +84,8 @@ class RdpAcceptor:
         self._outbox = bytearray()
         self._events: list[AcceptorEvent] = []
         self._requested_protocols = 0
+        #: The protocol the server selected (PROTOCOL_SSL, HYBRID or HYBRID_EX).
+        self.selected_protocol = 0
         self._channel_names: dict[int, str] = {}
         self._channel_ids: dict[str, int] = {}
         self._pending_joins: set[int] = set()
@@ -97,6 +115,10 @@ class RdpAcceptor:
             if self.phase is Phase.TLS_HANDSHAKE and data:
                 raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
             return
+        if self.phase in (Phase.CREDSSP, Phase.CREDSSP_WAIT):
+            self._inbox += data
+            self._next_ts_request()
+            return
         if self._inbox:
             self._inbox += data
             buf = bytes(self._inbox)
@@ -125,7 +147,59 @@ class RdpAcceptor:
         """The adapter finished the TLS handshake."""
         if self.phase is not Phase.TLS_HANDSHAKE:
             raise RuntimeError("tls_established() outside the security upgrade")
+        self.phase = Phase.CREDSSP if self.selected_protocol & HYBRIDS else \
+            Phase.BASIC_SETTINGS
+
+    # -- Network Level Authentication (MS-RDPBCGR 5.4.5.2, MS-CSSP) ----------------------
+    def _next_ts_request(self) -> None:
+        """Hand out the next whole TSRequest, one at a time (the server answers each)."""
+        if self.phase is not Phase.CREDSSP:
+            return
+        length = ts_request_length(self._inbox[:5])
+        if length is None or len(self._inbox) < length:
+            return
+        message = bytes(self._inbox[:length])
+        del self._inbox[:length]
+        self.phase = Phase.CREDSSP_WAIT
+        self._events.append(CredSspReceived(message))
+
+    def _credssp_turn(self) -> None:
+        if self.phase is not Phase.CREDSSP_WAIT:
+            raise RuntimeError("no TSRequest is waiting for the server's answer")
+
+    def credssp_send(self, reply: bytes) -> None:
+        """Send the CredSSP server's answer; the exchange goes on."""
+        self._credssp_turn()
+        self._outbox += reply
+        self.phase = Phase.CREDSSP
+        self._next_ts_request()
+
+    def credssp_finished(self) -> None:
+        """The client authenticated and delegated its credentials: on to MCS.
+
+        With HYBRID_EX the client first gets the Early User Authorization
+        Result (MS-RDPBCGR 2.2.10.2) saying so.
+        """
+        self._credssp_turn()
+        if self.selected_protocol == x224.Protocol.HYBRID_EX:
+            self._outbox += AUTHZ_SUCCESS.to_bytes(4, "little")
         self.phase = Phase.BASIC_SETTINGS
+        pending, self._inbox = bytes(self._inbox), bytearray()
+        self.receive(pending)
+
+    def credssp_refused(self, reply: bytes, *, after_credentials: bool = False) -> None:
+        """The exchange failed: send ``reply`` (an errorCode TSRequest, or nothing), close.
+
+        A refusal that came after the credentials is told to a HYBRID_EX
+        client as ACCESS_DENIED in the Early User Authorization Result.
+        """
+        self._credssp_turn()
+        if after_credentials and self.selected_protocol == x224.Protocol.HYBRID_EX:
+            self._outbox += AUTHZ_ACCESS_DENIED.to_bytes(4, "little")
+        else:
+            self._outbox += reply
+        self._inbox.clear()
+        self.phase = Phase.CLOSED
 
     def data_to_send(self) -> bytes:
         """Bytes the adapter must write now."""
@@ -165,7 +239,8 @@ class RdpAcceptor:
 
     def disconnect(self, error_info: int) -> None:
         """End the session from the server side with a reason the client shows."""
-        if self.phase in (Phase.CLOSED, Phase.CONNECTION_REQUEST, Phase.TLS_HANDSHAKE):
+        if self.phase in (Phase.CLOSED, Phase.CONNECTION_REQUEST, Phase.TLS_HANDSHAKE,
+                          Phase.CREDSSP, Phase.CREDSSP_WAIT):
             self.phase = Phase.CLOSED
             return
         if self.phase in (Phase.CAPABILITIES, Phase.FINALIZATION, Phase.ACTIVE):
@@ -178,17 +253,30 @@ class RdpAcceptor:
         request = x224.ConnectionRequest.decode(payload)
         requested = request.requested_protocols
         self._requested_protocols = requested
-        if request.negotiation is not None and requested & x224.Protocol.SSL:
-            self._outbox += tpkt.wrap(x224.ConnectionConfirm.selecting(x224.Protocol.SSL).encode())
+        settings = self.settings
+        selected: x224.Protocol | None = None
+        if request.negotiation is not None:
+            if settings.nla and requested & x224.Protocol.HYBRID_EX:
+                selected = x224.Protocol.HYBRID_EX
+            elif settings.nla and requested & x224.Protocol.HYBRID:
+                selected = x224.Protocol.HYBRID
+            elif requested & x224.Protocol.SSL and not (settings.nla and settings.require_nla):
+                selected = x224.Protocol.SSL
+        if selected is not None:
+            self.selected_protocol = selected
+            self._outbox += tpkt.wrap(x224.ConnectionConfirm.selecting(selected).encode())
             self.phase = Phase.TLS_HANDSHAKE
-            self._events.append(StartTls(requested, request.cookie or ""))
+            self._events.append(StartTls(requested, request.cookie or "", selected))
             return
-        failure = x224.FailureCode.SSL_REQUIRED_BY_SERVER
+        if settings.nla and settings.require_nla:
+            failure = x224.FailureCode.HYBRID_REQUIRED_BY_SERVER
+            reason = "the client does not offer CredSSP (NLA), which the server requires"
+        else:
+            failure = x224.FailureCode.SSL_REQUIRED_BY_SERVER
+            reason = "the client does not offer TLS"
         self._outbox += tpkt.wrap(x224.ConnectionConfirm.failing(failure).encode())
         self.phase = Phase.CLOSED
-        self._events.append(
-            NegotiationRefused(requested, failure, "the client does not offer TLS")
-        )
+        self._events.append(NegotiationRefused(requested, failure, reason))
 
     # -- basic settings exchange (3.3.5.3.3, 3.3.5.3.4) -------------------------
     def _on_connect_initial(self, payload: bytes) -> None:

@@ -14,6 +14,8 @@ class Phase(Enum):
 
     CONNECTION_REQUEST = "connection request"
     TLS_HANDSHAKE = "security upgrade"
+    CREDSSP = "network level authentication"
+    CREDSSP_WAIT = "network level authentication (server's turn)"
     BASIC_SETTINGS = "basic settings exchange"
     CHANNEL_CONNECTION = "channel connection"
     SECURE_SETTINGS = "secure settings exchange"
@@ -29,6 +31,20 @@ class StartTls:
 
     requested_protocols: int
     cookie: str
+    #: The protocol selected (MS-RDPBCGR 2.2.1.2.1): PROTOCOL_SSL, HYBRID or HYBRID_EX.
+    selected: int = 1
+
+
+@dataclass(frozen=True)
+class CredSspReceived:
+    """One whole TSRequest from the client (MS-CSSP 2.2.1), still as its bytes.
+
+    The adapter hands it to the CredSSP server (the logon service), then
+    calls :meth:`RdpAcceptor.credssp_send`, :meth:`~RdpAcceptor.credssp_finished`
+    or :meth:`~RdpAcceptor.credssp_refused`.
+    """
+
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,7 @@ class ClientShutdown:
 
 AcceptorEvent = (
     StartTls
+    | CredSspReceived
     | NegotiationRefused
     | ClientConnected
     | ClientInfoReceived

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError
 from rdscard.pdu.share import ErrorInfo
+from rdscard.pdu.x224 import FailureCode
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
     AcceptorEvent,
@@ -24,6 +25,7 @@ from rdscard.protocol.events import (
     ClientConnected,
     ClientInfoReceived,
     ClientShutdown,
+    CredSspReceived,
     InputReceived,
     NegotiationRefused,
     Phase,
@@ -87,8 +89,13 @@ class Connection:
                 default_width=display.width,
                 default_height=display.height,
                 session_id=info.session_id,
+                nla=context.config.nla_active(),
+                require_nla=context.config.nla_active() and context.config.nla.require,
             )
         )
+        #: Network Level Authentication succeeded: the principal and its account.
+        self.nla_principal = ""
+        self.nla_account = ""
         self.display: LogonScreenController | None = None
         self.channels: dict[str, ChannelHandler] = {}
         self.client_pin: Secret | None = None
@@ -215,11 +222,14 @@ class Connection:
     async def process_events(self) -> None:
         """React to what the acceptor reported."""
         screen_touched = False
-        for event in self.acceptor.events():
-            if isinstance(event, StartTls):
-                await self.start_tls(event)
-            else:
-                screen_touched |= self.on_event(event)
+        while events := self.acceptor.events():
+            for event in events:
+                if isinstance(event, StartTls):
+                    await self.start_tls(event)
+                elif isinstance(event, CredSspReceived):
+                    await self.on_credssp(event)
+                else:
+                    screen_touched |= self.on_event(event)
         # Only input, a refresh or the activation change the screen here (the
         # sign-in flow pushes its own changes): smart card traffic skips this.
         if screen_touched:
@@ -233,9 +243,9 @@ class Connection:
             return False
         if isinstance(event, NegotiationRefused):
             self.log.warning(
-                "refused: the client offers only %s security and the server requires TLS "
-                "(sent SSL_REQUIRED_BY_SERVER)", describe_protocols(event.requested_protocols)
-            )
+                "refused: the client offers only %s security: %s (sent %s)",
+                describe_protocols(event.requested_protocols), event.reason,
+                FailureCode(event.failure_code).name)
         elif isinstance(event, ClientConnected):
             self.on_client_connected(event)
         elif isinstance(event, ClientInfoReceived):
@@ -370,9 +380,10 @@ class Connection:
         """Send the Connection Confirm, then upgrade to TLS (MS-RDPBCGR 5.4.5.1)."""
         self.info.phase = Phase.TLS_HANDSHAKE.value
         self.log.info(
-            "client offers %s%s; selected TLS",
+            "client offers %s%s; selected %s",
             describe_protocols(event.requested_protocols),
             f", cookie {event.cookie!r}" if event.cookie else "",
+            describe_protocols(event.selected),
         )
         await self.flush()
         # The handshake is bounded by connect_timeout (asyncio's own default is 60 s); the
@@ -385,6 +396,30 @@ class Connection:
         version = ssl_object.version() if ssl_object is not None else "?"
         self.log.info("TLS established (%s)", version)
         self.acceptor.tls_established()
+        self.info.phase = self.acceptor.phase.value
+
+    async def on_credssp(self, event: CredSspReceived) -> None:
+        """Relay one TSRequest to the logon service and its answer to the client.
+
+        The security context, and the PIN it unseals, live with the logon
+        service (the monitor with privilege separation): this process sees
+        TLS plaintext that is still GSS-sealed.
+        """
+        outcome = await self.context.gateway.credssp(
+            self.info.session_id, event.data, self.info.peer)
+        if outcome.status == "continue":
+            self.acceptor.credssp_send(outcome.reply)
+        elif outcome.status == "done":
+            self.nla_principal, self.nla_account = outcome.principal, outcome.account
+            self.log.info("NLA: authenticated as %s (account %s); smart card credentials "
+                          "delegated", outcome.principal, outcome.account)
+            self.acceptor.credssp_finished()
+        else:
+            self.log.warning("NLA refused%s: %s",
+                             f" ({outcome.principal})" if outcome.principal else "",
+                             outcome.message)
+            self.acceptor.credssp_refused(outcome.reply,
+                                          after_credentials=outcome.after_credentials)
         self.info.phase = self.acceptor.phase.value
 
     def on_client_connected(self, event: ClientConnected) -> None:
@@ -411,7 +446,9 @@ class Connection:
             "client info: user %r, domain %r, %s %s", info.user_name, info.domain,
             credential, "supplied" if has_secret else "not supplied",
         )
-        if info.password_is_smart_card_pin and has_secret:
+        if self.nla_principal:
+            info.password.wipe()  # NLA delegated the PIN: it is verified once, from there
+        elif info.password_is_smart_card_pin and has_secret:
             self.client_pin = info.password  # for the logon service alone, wiped after use
         else:
             info.password.wipe()  # a password is no use to smart card sign-in
@@ -451,7 +488,7 @@ class Connection:
             after_sign_in=self.desktop.signed_in,
             on_lock=self.desktop.lock,
         )
-        self.logon = LogonFlow(context, self.client_pin)
+        self.logon = LogonFlow(context, self.client_pin, nla=bool(self.nla_principal))
         self.client_pin = None
         task = asyncio.get_running_loop().create_task(self._run_logon(self.logon))
         self._background.add(task)

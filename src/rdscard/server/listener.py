@@ -109,11 +109,21 @@ class RdpServer:
         make_private_dir(cfg.state_dir)
         tighten(cfg.state_dir)
         host_name = cfg.host_name or socket.gethostname()
-        cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key, host_name)
+        cert = ensure_server_certificate(cfg.state_dir, cfg.certificate, cfg.private_key,
+                                         host_name, cfg.certificate_type)
         if cert.generated:
             log.info("generated a self-signed TLS certificate %s", cert.cert_path)
         log.info("TLS certificate %s, SHA-256 fingerprint %s", cert.cert_path,
                  cert.fingerprint_sha256)
+        if self.config.nla.enabled and not self.config.nla_active():
+            log.warning("nla.enabled is ignored: in [logon] mode = \"local\" no KDC can verify "
+                        "the client's Kerberos ticket, so smart card credentials sent under NLA "
+                        "cannot be trusted; clients are served with TLS and the PIN comes from "
+                        "the logon packet or the logon screen")
+        elif self.config.nla_active():
+            log.info("Network Level Authentication (CredSSP) offered%s; keytab %s",
+                     " and required" if self.config.nla.require else "",
+                     self.config.nla.keytab or "(the system's)")
         gateway = self.gateway or LocalGateway.create(
             self.config, AuditLog(cfg.state_dir / AUDIT_LOG_NAME))
         self.context = ServerContext(self.config, server_ssl_context(cert), host_name, gateway)

@@ -69,8 +69,12 @@ class LogonContext:
 class LogonFlow:
     """Drives the logon screen and the sign-in attempts of one session."""
 
-    def __init__(self, context: LogonContext, client_pin: Secret | None) -> None:
+    def __init__(self, context: LogonContext, client_pin: Secret | None,
+                 nla: bool = False) -> None:
         self.context = context
+        #: The first attempt uses the PIN Network Level Authentication delegated (which
+        #: the logon service holds); later ones the PINs typed on the screen.
+        self._nla = nla
         self._pins: asyncio.Queue[Secret] = asyncio.Queue()
         if client_pin is not None:
             self._pins.put_nowait(client_pin)
@@ -156,14 +160,16 @@ class LogonFlow:
                     await backend.wait_for_reader_change()
                     continue
                 reader = chosen
-            if self._pins.empty() and refused is None:
+            if self._pins.empty() and refused is None and not self._nla:
                 await self._status("Type your PIN, then press Enter")
             self._phase("card")  # waiting for a card (and choosing among several)
-            pin = await self._pins.get()  # an error stays on screen until then
+            nla, self._nla = self._nla, False
+            # An error stays on screen until a PIN comes.
+            pin = Secret() if nla else await self._pins.get()
             self._phase("prompt")  # waiting for the PIN: none when it came with the connection
             await self._status("Signing in...", StatusKind.WAITING)
             try:
-                card = await self._attempt(backend, reader, pin)
+                card = await self._attempt(backend, reader, pin, nla)
                 if self.locked_by and card.account != self.locked_by:
                     raise SignInRefused(
                         ReasonCode.NO_ACCOUNT,
@@ -222,7 +228,7 @@ class LogonFlow:
             await backend.wait_for_reader_change()
 
     async def _attempt(self, backend: SmartCardBackend, reader: str,
-                       pin: Secret) -> SignInOutcome:
+                       pin: Secret, nla: bool = False) -> SignInOutcome:
         """One attempt by the logon service, over the logon's own line to the card."""
         ctx = self.context
         request = SignInRequest(
@@ -236,7 +242,7 @@ class LogonFlow:
             await ctx.gateway.sign_in(session_id, request, pin, None, card_error=str(exc))
             raise AssertionError("a sign-in without a card succeeded") from None
         try:
-            signed = await ctx.gateway.sign_in(session_id, request, pin, link)
+            signed = await ctx.gateway.sign_in(session_id, request, pin, link, nla=nla)
         finally:
             pin.wipe()
             await close_card(link)

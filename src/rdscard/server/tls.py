@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from rdscard.errors import ConfigError
@@ -27,6 +27,9 @@ log = logging.getLogger("rdscard.tls")
 
 GENERATED_CERT_NAME = "tls/server-cert.pem"
 GENERATED_KEY_NAME = "tls/server-key.pem"
+#: ``[server] certificate_type = "rsa"``: a generated RSA certificate lives beside the EC one.
+GENERATED_RSA_CERT_NAME = "tls/server-cert-rsa.pem"
+GENERATED_RSA_KEY_NAME = "tls/server-key-rsa.pem"
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,16 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def generate_self_signed(cert_path: Path, key_path: Path, host_name: str) -> None:
-    """Write a new self-signed ECDSA P-256 server certificate valid for ten years."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def generate_self_signed(cert_path: Path, key_path: Path, host_name: str,
+                         key_type: str = "ec") -> None:
+    """Write a new self-signed server certificate valid for ten years.
+
+    ``key_type`` "ec" gives ECDSA P-256; "rsa" an RSA-2048 key, for clients
+    that take no other (rdesktop 1.9).
+    """
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048) if key_type == "rsa"
+        else ec.generate_private_key(ec.SECP256R1()))
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -87,16 +97,34 @@ def generate_self_signed(cert_path: Path, key_path: Path, host_name: str) -> Non
     _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
+def certificate_paths(state_dir: Path, cert_path: Path | None, key_path: Path | None,
+                      key_type: str = "ec") -> tuple[Path, Path]:
+    """Where the server's certificate and key are: configured, or generated."""
+    if cert_path is not None and key_path is not None:
+        return cert_path, key_path
+    if key_type == "rsa":
+        return state_dir / GENERATED_RSA_CERT_NAME, state_dir / GENERATED_RSA_KEY_NAME
+    return state_dir / GENERATED_CERT_NAME, state_dir / GENERATED_KEY_NAME
+
+
+def server_public_key(cert_path: Path) -> bytes:
+    """The DER SubjectPublicKeyInfo of the certificate in ``cert_path`` (PEM)."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def ensure_server_certificate(
-    state_dir: Path, cert_path: Path | None, key_path: Path | None, host_name: str = ""
+    state_dir: Path, cert_path: Path | None, key_path: Path | None, host_name: str = "",
+    key_type: str = "ec",
 ) -> ServerCertificate:
     """The configured certificate, or the generated one (created on first use)."""
     generated = False
     if cert_path is None or key_path is None:
-        cert_path = state_dir / GENERATED_CERT_NAME
-        key_path = state_dir / GENERATED_KEY_NAME
+        cert_path, key_path = certificate_paths(state_dir, None, None, key_type)
         if not (cert_path.exists() and key_path.exists()):
-            generate_self_signed(cert_path, key_path, host_name or socket.gethostname())
+            generate_self_signed(cert_path, key_path, host_name or socket.gethostname(),
+                                 key_type)
             generated = True
     try:
         cert_pem = cert_path.read_bytes()

@@ -119,6 +119,7 @@ class MitKdc:
     dns_lookup_kdc = false
     dns_lookup_realm = false
     rdns = false
+    dns_canonicalize_hostname = false
     udp_preference_limit = 1
     pkinit_anchors = FILE:{layout.root_cert}
     pkinit_pool = FILE:{layout.issuing_cert}
@@ -164,6 +165,28 @@ class MitKdc:
         rule = cert_match or f"<SAN>^{re.escape(self.pki.upn(user))}$"
         self.kadmin(f'setstr {principal} pkinit_cert_match "{rule}"')
         return principal
+
+    def add_service(self, service: str, keytab: Path) -> str:
+        """Create ``service@REALM`` (``TERMSRV/host``) with a random key, exported to ``keytab``."""
+        principal = f"{service}@{self.realm}"
+        self.kadmin(f"addprinc -randkey {principal}")
+        self.kadmin(f"ktadd -k {keytab} {principal}")
+        return principal
+
+    def add_password_user(self, user: str, password: str) -> str:
+        """Create ``user@REALM`` with a password (a client for tests without a card)."""
+        principal = f"{check_user_name(user)}@{self.realm}"
+        self.kadmin(f"addprinc -pw {password} {principal}")
+        return principal
+
+    def kinit_password(self, principal: str, password: str, ccache: Path) -> None:
+        """A TGT for ``principal`` in ``ccache`` (the password on stdin)."""
+        result = subprocess.run(
+            [require_program("kinit", "krb5-user"), "-c", f"FILE:{ccache}", principal],
+            input=password + "\n", capture_output=True, text=True, timeout=30,
+            env={**os.environ, **self.env})
+        if result.returncode != 0:
+            raise PeerError(f"kinit {principal} failed: {result.stderr.strip()}")
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self, users: tuple[str, ...] | list[str] = ()) -> None:
