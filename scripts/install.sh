@@ -25,9 +25,16 @@ BACKPORTS=/etc/apt/sources.list.d/debian-backports.sources
 if [ ! -f "$BACKPORTS" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     uris=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
     keyring=$(awk '/^Signed-By:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    if [ -z "$uris" ]; then  # a one-line style sources.list
+        uris=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    fi
+    if [ -z "$uris" ]; then
+        echo "rdscard: no Debian bookworm archive found in the apt sources to add bookworm-backports from;" >&2
+        echo "rdscard: add a bookworm-backports entry for your archive, then run this again" >&2
+        exit 1
+    fi
     printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
-        "${uris:-http://deb.debian.org/debian}" \
-        "${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}" > "$BACKPORTS"
+        "$uris" "${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}" > "$BACKPORTS"
     echo "rdscard: added the bookworm-backports suite ($BACKPORTS)"
     FORCE_APT_UPDATE=1
 fi
