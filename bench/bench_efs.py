@@ -98,7 +98,7 @@ def unlock_rounds(root: Path, pki: RealmPki, mnt: Path, key_type: str,
         srv = ServerProcess(server_state, ("--config", str(config)))
         try:
             for _ in range(rounds):
-                efs(server_state, "lock", "--user", "root")
+                efs(server_state, "lock", "--user", "root", "--force")
                 before = srv.log.count("sign-in phases")
                 with VirtualScreen(1088, 832) as screen:
                     client = XFreeRdp(screen, "127.0.0.1", srv.port, env=daemon.env,

@@ -19,6 +19,7 @@ import importlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from rdscard.efs import cms
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache
 from rdscard.pdu import ber, gcc, mcs, per, share, tpkt, x224
@@ -975,3 +976,69 @@ def _privsep_ipc(data: bytes) -> None:
     from rdscard.privsep import ipc
 
     ipc.decode(data)
+
+
+class _SeedCard:
+    """A card's slot 9D for the seed keys, as :class:`~rdscard.pki.piv_client.PivClient`
+    answers: the raw RSA result (a seed's ciphertext gives its real block, any other block
+    comes back as it is, as a wrong key's result would look) and ECDH's shared secret."""
+
+    def __init__(self) -> None:
+        from tests.fuzz import cms_seeds
+
+        keys = cms_seeds.keys()
+        rsa_key, ec_key = keys["rsa2048"], keys["p256"]
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+        assert isinstance(rsa_key, rsa.RSAPrivateKey)
+        assert isinstance(ec_key, ec.EllipticCurvePrivateKey)
+        self.rsa_public, self.ec_key = rsa_key.public_key(), ec_key
+        numbers = rsa_key.private_numbers()
+        self.blocks: dict[bytes, bytes] = {}
+        for seed in cms_seeds.envelopes():
+            for recipient in cms.parse_envelope(seed).recipients:
+                if isinstance(recipient, cms.KeyTransRecipient):
+                    c = int.from_bytes(recipient.encrypted_key, "big")
+                    self.blocks[recipient.encrypted_key] = pow(
+                        c, numbers.d, numbers.public_numbers.n).to_bytes(256, "big")
+
+    def rsa_private(self, slot: int, block: bytes) -> bytes:
+        return self.blocks.get(block, block)
+
+    def ecdh(self, slot: int, peer_point: bytes, algorithm: object) -> bytes:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(self.ec_key.curve, peer_point)
+        return self.ec_key.exchange(ec.ECDH(), peer)
+
+
+@functools.cache
+def _seed_card() -> _SeedCard:
+    return _SeedCard()
+
+
+def _cms_seeds() -> tuple[bytes, ...]:
+    from tests.fuzz import cms_seeds
+
+    return cms_seeds.envelopes()
+
+
+@target("cms_envelope", _cms_seeds,
+        "CMS EnvelopedData of an encrypted folder's key, each recipient opened with a 9D",
+        allowed=(cms.EnvelopeError,))
+def fuzz_cms_envelope(data: bytes) -> None:
+    from rdscard.efs.keywrap import UnwrapError
+    from rdscard.efs.operators import CardKeyOperator
+
+    envelope = cms.parse_envelope(data)
+    card = _seed_card()
+    for recipient in envelope.recipients:
+        recipient.rid.describe()
+        public = card.rsa_public if isinstance(recipient, cms.KeyTransRecipient) \
+            else card.ec_key.public_key()
+        operator = CardKeyOperator(card, public)  # type: ignore[arg-type]
+        try:
+            with cms.open_envelope(envelope, recipient, operator) as master:
+                assert len(master) <= cms.MAX_CONTENT
+        except UnwrapError:
+            continue

@@ -22,7 +22,7 @@ EXPECTED = {
     "gcc_client_blocks", "ber_per", "client_info", "share", "confirm_active",
     "input_slow_path", "input_fast_path", "licensing", "channel_chunks", "acceptor",
     "rdpdr_pdu", "rdpdr_server", "rdpdr_server_handshake", "esc_call", "esc_return",
-    "pcsclite_requests", "pcsclite_structs", "ccache", "apdu", "tlv",
+    "pcsclite_requests", "pcsclite_structs", "ccache", "apdu", "tlv", "cms_envelope",
 }
 
 

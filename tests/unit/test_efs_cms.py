@@ -4,6 +4,7 @@ and with the virtual card's slot 9D, and refused when altered or malformed."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_wrap
 from rdscard.card.piv import VirtualPivCard
 from rdscard.card.state import CardState
 from rdscard.efs import cms
+from rdscard.efs.asn1 import encode_integer, encode_oid, seq, tlv
 from rdscard.efs.keywrap import UnwrapError, aes_unwrap, oaep_decode
 from rdscard.efs.operators import CardKeyOperator, SoftwareKeyOperator
 from rdscard.pki.ca import CertProfile, RealmPki, generate_key
@@ -166,3 +168,68 @@ def test_a_point_off_the_card_key_curve_is_refused_before_the_card(pki: RealmPki
     with pytest.raises(UnwrapError, match="curve"):
         operator.agree(point)
     assert operator.operations == 0
+
+
+# -- fuzz findings (bench/fuzz_decoders.py --only cms_envelope): each an IndexError before ----
+def _enveloped(info: bytes, algorithm: bytes | None = None) -> bytes:
+    """A ContentInfo whose only RecipientInfo is ``info`` (raw DER), with AES-256-CBC content
+    (or the contentEncryptionAlgorithm ``algorithm``)."""
+    if algorithm is None:
+        algorithm = seq(encode_oid(cms.AES256_CBC), tlv(0x04, bytes(16)))
+    content = seq(encode_oid(cms.ID_DATA), algorithm, tlv(0x80, bytes(16)))
+    body = seq(encode_integer(2), tlv(0x31, info), content)
+    return seq(encode_oid(cms.ID_ENVELOPED_DATA), tlv(0xA0, body))
+
+
+RID = seq(seq(), encode_integer(1))  # issuer (an empty Name) and serial 1
+SHA256 = seq(encode_oid(cms.HASH_OIDS["sha256"]))
+WRAP = seq(encode_oid(cms.AES256_WRAP))
+ORIGINATOR = tlv(0xA0, tlv(0xA1, seq(encode_oid(cms.ID_EC_PUBLIC_KEY))
+                           + tlv(0x03, b"\x00\x04" + bytes(64))))
+REKS = seq(seq(RID, tlv(0x04, bytes(40))))
+
+
+def _ktri(params: bytes) -> bytes:
+    algorithm = seq(encode_oid(cms.ID_RSAES_OAEP), params) if params != b"-" else seq()
+    return seq(encode_integer(0), RID, algorithm, tlv(0x04, bytes(256)))
+
+
+def _kari(originator: bytes = ORIGINATOR, ukm: bytes | None = None,
+          kea: bytes = seq(encode_oid(cms.STD_DH_SHA256), WRAP)) -> bytes:
+    parts = [encode_integer(3), originator, *([ukm] if ukm is not None else []), kea, REKS]
+    return tlv(0xA1, b"".join(parts))
+
+
+@pytest.mark.parametrize("info", [
+    _ktri(seq(tlv(0xA0, b""))),  # OAEP hash [0] empty (_parse_oaep)
+    _ktri(seq(tlv(0xA1, b""))),  # OAEP maskGenAlgorithm [1] empty (_parse_oaep)
+    _ktri(seq(tlv(0xA0, seq()))),  # OAEP hash AlgorithmIdentifier empty (_hash_of)
+    _ktri(seq(tlv(0xA1, seq(encode_oid(cms.ID_MGF1), seq())))),  # MGF1 hash empty
+    _ktri(b"-"),  # keyEncryptionAlgorithm an empty SEQUENCE
+    _kari(originator=tlv(0xA0, b"")),  # originator [0] empty (_parse_kari)
+    _kari(ukm=tlv(0xA1, b"")),  # ukm [1] empty
+    _kari(kea=seq()),  # keyEncryptionAlgorithm empty
+    _kari(kea=seq(encode_oid(cms.STD_DH_SHA256), seq())),  # KeyWrapAlgorithm empty
+], ids=["oaep-hash", "oaep-mgf", "oaep-hash-alg", "mgf1-hash", "ktri-alg", "originator",
+        "ukm", "kari-alg", "wrap-alg"])
+def test_empty_constructed_fields_are_malformed_envelopes(info: bytes) -> None:
+    envelope = _enveloped(info)
+    with pytest.raises(cms.EnvelopeError, match="malformed envelope"):
+        cms.parse_envelope(envelope)
+
+
+def test_empty_content_and_content_algorithm_are_malformed_envelopes() -> None:
+    info = _ktri(cms._oaep_params("sha256"))
+    assert len(cms.parse_envelope(_enveloped(info)).recipients) == 1  # the frame is sound
+    with pytest.raises(cms.EnvelopeError, match="malformed envelope"):
+        cms.parse_envelope(_enveloped(info, algorithm=seq()))
+    with pytest.raises(cms.EnvelopeError, match="malformed envelope"):
+        cms.parse_envelope(seq(encode_oid(cms.ID_ENVELOPED_DATA), tlv(0xA0, b"")))
+
+
+def test_a_huge_object_identifier_is_refused_at_once() -> None:
+    huge = tlv(0x06, b"\x2a" + b"\xff" * 200_000 + b"\x01")
+    started = time.perf_counter()
+    with pytest.raises(cms.EnvelopeError, match="object identifier"):
+        cms.parse_envelope(seq(huge, tlv(0xA0, seq())))
+    assert time.perf_counter() - started < 0.5

@@ -26,6 +26,7 @@ from rdscard.efs.store import EnvelopeStore
 from rdscard.errors import ConfigError, RdscardError
 from rdscard.pki.piv_client import PivClient, PivError
 from rdscard.pki.transport import InProcessTransport, PcscTransport
+from rdscard.server.control_client import query
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +75,9 @@ def register(subparsers: Any) -> None:
 
     lock = sub.add_parser("lock", help="remove an account's key now (lock its folder)")
     lock.add_argument("--user", required=True, metavar="ACCOUNT")
+    lock.add_argument("--force", action="store_true",
+                      help="lock even while the account is signed in (its programs lose the "
+                           "folder's files; the running server does not know)")
     lock.set_defaults(handler=_lock)
 
 
@@ -219,7 +223,38 @@ def _rekey(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Session phases in which the running server holds the account's key (see
+#: rdscard.efs.keyring: a session at the logon or lock screen holds none).
+HOLDING_PHASES = frozenset({"signed in", "desktop"})
+
+
+def live_sessions(state_dir: Path, account: str) -> list[int]:
+    """The sessions of ``account`` on the server running with ``state_dir`` (asked on its
+    control socket) that hold its encrypted folder open; none when no server runs there."""
+    try:
+        reply = query(state_dir, {"command": "list"})
+    except (FileNotFoundError, ConnectionRefusedError):
+        return []
+    except PermissionError:
+        raise RdscardError("the control socket is for root: run this as root") from None
+    except (OSError, ValueError) as exc:
+        raise RdscardError(f"the running server's control socket does not answer ({exc}): "
+                           "try again, or lock anyway with --force") from None
+    return [int(s["session_id"]) for s in reply.get("sessions", [])
+            if s.get("account") == account and s.get("phase") in HOLDING_PHASES
+            and s.get("state") != "ended"]
+
+
 def _lock(args: argparse.Namespace) -> int:
+    if not args.force:
+        sessions = live_sessions(_config(args).server.state_dir, args.user)
+        if sessions:
+            ids = ", ".join(str(n) for n in sessions)
+            raise RdscardError(
+                f"{args.user} is signed in (session {ids}): the server locks the folder at "
+                f"the account's last logoff. Log off first (rdscard session logoff ID), or "
+                f"lock anyway with --force (the session's programs then lose the folder's "
+                f"files until the account signs in again)")
     removal = vault.lock(_store(args), args.user)
     if not removal.removed:
         print(f"the folder of {args.user} was locked already")

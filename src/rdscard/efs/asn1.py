@@ -16,6 +16,9 @@ from rdscard.pki.der import encode_integer, tlv
 __all__ = ["Element", "encode_integer", "encode_oid", "parse", "seq", "tlv"]
 
 MAX_ENVELOPE: Final = 1 << 20
+#: Longest OBJECT IDENTIFIER accepted (CMS's are 11 bytes at most; decoding an unbounded one
+#: is quadratic in its length).
+MAX_OID: Final = 64
 SEQUENCE: Final = 0x30
 SET: Final = 0x31
 INTEGER: Final = 0x02
@@ -66,6 +69,18 @@ class Element:
             out.append(element)
         return out
 
+    def first(self, field: str) -> Element:
+        """The first element inside a constructed element (an empty one is refused)."""
+        return self.elements(field, 1)[0]
+
+    def elements(self, field: str, minimum: int) -> list[Element]:
+        """The elements inside a constructed element, at least ``minimum`` of them."""
+        out = self.children(field)
+        if len(out) < minimum:
+            raise ProtocolError(PDU, field, f"{len(out)} elements where at least {minimum} "
+                                "are required")
+        return out
+
     def expect(self, tag: int, field: str) -> Element:
         if self.tag != tag:
             raise ProtocolError(PDU, field, f"expected tag 0x{tag:02X}, got 0x{self.tag:02X}")
@@ -74,6 +89,9 @@ class Element:
     def oid(self, field: str) -> str:
         """The dotted form of an OBJECT IDENTIFIER."""
         raw = self.expect(OID, field).content
+        if len(raw) > MAX_OID:
+            raise ProtocolError(PDU, field, f"object identifier of {len(raw)} bytes "
+                                f"(at most {MAX_OID})")
         if not raw or raw[-1] & 0x80:
             raise ProtocolError(PDU, field, "malformed object identifier")
         arcs: list[int] = []

@@ -272,7 +272,7 @@ def _rid(element: Element, field: str) -> RecipientId:
 
 
 def _hash_of(element: Element, field: str) -> str:
-    oid = element.expect(SEQUENCE, field).children(field)[0].oid(field)
+    oid = element.expect(SEQUENCE, field).first(field).oid(field)
     name = HASH_NAMES.get(oid)
     if name is None:
         raise EnvelopeError(f"{field}: unsupported hash {oid}")
@@ -284,7 +284,7 @@ def _parse_oaep(params: list[Element]) -> str:
     hash_name, mgf_hash = "sha1", "sha1"  # RFC 8017 A.2.1 defaults
     if params:
         for item in params[0].expect(SEQUENCE, "RSAES-OAEP-params").children("OAEP"):
-            inner = item.children("OAEP")[0]
+            inner = item.first("OAEP")
             if item.tag == 0xA0:
                 hash_name = _hash_of(inner, "OAEP hash")
             elif item.tag == 0xA1:
@@ -304,7 +304,7 @@ def _parse_ktri(element: Element) -> KeyTransRecipient:
     if version.integer("ktri version") != 0:
         raise EnvelopeError("only recipients identified by issuer and serial number are "
                             "supported")
-    alg = algorithm.expect(SEQUENCE, "keyEncryptionAlgorithm").children("ktri algorithm")
+    alg = algorithm.expect(SEQUENCE, "keyEncryptionAlgorithm").elements("ktri algorithm", 1)
     oid = alg[0].oid("keyEncryptionAlgorithm")
     if oid != ID_RSAES_OAEP:
         raise EnvelopeError(f"key transport {oid} is not RSAES-OAEP (PKCS#1 v1.5 is refused)")
@@ -316,7 +316,7 @@ def _parse_kari(element: Element) -> list[KeyAgreeRecipient]:
     items = element.children("KeyAgreeRecipientInfo")
     if len(items) not in (4, 5) or items[0].integer("kari version") != 3:
         raise EnvelopeError("malformed KeyAgreeRecipientInfo")
-    originator = items[1].expect(0xA0, "originator").children("originator")[0]
+    originator = items[1].expect(0xA0, "originator").first("originator")
     if originator.tag != 0xA1:
         raise EnvelopeError("the originator must be given as a public key (originatorKey)")
     _alg, public = originator.children("originatorKey")
@@ -325,14 +325,14 @@ def _parse_kari(element: Element) -> list[KeyAgreeRecipient]:
         raise EnvelopeError("malformed originator public key")
     ukm = None
     if len(items) == 5:
-        ukm = items[2].expect(0xA1, "ukm").children("ukm")[0].octets("ukm")
-    kea = items[-2].expect(SEQUENCE, "keyEncryptionAlgorithm").children("kari algorithm")
+        ukm = items[2].expect(0xA1, "ukm").first("ukm").octets("ukm")
+    kea = items[-2].expect(SEQUENCE, "keyEncryptionAlgorithm").elements("kari algorithm", 1)
     scheme = kea[0].oid("keyEncryptionAlgorithm")
     kdf_hash = KDF_SCHEMES.get(scheme)
     if kdf_hash is None or len(kea) != 2:
         raise EnvelopeError(f"key agreement {scheme} is not dhSinglePass-stdDH with a KDF")
     wrap = kea[1].expect(SEQUENCE, "KeyWrapAlgorithm")
-    wrap_size = AES_WRAP.get(wrap.children("KeyWrapAlgorithm")[0].oid("KeyWrapAlgorithm"))
+    wrap_size = AES_WRAP.get(wrap.first("KeyWrapAlgorithm").oid("KeyWrapAlgorithm"))
     if wrap_size is None:
         raise EnvelopeError("key wrap other than AES key wrap (RFC 3394)")
     out = []
@@ -350,7 +350,7 @@ def parse_envelope(data: bytes) -> Envelope:
         content_type, explicit = outer.children("ContentInfo")
         if content_type.oid("contentType") != ID_ENVELOPED_DATA:
             raise EnvelopeError("the file is not a CMS EnvelopedData")
-        body = explicit.expect(0xA0, "content").children("content")[0]
+        body = explicit.expect(0xA0, "content").first("content")
         fields = body.expect(SEQUENCE, "EnvelopedData").children("EnvelopedData")
         fields = [f for f in fields if f.tag not in (0xA0, 0xA1)]  # originatorInfo, unprot.
         _version, infos, encrypted_info = fields
@@ -364,7 +364,7 @@ def parse_envelope(data: bytes) -> Envelope:
         parts = encrypted_info.expect(SEQUENCE, "EncryptedContentInfo").children("eci")
         if len(parts) != 3 or parts[0].oid("contentType") != ID_DATA:
             raise EnvelopeError("the envelope carries no encrypted data")
-        alg = parts[1].children("contentEncryptionAlgorithm")
+        alg = parts[1].elements("contentEncryptionAlgorithm", 1)
         size = AES_CBC.get(alg[0].oid("contentEncryptionAlgorithm"))
         if size is None or len(alg) != 2:
             raise EnvelopeError("content encryption other than AES-CBC")

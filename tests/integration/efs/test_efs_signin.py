@@ -23,7 +23,7 @@ from rdscard.efs import fscrypt
 from rdscard.secret import Secret
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.xclient import wait_for
-from tests.integration.card.conftest import CardFile
+from tests.integration.card.conftest import PIN, CardFile
 from tests.integration.desktops.conftest import DesktopServer, account, seat
 from tests.integration.efs.conftest import (
     Ext4Image,
@@ -130,20 +130,70 @@ def test_sign_in_opens_the_folder_with_one_verify_and_logoff_locks_it(
     assert "is locked" in server.server.log
 
 
-def test_card_removal_with_the_lock_policy_locks_the_folder(
+def test_card_removal_locks_the_folder_and_the_card_and_pin_at_the_lock_screen_unlock_it(
     desktop_servers: Callable[..., DesktopServer], pcscd: IsolatedPcscd,
     ext4_image: Ext4Image, recovery_agent: RecoveryAgent, ecc_card: CardFile,
 ) -> None:
     name = "rdscard-efs-rmv"
     server = desktop_servers(bob=name, extra=EFS_CONFIG, logon='card_removal = "lock"\n')
     folder = enroll(server, ext4_image, name, ecc_card, recovery_agent)
-    with seat(server, pcscd, counting(ecc_card)) as me:
-        session_of(server)
+    virtual = counting(ecc_card)
+    with seat(server, pcscd, virtual) as me:
+        session = session_of(server)
         assert key_status(folder) is fscrypt.KeyStatus.PRESENT
+        (folder / "note").write_text(SECRET_TEXT)
         me.card.remove()
         assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30), (
             server.server.log[-3000:])
         assert "the card was removed: locking the encrypted folder" in server.server.log
+        assert (virtual.pin_verifies, virtual.key_management_operations) == (1, 1)
+
+        # back at the lock screen: the card again and its PIN unlock the session and the folder
+        me.card.insert()
+        me.client.type_keys(*PIN, "Return")
+        assert wait_for(lambda: "unlocked: the desktop is shown again" in server.server.log,
+                        40), server.server.log[-4000:]
+        assert key_status(folder) is fscrypt.KeyStatus.PRESENT
+        assert (virtual.pin_verifies, virtual.key_management_operations) == (2, 2), (
+            "one more VERIFY and one more 9D operation")
+        read = server.session("exec", str(session), "--", "sh", "-c", "cat ~/Private/note",
+                              check=False)
+        assert read.stdout == SECRET_TEXT, (read.stderr, server.server.log[-3000:])
+        assert len(server.started()) == 1, "the same desktop, not a new one"
+        server.session("logoff", str(session))
+        assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30)
+
+
+def test_a_reconnect_takes_the_key_claim_over_and_the_final_logoff_locks(
+    desktop_servers: Callable[..., DesktopServer], pcscd: IsolatedPcscd,
+    ext4_image: Ext4Image, recovery_agent: RecoveryAgent, rsa_card: CardFile,
+) -> None:
+    name = "rdscard-efs-rcn"
+    server = desktop_servers(alice=name, extra=EFS_CONFIG)
+    folder = enroll(server, ext4_image, name, rsa_card, recovery_agent)
+    virtual = counting(rsa_card)
+    with seat(server, pcscd, virtual) as me:
+        session = session_of(server)
+        (folder / "note").write_text(SECRET_TEXT)
+        # the same account from a new connection takes the session over; the sign-in of the
+        # new connection (its own session id until the take-over) finds the key held
+        me.reconnect()
+        assert wait_for(lambda: "reconnected: connection from" in server.server.log, 40), (
+            server.server.log[-4000:])
+        assert wait_for(lambda: "active" in server.listing().get(session, ""), 20)
+        assert len(server.listing()) == 1, server.listing()
+        assert (virtual.pin_verifies, virtual.key_management_operations) == (2, 1)
+        assert key_status(folder) is fscrypt.KeyStatus.PRESENT
+        read = server.session("exec", str(session), "--", "sh", "-c", "cat ~/Private/note",
+                              check=False)
+        assert read.stdout == SECRET_TEXT, (read.stderr, server.server.log[-3000:])
+        assert "locking the encrypted folder" not in server.server.log
+        server.session("logoff", str(session))
+        assert wait_for(lambda: key_status(folder) is fscrypt.KeyStatus.ABSENT, 30), (
+            server.server.log[-3000:])
+    locks = [line for line in server.server.log.splitlines()
+             if "locking the encrypted folder" in line]
+    assert len(locks) == 1 and f"[session {session}] logged off" in locks[0], locks
 
 
 def test_the_recovery_agent_opens_the_envelope_with_openssl_and_recovers(
