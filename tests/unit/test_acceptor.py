@@ -197,3 +197,20 @@ def test_a_channel_named_twice_is_a_protocol_error() -> None:
     server.tls_established()
     with pytest.raises(ProtocolError, match="rdpdr announced twice"):
         server.receive(TWICE_NAMED_CHANNEL_CONNECT_INITIAL + TWICE_NAMED_CHANNEL_REST)
+
+
+def test_each_client_finalisation_pdu_is_answered_as_it_arrives() -> None:
+    """MS-RDPBCGR 3.3.5.3.20-22: rdesktop 1.9 waits for the Control Cooperate and the
+    Granted Control before it sends its Font List; the Font Map answers the Font List."""
+    from rdscard.pdu.share import Control, ControlAction, FontMap
+    from rdscard.protocol import capabilities_policy as policy
+
+    cooperate = policy.finalization_reply("cooperate", 1007)
+    granted = policy.finalization_reply("request_control", 1007)
+    assert isinstance(cooperate, Control)
+    assert cooperate.action == ControlAction.CTRLACTION_COOPERATE
+    assert isinstance(granted, Control)
+    assert granted.action == ControlAction.CTRLACTION_GRANTED_CONTROL
+    assert granted.grant_id == 1007
+    assert isinstance(policy.finalization_reply("font_list", 1007), FontMap)
+    assert policy.finalization_reply("synchronize", 1007) is None  # sent after Confirm Active

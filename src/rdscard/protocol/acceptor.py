@@ -430,10 +430,10 @@ class RdpAcceptor:
         if self.phase is Phase.FINALIZATION:
             step = policy.finalization_step(body)
             if step is not None:
+                reply = policy.finalization_reply(step, USER_CHANNEL_ID)
+                if reply is not None and step not in self._finalization_seen:
+                    self._send_share_data(reply)
                 self._finalization_seen.add(step)
-                if step == "font_list":
-                    for reply in policy.finalization_replies(USER_CHANNEL_ID):
-                        self._send_share_data(reply)
                 if self._finalization_seen >= FINALIZATION_NEEDED:
                     self.phase = Phase.ACTIVE
                     self._events.append(

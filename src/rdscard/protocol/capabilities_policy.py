@@ -146,16 +146,19 @@ def server_synchronize(user_channel_id: int) -> ShareDataBody:
     return Synchronize(target_user=user_channel_id)
 
 
-def finalization_replies(user_channel_id: int) -> tuple[ShareDataBody, ...]:
-    """The server's other finalisation PDUs (MS-RDPBCGR 2.2.1.20 - 2.2.1.22), in order.
+def finalization_reply(step: str, user_channel_id: int) -> ShareDataBody | None:
+    """The server's answer to one client finalisation PDU (MS-RDPBCGR 3.3.5.3.20 - 22).
 
-    Sent when the client's Font List arrives.
+    Each goes out as its PDU arrives: rdesktop 1.9 waits for the Control
+    Cooperate and Granted Control before it sends its Font List.
     """
-    return (
-        Control.cooperate(),
-        Control.granted_control(grant_id=user_channel_id, control_id=SERVER_CHANNEL_ID),
-        FontMap(),
-    )
+    if step == "cooperate":
+        return Control.cooperate()
+    if step == "request_control":
+        return Control.granted_control(grant_id=user_channel_id, control_id=SERVER_CHANNEL_ID)
+    if step == "font_list":
+        return FontMap()
+    return None
 
 
 def wants_refresh(body: ShareDataBody) -> bool:

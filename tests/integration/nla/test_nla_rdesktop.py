@@ -68,6 +68,10 @@ def test_rdesktop_authenticates_with_kerberos_and_delegates_smart_card_credentia
             server.log
         assert "Connection established using CredSSP" in output()
         assert "NLA refused" not in server.log
+        # rdesktop waits for the server's Control Cooperate and Granted Control before
+        # it sends its Font List: each finalisation PDU is answered as it arrives.
+        assert wait_for(lambda: "session active after" in server.log, 20), \
+            server.log[-3000:] + output()
         assert LOGON_PIN not in server.log.encode()
     finally:
         client.kill()
