@@ -120,3 +120,31 @@ def test_ntauth_dn_and_password_file(tmp_path: Path) -> None:
         read_password(pw)
     pw.chmod(0o600)
     assert read_password(pw).reveal() == b"s3cret"
+
+
+def test_the_refresher_keeps_the_last_good_copy_when_the_directory_is_down(
+        pki: RealmPki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from rdscard.directory.ntauth import DirectoryError, NtAuthRefresher, PulseResult
+
+    store = NtAuthStore(tmp_path / "ntauth")
+    answers: list[list[object]] = [[pki.issuing_cert], []]
+
+    def refresh() -> PulseResult:
+        if not answers:
+            raise DirectoryError("ldaps://dc1.example.test cannot be reached")
+        certs = answers.pop(0)
+        added, removed = store.replace_all(certs)  # type: ignore[arg-type]
+        return PulseResult("CN=NTAuthCertificates,...", store.entries(), added, removed)
+
+    refresher = NtAuthRefresher(DirectoryConfig(enabled=True, uris=("ldaps://dc1",)), store,
+                                threading.Lock(), refresh=refresh)
+    assert refresher.refresh_once()
+    assert store.certificates() == [pki.issuing_cert]
+    assert refresher.refresh_once()
+    assert store.certificates() == []
+    store.add(pki.issuing_cert)
+    assert not refresher.refresh_once()
+    assert store.certificates() == [pki.issuing_cert]
+    assert "keeps its last copy (1 CAs)" in caplog.text
