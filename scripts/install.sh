@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
     systemd swig gcc python3-dev
     e2fsprogs mount openssl age
     rdesktop freerdp3-x11
+    samba ldb-tools
 )
 
 # FreeRDP 3 (xfreerdp3, the client that sends smart card credentials under NLA) is in

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rdscard.directory.settings import DirectoryConfig
 from rdscard.errors import ConfigError
 from rdscard.logon.settings import LogonConfig
 
@@ -174,6 +175,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     efs: EfsConfig = field(default_factory=EfsConfig)
     nla: NlaConfig = field(default_factory=NlaConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
 
     def nla_active(self) -> bool:
         """NLA is offered: configured, and a KDC (kerberos mode) can verify the client."""
@@ -440,11 +442,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         sessions = _sessions(dict(data.pop("sessions", {})))
         efs = _efs(dict(data.pop("efs", {})))
         nla = _nla(dict(data.pop("nla", {})))
+        directory = DirectoryConfig.from_table(dict(data.pop("directory", {})))
         _reject_unknown(data, "top level")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Config(server=server, display=display, redirection=redirection, logon=logon,
-                  sessions=sessions, efs=efs, nla=nla)
+                  sessions=sessions, efs=efs, nla=nla, directory=directory)
 
 
 def load_config(path: Path | None) -> Config:

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from rdscard import __version__
 from rdscard.errors import RdscardError
 
-SUBCOMMAND_MODULES = ("serve", "session", "ntauth", "demo", "pki", "card", "efs")
+SUBCOMMAND_MODULES = ("serve", "session", "ntauth", "certutil", "demo", "pki", "card", "efs")
 #: Each subcommand's one-line help, shown without importing its module.
 SUBCOMMAND_HELP = {
     "serve": "run the RD Session Host",
     "session": "list, disconnect or log off sessions; run a program inside one",
     "ntauth": "add, list and remove the CAs trusted for smart card sign-in (NTAuth)",
+    "certutil": "the NTAuth store and its directory copy, with Windows' certutil verbs",
     "demo": "run the end-to-end demo (server + xfreerdp on a virtual screen)",
     "pki": "test PKI: root and issuing CA, KDC and user certificates",
     "card": "virtual PIV cards: create, insert into vpcd, status",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -75,6 +76,8 @@ class NtAuthEntry:
     not_before: datetime.datetime
     not_after: datetime.datetime
     path: Path
+    #: lower-case hex SHA-1 of the DER form: Windows' thumbprint ("Cert Hash(sha1)")
+    sha1: str = ""
 
     @classmethod
     def of(cls, cert: x509.Certificate, path: Path) -> NtAuthEntry:
@@ -83,6 +86,7 @@ class NtAuthEntry:
             issuer=cert.issuer.rfc4514_string(),
             serial=cert.serial_number,
             fingerprint=fingerprint(cert),
+            sha1=cert.fingerprint(hashes.SHA1()).hex(),  # Windows' thumbprint
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             path=path,
@@ -169,19 +173,57 @@ class NtAuthStore:
         _fsync_dir(self.directory)
         return NtAuthEntry.of(cert, path), True
 
-    def find(self, ident: str) -> list[NtAuthEntry]:
-        """Entries matching ``ident``: a fingerprint prefix (hex, colons allowed) or a subject.
+    def replace_all(self, certs: Sequence[x509.Certificate]) -> tuple[list[NtAuthEntry],
+                                                                    list[NtAuthEntry]]:
+        """Make the store hold exactly ``certs``; returns the entries (added, removed).
 
-        A subject matches its full RFC 4514 form or its common name, case-insensitively.
+        What a directory refresh does: the directory's NTAuth CAs become the
+        host's store. New CAs are written before old ones are removed, so a CA
+        in both sets is trusted throughout. Every certificate must be a CA
+        (:meth:`add`); nothing is changed when one is not.
+        """
+        for cert in certs:
+            if not is_ca_certificate(cert):
+                self.add(cert)  # raises the explanation before anything changed
+        wanted = {fingerprint(c) for c in certs}
+        added = [entry for entry, new in (self.add(c) for c in certs) if new]
+        removed: list[NtAuthEntry] = []
+        for path in self._files():
+            if path.name[:-len(".pem")] not in wanted:
+                removed.append(NtAuthEntry.of(self._load(path), path))
+                path.unlink()
+        if removed:
+            _fsync_dir(self.directory)
+        return added, removed
+
+    def find(self, ident: str) -> list[NtAuthEntry]:
+        """Entries matching ``ident``, tried in this order:
+
+        - an index as ``rdscard certutil -viewstore`` numbers the entries (0, 1, ...);
+        - a SHA-1 thumbprint (40 hex digits, spaces or colons allowed), Windows'
+          "Cert Hash(sha1)" (certutil's CertId);
+        - a SHA-256 fingerprint prefix of at least :data:`MIN_PREFIX` hex digits;
+        - a serial number in hex, as certutil prints it;
+        - a subject: its full RFC 4514 form or its common name, case-insensitively.
         """
         entries = self.entries()
         text = ident.strip()
-        if _HEX.match(text):
-            prefix = text.replace(":", "").lower()
-            if len(prefix) >= MIN_PREFIX:
-                by_print = [e for e in entries if e.fingerprint.startswith(prefix)]
+        if text.isdigit() and len(text) < MIN_PREFIX:
+            index = int(text)
+            return [entries[index]] if index < len(entries) else []
+        compact = text.replace(":", "").replace(" ", "").lower()
+        if compact and _HEX.match(compact):
+            if len(compact) == 40:
+                by_sha1 = [e for e in entries if e.sha1 == compact]
+                if by_sha1:
+                    return by_sha1
+            if len(compact) >= MIN_PREFIX:
+                by_print = [e for e in entries if e.fingerprint.startswith(compact)]
                 if by_print:
                     return by_print
+            by_serial = [e for e in entries if e.serial == int(compact, 16)]
+            if by_serial:
+                return by_serial
         folded = text.casefold()
         return [e for e in entries
                 if e.subject.casefold() == folded or _common_name(e.subject) == folded]
@@ -192,8 +234,9 @@ class NtAuthStore:
         if not matches:
             raise ConfigError(
                 f"no CA in the NTAuth store matches {ident!r}: give a fingerprint prefix "
-                f"(at least {MIN_PREFIX} hex digits) or a subject, as `rdscard ntauth list` "
-                "shows them"
+                f"(at least {MIN_PREFIX} hex digits), a SHA-1 thumbprint, an index, a serial "
+                "number or a subject, as `rdscard ntauth list` or `rdscard certutil -viewstore "
+                "-enterprise NTAuth` shows them"
             )
         if len(matches) > 1:
             names = "; ".join(f"{e.fingerprint[:16]} {e.subject}" for e in matches)

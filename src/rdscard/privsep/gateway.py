@@ -112,7 +112,9 @@ class LocalGateway:
     @classmethod
     def create(cls, config: Config, audit: AuditLog) -> LocalGateway:
         """A gateway with a service of its own."""
-        return cls(PrivilegedService(config, audit, lambda _s, _r: None))
+        service = PrivilegedService(config, audit, lambda _s, _r: None)
+        service.start_directory_refresh()
+        return cls(service)
 
     def _desktop_ended(self, session_id: int, reason: str) -> None:
         leader = self._leaders.get(session_id)

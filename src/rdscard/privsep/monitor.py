@@ -39,6 +39,7 @@ async def run_monitor(config: Config, network_arguments: list[str]) -> int:
     tighten(cfg.state_dir)
     audit = AuditLog(cfg.state_dir / AUDIT_LOG_NAME)
     service = PrivilegedService(config, audit, lambda _session, _reason: None)
+    service.start_directory_refresh()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     handler = MonitorHandler(service, ours)
     handler.channel.start()

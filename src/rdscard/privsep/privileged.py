@@ -34,6 +34,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ from rdscard.efs.store import EnvelopeStore
 from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.mapping import AccountMapper, AccountMapping
+from rdscard.logon.ntauth import NtAuthStore
 from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignInRequest
@@ -62,6 +64,7 @@ from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
 
 if TYPE_CHECKING:
+    from rdscard.directory.ntauth import NtAuthRefresher
     from rdscard.logon.gss import KerberosAcceptor
 
 log = logging.getLogger("rdscard.monitor")
@@ -163,6 +166,24 @@ class PrivilegedService:
             self.efs = EfsKeyring(store, busy_retry=config.efs.busy_retry)
         self._nla_credentials: object | None = None
         self._server_key: tuple[Path, float, bytes] | None = None
+        #: held while the NTAuth store is read for a sign-in or rewritten by a refresh
+        self.ntauth_lock = threading.Lock()
+        self._refresher: NtAuthRefresher | None = None
+
+    def start_directory_refresh(self) -> None:
+        """``[directory]`` enabled: refresh the NTAuth store from it now and on a timer.
+
+        The refresh runs in a thread of its own, never inside a sign-in; a sign-in
+        reads the store under :attr:`ntauth_lock`, so it sees the old set or the
+        new one, never half of a change.
+        """
+        if not self.config.directory.enabled or self._refresher is not None:
+            return
+        from rdscard.directory.ntauth import NtAuthRefresher
+
+        store = NtAuthStore(self.config.logon.ntauth_directory(self.config.server.state_dir))
+        self._refresher = NtAuthRefresher(self.config.directory, store, self.ntauth_lock)
+        self._refresher.start()
 
     def _session(self, session_id: int) -> _Session:
         if not 0 < session_id < 1 << 31:
@@ -344,7 +365,9 @@ class PrivilegedService:
                                   nla_account=delegated.account)
             runner = self._pkinit_runner(session_id) \
                 if config.logon.mode is AccountMode.KERBEROS else None
-            validator = CertificateValidator.from_config(config.logon, config.server.state_dir)
+            with self.ntauth_lock:
+                validator = CertificateValidator.from_config(config.logon,
+                                                             config.server.state_dir)
             service = LogonService(config.logon, validator, audit=self.audit, pkinit=runner)
             step = self.efs.step(session_id) if self.efs is not None else None
             signed = service.sign_in(PivClient(card), pin, request, card_step=step)
@@ -510,6 +533,9 @@ class PrivilegedService:
             self.session_ended(session_id)
         if self.efs is not None:
             self.efs.lock_all()
+        if self._refresher is not None:
+            self._refresher.stop()
+            self._refresher = None
 
 
 def describe_phases(phases: dict[str, float]) -> str:

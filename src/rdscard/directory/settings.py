@@ -1,0 +1,118 @@
+"""The ``[directory]`` configuration section: the Active Directory the host follows.
+
+Off by default. When enabled, the root monitor copies the forest's NTAuth
+CAs (``CN=NTAuthCertificates,CN=Public Key Services,CN=Services,
+CN=Configuration,<forest root DN>``, attribute ``cACertificate``) into the
+host's enterprise NTAuth store every ``refresh_interval`` seconds, as a
+Windows member's autoenrollment does into
+``HKLM\\SOFTWARE\\Microsoft\\EnterpriseCertificates\\NTAuth``::
+
+    [directory]
+    enabled = false
+    uris = ["ldaps://dc1.example.test"]   # ldaps://, or ldap:// with StartTLS; tried in order
+    base_dn = ""                  # the forest root domain (DC=example,DC=test); empty = RootDSE
+    bind_dn = ""                  # "administrator@example.test" or a DN; simple bind inside TLS
+    bind_password_file = ""       # root-only file holding the password (first line)
+    ca_file = ""                  # CA of the DCs' LDAPS certificates; empty = the system's
+    refresh_interval = 28800.0    # seconds between refreshes (Windows: 8 hours)
+    timeout = 10.0                # seconds for one connection and one operation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from rdscard.errors import ConfigError
+
+MAX_URIS: Final = 16
+_KNOWN: Final = frozenset({"enabled", "uris", "base_dn", "bind_dn", "bind_password_file",
+                           "ca_file", "refresh_interval", "timeout"})
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """``[directory]``: where the NTAuth CAs come from (see the module docstring)."""
+
+    enabled: bool = False
+    uris: tuple[str, ...] = ()
+    base_dn: str = ""
+    bind_dn: str = ""
+    bind_password_file: Path | None = None
+    ca_file: Path | None = None
+    refresh_interval: float = 28800.0
+    timeout: float = 10.0
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> DirectoryConfig:
+        """Parse ``[directory]``; :class:`ConfigError` names the key and the fix."""
+        where = "[directory]"
+        unknown = sorted(set(table) - _KNOWN)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                              "see docs/configuration.md")
+        enabled = _take(table, "enabled", bool, False)
+        uris = _take(table, "uris", list, [])
+        if len(uris) > MAX_URIS or not all(isinstance(u, str) for u in uris):
+            raise ConfigError(f"{where} uris: give at most {MAX_URIS} LDAP URIs as strings")
+        for uri in uris:
+            check_uri(uri)
+        interval = _seconds(table, "refresh_interval", 28800.0, 60.0, 7 * 86400.0)
+        timeout = _seconds(table, "timeout", 10.0, 0.5, 300.0)
+        cfg = cls(
+            enabled=enabled,
+            uris=tuple(uris),
+            base_dn=_take(table, "base_dn", str, "").strip(),
+            bind_dn=_take(table, "bind_dn", str, "").strip(),
+            bind_password_file=_path(_take(table, "bind_password_file", str, "")),
+            ca_file=_path(_take(table, "ca_file", str, "")),
+            refresh_interval=interval,
+            timeout=timeout,
+        )
+        if cfg.enabled and not cfg.uris:
+            raise ConfigError(f'{where} enabled: name the domain controllers in uris, e.g. '
+                              'uris = ["ldaps://dc1.example.test"]')
+        if cfg.bind_dn and cfg.bind_password_file is None:
+            raise ConfigError(f"{where} bind_dn: also give bind_password_file, a root-only file "
+                              "holding the account's password")
+        return cfg
+
+
+def check_uri(uri: str) -> str:
+    """An ``ldaps://HOST[:PORT]`` or ``ldap://HOST[:PORT]`` URI (the latter uses StartTLS)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or \
+            parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"[directory] uris: {uri!r} is not an LDAP URI: write "
+                          '"ldaps://dc1.example.test" (or ldap://..., which uses StartTLS)')
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigError(f"[directory] uris: {uri!r} has an invalid port") from None
+    return uri
+
+
+def _take(table: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"[directory] {key}: expected {kind.__name__}, "
+                          f"got {type(value).__name__}")
+    return value
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = float(_take(table, key, float, default))
+    if not low <= value <= high:
+        raise ConfigError(f"[directory] {key}: give seconds between {low:g} and {high:g}, "
+                          f"not {value:g}")
+    return value
+
+
+def _path(value: str) -> Path | None:
+    return Path(value) if value else None

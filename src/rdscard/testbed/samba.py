@@ -1,0 +1,221 @@
+"""A Samba 4 Active Directory domain controller in a private directory (INTEROP-NOTES 9).
+
+``samba-tool domain provision`` writes a whole domain (its ``sam.ldb``,
+``smb.conf`` and ``krb5.conf``) under one target directory in a few seconds;
+``samba -i -M single -s DIR/etc/smb.conf`` then serves it from a single
+process group until SIGTERM. Only the LDAP service runs (``server services =
+ldap``): no DNS, NetBIOS, SMB or KDC, and nothing outside the directory is
+written. LDAP listens on the fixed ports 389 and 636 of ``127.0.0.1`` (Samba
+has no setting to move them), so one DC runs per machine at a time.
+
+LDAPS uses a certificate made here by a CA of its own (``tls-ca.pem``) naming
+``localhost`` and the DC's DNS name, as a DC enrolled for the "Domain
+Controller" template would have; Samba's own self-signed certificate names
+only ``DC1.<domain>`` and has no subjectAltName.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from rdscard.testbed.pcscd import PeerError, require_program
+
+START_TIMEOUT: Final = 30.0
+LDAP_PORTS: Final = (389, 636)
+ADDRESS: Final = "127.0.0.1"
+
+
+class SambaDc:
+    """A provisioned domain ``realm`` (NetBIOS ``domain``) served from ``directory``."""
+
+    def __init__(self, directory: Path, *, realm: str = "EXAMPLE.TEST", domain: str = "EXAMPLE",
+                 admin_password: str = "Adm1n.Pass.Word", host_name: str = "dc1") -> None:
+        self.directory = Path(directory)
+        self.realm = realm.upper()
+        self.domain = domain.upper()
+        self.admin_password = admin_password
+        self.host_name = host_name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- names -------------------------------------------------------------------------
+    @property
+    def dns_domain(self) -> str:
+        return self.realm.lower()
+
+    @property
+    def base_dn(self) -> str:
+        """The domain's DN, ``DC=example,DC=test``."""
+        return ",".join(f"DC={label}" for label in self.dns_domain.split("."))
+
+    @property
+    def admin_upn(self) -> str:
+        return f"Administrator@{self.dns_domain}"
+
+    @property
+    def smb_conf(self) -> Path:
+        return self.directory / "etc" / "smb.conf"
+
+    @property
+    def sam_ldb(self) -> Path:
+        """The directory database itself (``ldbsearch -H`` reads it while the DC runs)."""
+        return self.directory / "private" / "sam.ldb"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The CA that issued the DC's LDAPS certificate (``[directory] ca_file``)."""
+        return self.directory / "tls-ca.pem"
+
+    @property
+    def ldaps_uri(self) -> str:
+        return "ldaps://localhost"
+
+    def log(self) -> str:
+        parts = []
+        for path in [*sorted(self.directory.glob("log.*")), self.directory / "samba.out"]:
+            try:
+                parts.append(path.read_text(errors="replace")[-4000:])
+            except OSError:
+                continue
+        return "\n".join(parts)
+
+    # -- life ----------------------------------------------------------------------------
+    def _tls_files(self) -> tuple[Path, Path]:
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{self.realm} DC TLS CA")])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(hours=1))
+              .not_valid_after(now + datetime.timedelta(days=30))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                           False), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        fqdn = f"{self.host_name}.{self.dns_domain}"
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]))
+                .issuer_name(ca_name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.DNSName(fqdn), x509.DNSName("localhost")]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        tls = self.directory / "tls"
+        tls.mkdir(mode=0o700, exist_ok=True)
+        self.tls_ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        cert_path, key_path = tls / "dc-cert.pem", tls / "dc-key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # Samba insists
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        return cert_path, key_path
+
+    def provision(self) -> None:
+        """``samba-tool domain provision`` into ``directory`` (a few seconds)."""
+        tool = require_program("samba-tool", "samba")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.directory
+        cert, key = self._tls_files()
+        options = {
+            "interfaces": ADDRESS, "bind interfaces only": "yes",
+            "server services": "ldap", "log file": f"{target}/log.%m",
+            "tls enabled": "yes", "tls certfile": str(cert), "tls keyfile": str(key),
+            "tls cafile": str(self.tls_ca),
+        }
+        argv = [tool, "domain", "provision", "--use-rfc2307", "--server-role=dc",
+                "--dns-backend=NONE", f"--realm={self.realm}", f"--domain={self.domain}",
+                f"--adminpass={self.admin_password}", f"--host-name={self.host_name}",
+                f"--targetdir={target}"]
+        argv += [f"--option={name}={value}" for name, value in options.items()]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"samba-tool domain provision failed ({result.returncode}): "
+                            f"{result.stderr[-2000:]}")
+
+    def start(self) -> Self:
+        """Provision when needed, then serve LDAP and LDAPS; returns when 636 answers."""
+        if not self.smb_conf.exists():
+            self.provision()
+        for port in LDAP_PORTS:
+            if _answers(port):
+                raise PeerError(f"{ADDRESS}:{port} is taken by another LDAP server: stop it "
+                                "(Samba's LDAP ports cannot be moved)")
+        samba = require_program("samba", "samba")
+        out = (self.directory / "samba.out").open("wb")
+        self.process = subprocess.Popen(
+            [samba, "-i", "-M", "single", "-s", str(self.smb_conf)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers(636):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise PeerError(f"samba did not serve LDAPS within {START_TIMEOUT:g} s:\n"
+                                + self.log())
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM to the DC's process group, then SIGKILL after 10 s."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- Samba's own tools -------------------------------------------------------------------
+    def ldbsearch(self, base: str, *attributes: str, scope: str = "base") -> str:
+        """``ldbsearch`` on the DC's ``sam.ldb`` (Samba's view, not ours); its LDIF output."""
+        tool = require_program("ldbsearch", "ldb-tools")
+        result = subprocess.run(
+            [tool, "-H", str(self.sam_ldb), "-b", base, "-s", scope, *attributes],
+            capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"ldbsearch failed ({result.returncode}): {result.stderr}")
+        return result.stdout
+
+    def ldbmodify(self, ldif: str) -> None:
+        """``ldbmodify`` on the DC's ``sam.ldb`` with ``ldif``."""
+        tool = require_program("ldbmodify", "ldb-tools")
+        result = subprocess.run([tool, "-H", str(self.sam_ldb)], input=ldif,
+                                capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"ldbmodify failed ({result.returncode}): {result.stderr}"
+                            f"{result.stdout}")
+
+
+def _answers(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((ADDRESS, port)) == 0

@@ -1,0 +1,28 @@
+"""A Samba AD DC for the directory tests: provisioned and started once per test session.
+
+Samba's LDAP ports cannot be moved, so one DC runs on the machine at a time:
+pytest-xdist workers take turns through a lock file held while their DC runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rdscard.testbed.samba import SambaDc
+from tests.integration.card.conftest import pcscd, pki, rsa_card  # noqa: F401 - fixtures
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    lock = (Path(tempfile.gettempdir()) / "rdscard-samba-dc.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with SambaDc(tmp_path_factory.mktemp("samba-dc")) as dc:
+            yield dc
+    finally:
+        lock.close()
