@@ -16,6 +16,14 @@ Windows member's autoenrollment does into
     ca_file = ""                  # CA of the DCs' LDAPS certificates; empty = the system's
     refresh_interval = 28800.0    # seconds between refreshes (Windows: 8 hours)
     timeout = 10.0                # seconds for one connection and one operation
+    accounts = false              # the directory is the source of accounts (see below)
+    account_cache_lifetime = 300.0  # seconds a looked-up account may serve when no DC answers
+
+With ``accounts = true`` the logon service looks the certificate's UPN up
+in the directory (``userPrincipalName``, or the implicit UPN
+``sAMAccountName@<DNS domain>`` AD also accepts, [MS-ADTS] 5.1.1.1.1) and
+the session runs as the local (NSS) account named by ``sAMAccountName``;
+disabled, locked out and expired accounts are refused before the PIN.
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from rdscard.errors import ConfigError
 
 MAX_URIS: Final = 16
 _KNOWN: Final = frozenset({"enabled", "uris", "base_dn", "bind_dn", "bind_password_file",
-                           "ca_file", "refresh_interval", "timeout"})
+                           "ca_file", "refresh_interval", "timeout", "accounts",
+                           "account_cache_lifetime"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class DirectoryConfig:
     ca_file: Path | None = None
     refresh_interval: float = 28800.0
     timeout: float = 10.0
+    #: the directory is the source of accounts (off by default)
+    accounts: bool = False
+    #: seconds an account looked up may still be used when no domain controller answers
+    account_cache_lifetime: float = 300.0
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> DirectoryConfig:
@@ -70,10 +83,16 @@ class DirectoryConfig:
             ca_file=_path(_take(table, "ca_file", str, "")),
             refresh_interval=interval,
             timeout=timeout,
+            accounts=_take(table, "accounts", bool, False),
+            account_cache_lifetime=_seconds(table, "account_cache_lifetime", 300.0, 0.0,
+                                            86400.0),
         )
         if cfg.enabled and not cfg.uris:
             raise ConfigError(f'{where} enabled: name the domain controllers in uris, e.g. '
                               'uris = ["ldaps://dc1.example.test"]')
+        if cfg.accounts and not cfg.enabled:
+            raise ConfigError(f"{where} accounts: the directory is the source of accounts only "
+                              "when it is enabled: set enabled = true and uris")
         if cfg.bind_dn and cfg.bind_password_file is None:
             raise ConfigError(f"{where} bind_dn: also give bind_password_file, a root-only file "
                               "holding the account's password")

@@ -56,6 +56,8 @@ class AuditRecord:
     mode: str = ""
     reason: str = ""
     message: str = ""
+    #: what was allowed with a warning (strong certificate mapping in compatibility mode)
+    warning: str = ""
 
     @classmethod
     def refused(cls, time: datetime.datetime, refusal: SignInRefused,

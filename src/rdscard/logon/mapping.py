@@ -203,6 +203,39 @@ class AccountMapper:
         return AccountMapping(upn=upn, account=account, realm=realm, principal=principal,
                               enterprise=enterprise, mode=config.mode, used_hint=used_hint)
 
+    def map_directory(self, upn: str, sam_account_name: str) -> AccountMapping:
+        """The mapping of a UPN the directory resolved to ``sam_account_name``.
+
+        ``[directory] accounts = true``: the directory, not ``[logon.accounts]``,
+        names the account; it must exist locally (NSS), its lower-case form
+        too ("Alice" runs as ``alice``). In kerberos mode the client principal
+        is the account's own, ``sAMAccountName@REALM`` ([MS-KILE] 3.3.5.6.1),
+        or the UPN as an enterprise name.
+        """
+        parts = split_upn(upn)
+        realm = self.realm_for_domain(parts[1]) if parts else None
+        account = sam_account_name
+        if account != account.lower() and _ACCOUNT.match(account) and not self._exists(account):
+            account = account.lower()
+        if not _ACCOUNT.match(account) or not self._exists(account):
+            raise SignInRefused(
+                ReasonCode.NO_ACCOUNT,
+                f"the directory names the account {sam_account_name!r} for {upn}, which does "
+                "not exist on this computer: make directory users known to NSS (sssd, "
+                "winbind) or create the account")
+        principal: str | None = None
+        enterprise = False
+        if self.config.mode is not AccountMode.LOCAL:
+            if realm is None:
+                raise self._unresolved(upn, parts)
+            if self.config.principal_form is PrincipalForm.ENTERPRISE:
+                principal = upn.replace("@", "\\@") + "@" + realm
+                enterprise = True
+            else:
+                principal = f"{sam_account_name}@{realm}"
+        return AccountMapping(upn=upn, account=account, realm=realm, principal=principal,
+                              enterprise=enterprise, mode=self.config.mode, used_hint=False)
+
     def account_for_principal(self, principal: str) -> str:
         """The local account of a Kerberos client principal authenticated by NLA.
 

@@ -47,6 +47,13 @@ class ReasonCode(StrEnum):
     EFS_UNLOCK_FAILED = "efs_unlock_failed"
     NLA_FAILED = "nla_failed"
     NLA_MISMATCH = "nla_mismatch"
+    NOT_IN_DIRECTORY = "not_in_directory"
+    DIRECTORY_UNAVAILABLE = "directory_unavailable"
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_LOCKED = "account_locked"
+    ACCOUNT_EXPIRED = "account_expired"
+    SID_MISMATCH = "sid_mismatch"
+    WEAK_MAPPING = "weak_mapping"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises

@@ -7,7 +7,9 @@ the first refusal, and writes one audit record per attempt:
 2. validate it (:mod:`rdscard.logon.validation`);
 3. map its UPN, with the user's hint, to the account and realm
    (:mod:`rdscard.logon.mapping`) - before the PIN, so that a sign-in that
-   cannot succeed never spends a PIN try;
+   cannot succeed never spends a PIN try; with a directory as the source of
+   accounts (:mod:`rdscard.directory.accounts`), the UPN's user object names
+   the account and a disabled, locked out or expired one is refused here;
 4. verify the PIN once (:func:`~rdscard.logon.challenge.verify_pin_once`);
 5. prove possession of the key (:func:`~rdscard.logon.challenge.prove_possession`);
 6. in ``kerberos`` mode, PKINIT through the injected worker
@@ -26,7 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
@@ -44,6 +46,9 @@ from rdscard.logon.validation import CertificateValidator, ValidatedCertificate
 from rdscard.pki.piv_client import PivClient, PivError
 from rdscard.pki.transport import TransportError
 from rdscard.secret import Secret
+
+if TYPE_CHECKING:
+    from rdscard.directory.accounts import AccountSource
 
 PkinitRunner = Callable[[AccountMapping, Secret], PkinitResult]
 PHASES: Final = ("certificate read", "validation", "mapping", "EFS check", "PIN verify",
@@ -115,6 +120,7 @@ class LogonService:
         mapper: AccountMapper | None = None,
         audit: AuditLog | None = None,
         pkinit: PkinitRunner | None = None,
+        accounts: AccountSource | None = None,
         clock: Callable[[], datetime.datetime] = _utcnow,
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -125,6 +131,7 @@ class LogonService:
         self.mapper = mapper or AccountMapper(config)
         self.audit = audit
         self.pkinit = pkinit
+        self.accounts = accounts
         self.clock = clock
         self.rng = rng
 
@@ -162,7 +169,11 @@ class LogonService:
             fields.update(subject=valid.subject, issuer=valid.issuer,
                           serial=serial_hex(valid.serial), upn=valid.upn or "")
             lap("validation")
-            mapping = self.mapper.map(valid.upn, Hint.parse(request.user_name, request.domain))
+            if self.accounts is not None:
+                mapping = self._directory_mapping(valid, fields)
+            else:
+                mapping = self.mapper.map(valid.upn,
+                                          Hint.parse(request.user_name, request.domain))
             fields.update(account=mapping.account,
                           principal=request.nla_principal or mapping.principal or "")
             if request.nla_principal and mapping.account != request.nla_account:
@@ -209,6 +220,22 @@ class LogonService:
                         principal=tickets.principal if tickets else mapping.principal,
                         mode=mapping.mode, certificate=valid, pin=checked, tickets=tickets,
                         phases=phases)
+
+    def _directory_mapping(self, valid: ValidatedCertificate,
+                           fields: dict[str, str]) -> AccountMapping:
+        """The directory's account for the certificate's UPN, refused when it is unusable."""
+        assert self.accounts is not None
+        if not valid.upn:
+            raise SignInRefused(
+                ReasonCode.NO_UPN,
+                "the certificate has no UPN (otherName 1.3.6.1.4.1.311.20.2.3) to look up in "
+                "the directory: issue a certificate with the user's UPN")
+        entry = self.accounts.resolve(valid.upn)
+        fields.update(account=entry.sam_account_name)
+        refusal = entry.refusal(self.clock())
+        if refusal is not None:
+            raise refusal
+        return self.mapper.map_directory(valid.upn, entry.sam_account_name)
 
     def _audit(self, record: AuditRecord) -> None:
         if self.audit is not None:

@@ -64,6 +64,7 @@ from rdscard.session.leader_client import LeaderHandle, start_leader
 from rdscard.session.spec import LeaderSpec
 
 if TYPE_CHECKING:
+    from rdscard.directory.accounts import CachedAccountSource
     from rdscard.directory.ntauth import NtAuthRefresher
     from rdscard.logon.gss import KerberosAcceptor
 
@@ -169,6 +170,12 @@ class PrivilegedService:
         #: held while the NTAuth store is read for a sign-in or rewritten by a refresh
         self.ntauth_lock = threading.Lock()
         self._refresher: NtAuthRefresher | None = None
+        #: ``[directory] accounts``: the directory's users, with the monitor's short cache
+        self.accounts: CachedAccountSource | None = None
+        if config.directory.enabled and config.directory.accounts:
+            from rdscard.directory.accounts import CachedAccountSource
+
+            self.accounts = CachedAccountSource(config.directory)
 
     def start_directory_refresh(self) -> None:
         """``[directory]`` enabled: refresh the NTAuth store from it now and on a timer.
@@ -368,7 +375,8 @@ class PrivilegedService:
             with self.ntauth_lock:
                 validator = CertificateValidator.from_config(config.logon,
                                                              config.server.state_dir)
-            service = LogonService(config.logon, validator, audit=self.audit, pkinit=runner)
+            service = LogonService(config.logon, validator, audit=self.audit, pkinit=runner,
+                                   accounts=self.accounts)
             step = self.efs.step(session_id) if self.efs is not None else None
             signed = service.sign_in(PivClient(card), pin, request, card_step=step)
         finally:

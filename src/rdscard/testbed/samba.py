@@ -205,6 +205,20 @@ class SambaDc:
             raise PeerError(f"ldbsearch failed ({result.returncode}): {result.stderr}")
         return result.stdout
 
+    def samba_tool(self, *argv: str) -> str:
+        """``samba-tool ARGV -H sam.ldb`` on the DC's own database; its output.
+
+        ``user create NAME PASSWORD``, ``user disable NAME`` and the like, as
+        an administrator on the DC runs them.
+        """
+        tool = require_program("samba-tool", "samba")
+        result = subprocess.run([tool, *argv, "-H", str(self.sam_ldb), "-s", str(self.smb_conf)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"samba-tool {' '.join(argv[:2])} failed ({result.returncode}): "
+                            f"{result.stderr}{result.stdout}")
+        return result.stdout
+
     def ldbmodify(self, ldif: str) -> None:
         """``ldbmodify`` on the DC's ``sam.ldb`` with ``ldif``."""
         tool = require_program("ldbmodify", "ldb-tools")
