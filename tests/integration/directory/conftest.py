@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rdscard.testbed.samba import SambaDc
-from tests.integration.card.conftest import pcscd, pki, rsa_card  # noqa: F401 - fixtures
+from tests.integration.card.conftest import ecc_card, pcscd, pki, rsa_card  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="session")
