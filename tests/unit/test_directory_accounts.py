@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from rdscard.directory.accounts import (
     UF_ACCOUNTDISABLE,
@@ -174,21 +175,27 @@ def test_config_accounts_off_by_default_and_needs_the_directory() -> None:
 
 
 class Source:
-    def __init__(self, entry: DirectoryAccount) -> None:
+    def __init__(self, entry: DirectoryAccount, strong: str = "off") -> None:
         self.entry = entry
+        self.checks = CachedAccountSource(DirectoryConfig(strong_mapping=strong),
+                                          directory=FakeDirectory())  # type: ignore[arg-type]
 
     def resolve(self, upn: str) -> DirectoryAccount:
         assert upn == "alice@example.test"
         return self.entry
 
+    def check_certificate(self, account: DirectoryAccount, cert: x509.Certificate) -> str:
+        return self.checks.check_certificate(account, cert)
+
 
 def directory_service(pki: RealmPki, tmp_path: Path, entry: DirectoryAccount,
-                      local: set[str], **table: object) -> LogonService:
+                      local: set[str], strong: str = "off", **table: object) -> LogonService:
     config = LogonConfig.from_table({"domain_realms": {"example.test": "EXAMPLE.TEST"},
                                      **table})
     return LogonService(config, CertificateValidator([pki.issuing_cert]),
                         mapper=AccountMapper(config, account_exists=lambda n: n in local),
-                        audit=AuditLog(tmp_path / "audit.jsonl"), accounts=Source(entry),
+                        audit=AuditLog(tmp_path / "audit.jsonl"),
+                        accounts=Source(entry, strong),
                         clock=lambda: datetime.datetime.now(datetime.UTC))
 
 
@@ -226,3 +233,25 @@ def test_unusable_accounts_are_refused_before_the_pin(
     (record,) = svc.audit.records()  # type: ignore[union-attr]
     assert (record["result"], record["reason"], record["account"]) == (
         "refused", reason.value, "alice")
+
+
+def test_weak_mapping_in_compatibility_mode_signs_in_with_a_warning_in_the_audit(
+        pki: RealmPki, cards: CardDocs, tmp_path: Path) -> None:
+    _, client, _ = card(cards["good"])
+    svc = directory_service(pki, tmp_path, account(), {"alice"}, strong="compatibility")
+    svc.sign_in(client, Secret(PIN), REQUEST)
+    (record,) = svc.audit.records()  # type: ignore[union-attr]
+    assert record["result"] == "success"
+    assert "only weakly mapped to alice" in record["warning"]
+
+
+def test_weak_mapping_in_full_enforcement_is_refused_before_the_pin(
+        pki: RealmPki, cards: CardDocs, tmp_path: Path) -> None:
+    state, client, recorder = card(cards["good"])
+    svc = directory_service(pki, tmp_path, account(), {"alice"}, strong="full")
+    with pytest.raises(SignInRefused) as info:
+        svc.sign_in(client, Secret(PIN), REQUEST)
+    assert info.value.reason_code is ReasonCode.WEAK_MAPPING
+    assert recorder.pin_verifies() == 0 and state.pin_retries_left == 3
+    (record,) = svc.audit.records()  # type: ignore[union-attr]
+    assert record["reason"] == "weak_mapping"

@@ -41,7 +41,7 @@ def test_record_line_has_every_field(tmp_path: Path) -> None:
         "client_address": "192.0.2.7:5", "client_name": "LAPTOP7",
         "reader": "Virtual PCD 00 00", "subject": "CN=a", "issuer": "CN=ca", "serial": "4F1A",
         "upn": "a@example.test", "account": "a", "principal": "a@EXAMPLE.TEST",
-        "mode": "kerberos", "reason": "", "message": "",
+        "mode": "kerberos", "reason": "", "message": "", "warning": "",
     }
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rdscard.errors import ConfigError
 from rdscard.pki.ca import CertProfile, RealmPki, generate_key, load_certificate, pem, write_public
+from rdscard.pki.der import is_sid
 from rdscard.pki.inspect import summarize
 
 
@@ -44,6 +45,8 @@ def register(subparsers: Any) -> None:
     issue.add_argument("--out", type=Path, help="certificate file (default: users/USER/...)")
     issue.add_argument("--no-upn", action="store_true", help="leave out the UPN (negative test)")
     issue.add_argument("--pkinit-san", action="store_true", help="add id-pkinit-san user@REALM")
+    issue.add_argument("--sid", help="add the SID extension (szOID_NTDS_CA_SECURITY_EXT, "
+                       "KB5014754) naming the account's objectSid, S-1-5-21-...")
     issue.add_argument("--expired", action="store_true", help="validity ended (negative test)")
     issue.add_argument("--untrusted", action="store_true",
                        help="sign with a CA outside the PKI (negative test)")
@@ -77,6 +80,9 @@ def _create(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace) -> int:
     pki = RealmPki.load(args.dir)
     profile = CertProfile(args.profile)
+    if args.sid is not None and not is_sid(args.sid):
+        raise ConfigError(f"--sid {args.sid!r}: give the account's objectSid as S-1-5-21-... "
+                          "(samba-tool user show NAME --attributes=objectSid)")
     key = None
     if args.public_key is not None:
         try:
@@ -90,7 +96,7 @@ def _issue(args: argparse.Namespace) -> int:
         public = key.public_key()
     cert = pki.issue_user_certificate(
         args.user, public, profile=profile, upn=not args.no_upn, pkinit_san=args.pkinit_san,
-        expired=args.expired, untrusted=args.untrusted,
+        expired=args.expired, untrusted=args.untrusted, sid=args.sid,
     )
     if args.out is not None:
         write_public(args.out, pem(cert))

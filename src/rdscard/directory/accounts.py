@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 import ldap3
+from cryptography import x509
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
 from rdscard.directory.ntauth import DirectoryError, DirectoryNtAuth
 from rdscard.directory.settings import DirectoryConfig
+from rdscard.directory.strong import StrongMapping, check_mapping
 from rdscard.errors import ConfigError
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 
@@ -122,6 +124,11 @@ class AccountSource(Protocol):
 
     def resolve(self, upn: str) -> DirectoryAccount:
         """The account; raises :class:`SignInRefused` when there is none or none can be read."""
+        ...
+
+    def check_certificate(self, account: DirectoryAccount, cert: x509.Certificate) -> str:
+        """Strong certificate mapping (:mod:`rdscard.directory.strong`): a warning for the
+        audit record, empty when none; raises :class:`SignInRefused` to refuse."""
         ...
 
 
@@ -264,6 +271,14 @@ class CachedAccountSource:
                                 f"no directory account has the UPN {upn}: ask an administrator "
                                 "to set it as the user's userPrincipalName")
         return account
+
+    def check_certificate(self, account: DirectoryAccount, cert: x509.Certificate) -> str:
+        result = check_mapping(StrongMapping(self.config.strong_mapping), cert,
+                               account.sam_account_name, account.object_sid,
+                               account.alt_security_identities)
+        if result.warning:
+            log.warning("directory: %s", result.warning)
+        return result.warning
 
 
 __all__: Sequence[str] = (

@@ -18,6 +18,7 @@ Windows member's autoenrollment does into
     timeout = 10.0                # seconds for one connection and one operation
     accounts = false              # the directory is the source of accounts (see below)
     account_cache_lifetime = 300.0  # seconds a looked-up account may serve when no DC answers
+    strong_mapping = "off"        # KB5014754: "off", "compatibility" or "full"
 
 With ``accounts = true`` the logon service looks the certificate's UPN up
 in the directory (``userPrincipalName``, or the implicit UPN
@@ -38,7 +39,8 @@ from rdscard.errors import ConfigError
 MAX_URIS: Final = 16
 _KNOWN: Final = frozenset({"enabled", "uris", "base_dn", "bind_dn", "bind_password_file",
                            "ca_file", "refresh_interval", "timeout", "accounts",
-                           "account_cache_lifetime"})
+                           "account_cache_lifetime", "strong_mapping"})
+STRONG_MAPPING_MODES: Final = ("off", "compatibility", "full")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class DirectoryConfig:
     accounts: bool = False
     #: seconds an account looked up may still be used when no domain controller answers
     account_cache_lifetime: float = 300.0
+    #: KB5014754 strong certificate mapping: "off", "compatibility" or "full"
+    strong_mapping: str = "off"
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> DirectoryConfig:
@@ -86,7 +90,14 @@ class DirectoryConfig:
             accounts=_take(table, "accounts", bool, False),
             account_cache_lifetime=_seconds(table, "account_cache_lifetime", 300.0, 0.0,
                                             86400.0),
+            strong_mapping=_take(table, "strong_mapping", str, "off"),
         )
+        if cfg.strong_mapping not in STRONG_MAPPING_MODES:
+            raise ConfigError(f"{where} strong_mapping: give one of "
+                              f"{', '.join(STRONG_MAPPING_MODES)}, not {cfg.strong_mapping!r}")
+        if cfg.strong_mapping != "off" and not cfg.accounts:
+            raise ConfigError(f"{where} strong_mapping: certificates are mapped to directory "
+                              "users only with accounts = true")
         if cfg.enabled and not cfg.uris:
             raise ConfigError(f'{where} enabled: name the domain controllers in uris, e.g. '
                               'uris = ["ldaps://dc1.example.test"]')

@@ -235,6 +235,9 @@ class LogonService:
         refusal = entry.refusal(self.clock())
         if refusal is not None:
             raise refusal
+        warning = self.accounts.check_certificate(entry, valid.certificate)
+        if warning:
+            fields.update(warning=warning)
         return self.mapper.map_directory(valid.upn, entry.sam_account_name)
 
     def _audit(self, record: AuditRecord) -> None:

@@ -42,7 +42,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from rdscard.errors import ConfigError
-from rdscard.pki.der import Krb5PrincipalName, NameType, encode_upn
+from rdscard.pki.der import (
+    OID_NTDS_CA_SECURITY_EXT,
+    Krb5PrincipalName,
+    NameType,
+    encode_sid_extension,
+    encode_upn,
+)
 
 OID_PKINIT_SAN: Final = ObjectIdentifier("1.3.6.1.5.2.2")
 OID_PKINIT_KPKDC: Final = ObjectIdentifier("1.3.6.1.5.2.3.5")
@@ -457,6 +463,7 @@ class RealmPki:
         pkinit_san: bool = False,
         expired: bool = False,
         untrusted: bool = False,
+        sid: str | None = None,
         now: datetime.datetime | None = None,
     ) -> x509.Certificate:
         """A certificate for ``user`` holding ``public_key`` (typically read from the card).
@@ -464,7 +471,9 @@ class RealmPki:
         ``upn=False`` leaves the UPN out, ``expired=True`` makes a certificate
         whose validity ended yesterday and ``untrusted=True`` signs it with
         :meth:`untrusted_ca` instead of the issuing CA: the three negative cases
-        a logon service must refuse.
+        a logon service must refuse. ``sid`` adds the SID extension
+        (szOID_NTDS_CA_SECURITY_EXT) a Windows CA writes since KB5014754, naming
+        the account's objectSid, for strong certificate mapping.
         """
         now = now or _utcnow()
         if expired:
@@ -512,6 +521,10 @@ class RealmPki:
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        if sid is not None:
+            builder = builder.add_extension(x509.UnrecognizedExtension(
+                x509.ObjectIdentifier(OID_NTDS_CA_SECURITY_EXT), encode_sid_extension(sid)),
+                critical=False)
         return _sign(builder, issuer_key)
 
     def untrusted_ca(self) -> tuple[x509.Certificate, PrivateKey]:

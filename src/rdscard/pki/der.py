@@ -19,6 +19,7 @@ Only definite lengths and single-byte tags are accepted, as DER requires.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, Self
@@ -31,12 +32,21 @@ MAX_NAME_COMPONENTS: Final = 8
 
 KRB5_PRINCIPAL_NAME_PDU: Final = "KRB5PrincipalName"
 UPN_PDU: Final = "UPN otherName"
+SID_EXTENSION_PDU: Final = "szOID_NTDS_CA_SECURITY_EXT"
+#: szOID_NTDS_CA_SECURITY_EXT, the extension, and szOID_NTDS_OBJECTSID, its otherName
+OID_NTDS_CA_SECURITY_EXT: Final = "1.3.6.1.4.1.311.25.2"
+OID_NTDS_OBJECTSID: Final = "1.3.6.1.4.1.311.25.2.1"
+#: DER content octets of 1.3.6.1.4.1.311.25.2.1 (X.690 8.19)
+_OBJECTSID_OID_DER: Final = bytes.fromhex("2B0601040182371902 01".replace(" ", ""))
+_SID: Final = re.compile(r"S-1-[0-9]{1,15}(-[0-9]{1,10}){1,15}")
 
 
 class Tag(IntEnum):
-    """ASN.1 universal and context tags used by the two structures (X.690 8.1.2)."""
+    """ASN.1 universal and context tags used by these structures (X.690 8.1.2)."""
 
     INTEGER = 0x02
+    OCTET_STRING = 0x04
+    OBJECT_IDENTIFIER = 0x06
     UTF8_STRING = 0x0C
     GENERAL_STRING = 0x1B
     SEQUENCE = 0x30
@@ -112,6 +122,51 @@ def decode_upn(data: bytes) -> str:
     value = _text(reader, Tag.UTF8_STRING, "userPrincipalName", "utf-8")
     reader.expect_end()
     return value
+
+
+def is_sid(text: str) -> bool:
+    """``text`` is a SID in its string form ``S-1-5-21-...`` ([MS-DTYP] 2.4.2.1)."""
+    return _SID.fullmatch(text) is not None
+
+
+def encode_sid_extension(sid: str) -> bytes:
+    """The value of the SID extension a Windows CA adds since KB5014754.
+
+    szOID_NTDS_CA_SECURITY_EXT (1.3.6.1.4.1.311.25.2) holds GeneralNames with
+    one otherName: type-id szOID_NTDS_OBJECTSID (1.3.6.1.4.1.311.25.2.1), value
+    ``[0] EXPLICIT OCTET STRING`` of the account's SID as ASCII text::
+
+        30 L  A0 L  06 0A 2B0601040182371902 01  A0 L  04 L  "S-1-5-21-..."
+    """
+    if not is_sid(sid):
+        raise ValueError(f"{sid!r} is not a SID (S-1-5-21-...)")
+    value = tlv(Tag.CONTEXT_0, tlv(Tag.OCTET_STRING, sid.encode("ascii")))
+    other_name = tlv(Tag.CONTEXT_0, tlv(Tag.OBJECT_IDENTIFIER, _OBJECTSID_OID_DER) + value)
+    return tlv(Tag.SEQUENCE, other_name)
+
+
+def decode_sid_extension(data: bytes) -> str:
+    """The SID in a SID extension's value; :class:`ProtocolError` when malformed.
+
+    Only the one otherName Windows writes is accepted: another name, a second
+    one or trailing bytes are errors, not ignored.
+    """
+    reader = Reader(data, SID_EXTENSION_PDU)
+    names = read_element(reader, Tag.SEQUENCE, "GeneralNames")
+    reader.expect_end()
+    other = read_element(names, Tag.CONTEXT_0, "otherName")
+    names.expect_end()
+    oid = read_element(other, Tag.OBJECT_IDENTIFIER, "type-id").rest()
+    if oid != _OBJECTSID_OID_DER:
+        raise other.error("type-id", f"not szOID_NTDS_OBJECTSID ({OID_NTDS_OBJECTSID})")
+    value = read_element(other, Tag.CONTEXT_0, "value")
+    other.expect_end()
+    raw = read_element(value, Tag.OCTET_STRING, "SID").rest()
+    value.expect_end()
+    text = raw.decode("ascii", "replace")
+    if not is_sid(text):
+        raise value.error("SID", "not a SID string S-1-...")
+    return text
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ class ProvisionOptions:
     upn: bool = True
     expired: bool = False
     untrusted: bool = False
+    #: the account's objectSid, written in the SID extension of the authentication certificate
+    sid: str | None = None
     write_chuid: bool = True
 
 
@@ -114,6 +116,7 @@ def provision(
             user, public_key, profile=profile, upn=options.upn,
             pkinit_san=options.pkinit_san and profile is CertProfile.AUTHENTICATION,
             expired=options.expired, untrusted=options.untrusted,
+            sid=options.sid if profile is CertProfile.AUTHENTICATION else None,
         )
         progress(f"writing the certificate into slot {slot:02X}")
         client.write_certificate(slot, cert)
