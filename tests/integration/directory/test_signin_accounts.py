@@ -9,16 +9,22 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from rdscard.card.piv import VirtualPivCard
+from rdscard.card.state import CardState
 from rdscard.directory.accounts import DirectoryAccounts
 from rdscard.directory.ntauth import ntauth_dn
 from rdscard.directory.settings import DirectoryConfig
 from rdscard.pki.ca import RealmPki
+from rdscard.pki.piv_client import PivClient
+from rdscard.pki.piv_codec import KeyRef
+from rdscard.pki.provision import Credentials, ProvisionOptions, provision
+from rdscard.pki.transport import InProcessTransport
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.testbed.samba import SambaDc
 from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
-from tests.integration.card.conftest import PIN, CardFile, insert
+from tests.integration.card.conftest import PIN, PUK, CardFile, insert
 from tests.integration.directory.test_ntauth_directory import certutil
 from tests.integration.rdp.conftest import ServerProcess
 from tests.integration.sessioncard.conftest import ensure_account
@@ -28,6 +34,8 @@ pytestmark = pytest.mark.integration
 ALICE = "rdscard-dalice"
 BOB = "rdscard-dbob"
 CAROL = "rdscard-dcarol"
+DAVE = "rdscard-ddave"
+ERIN = "rdscard-derin"
 USER_PASSWORD = "Us3r.Pass.Word"
 
 
@@ -38,7 +46,7 @@ def directory_user(dc: SambaDc, name: str, upn: str) -> None:
                  f"replace: userPrincipalName\nuserPrincipalName: {upn}\n")
 
 
-def write_config(tmp_path: Path, dc: SambaDc) -> Path:
+def write_config(tmp_path: Path, dc: SambaDc, strong_mapping: str = "off") -> Path:
     password = tmp_path / "ldap.pw"
     password.write_text(dc.admin_password + "\n")
     password.chmod(0o600)
@@ -50,6 +58,7 @@ def write_config(tmp_path: Path, dc: SambaDc) -> Path:
         f'[redirection]\nsocket_dir = "{run_dir}"\n'
         '[logon]\nmode = "local"\n'
         "[directory]\nenabled = true\naccounts = true\naccount_cache_lifetime = 600\n"
+        f'strong_mapping = "{strong_mapping}"\n'
         f'uris = ["{dc.ldaps_uri}"]\nbind_dn = "{dc.admin_upn}"\n'
         f'bind_password_file = "{password}"\nca_file = "{dc.tls_ca}"\n'
         "refresh_interval = 3600\ntimeout = 3\n")
@@ -132,3 +141,62 @@ def test_the_implicit_upn_finds_the_account_by_its_sam_account_name(
     explicit = accounts.find("Carol.Other@elsewhere.test")
     assert explicit is not None and explicit.dn == implicit.dn
     assert accounts.find(f"{CAROL}@elsewhere.test") is None  # not the domain's DNS name
+
+
+def provisioned(pki: RealmPki, user: str,
+                sid: str | None) -> tuple[VirtualPivCard, x509.Certificate]:
+    state = CardState.new(serial=0x2000 + len(user), pin=PIN.encode(), puk=PUK.encode())
+    card = VirtualPivCard(state)
+    result = provision(PivClient(InProcessTransport(card)), pki, user, Credentials(),
+                       ProvisionOptions(key_type="p256", slots=(KeyRef.AUTHENTICATION,),
+                                        sid=sid))
+    return card, result.certificates[KeyRef.AUTHENTICATION]
+
+
+def object_sid(dc: SambaDc, name: str) -> str:
+    """The user's objectSid as Samba's own ldbsearch shows it."""
+    ldif = dc.ldbsearch(f"CN={name},CN=Users,{dc.base_dn}", "objectSid")
+    (sid,) = [line.split(": ", 1)[1] for line in ldif.splitlines()
+              if line.startswith("objectSid: ")]
+    return sid
+
+
+def test_full_strong_mapping_takes_the_sid_extension_or_alt_security_identities(
+    tmp_path: Path, samba_dc: SambaDc, pki: RealmPki, pcscd: IsolatedPcscd,
+) -> None:
+    directory_user(samba_dc, DAVE, "dave@example.test")
+    directory_user(samba_dc, ERIN, "erin@example.test")
+    ensure_account(DAVE)
+    ensure_account(ERIN)
+    dave, _ = provisioned(pki, "dave", object_sid(samba_dc, DAVE))
+    erin, cert = provisioned(pki, "erin", None)
+    config = write_config(tmp_path, samba_dc, "full")
+    published = certutil(config, "-dspublish", "-f", str(pki.layout.issuing_cert), "NTAuthCA")
+    assert published.returncode == 0, published.stderr
+    server = ServerProcess(tmp_path / "state", ("--config", str(config)))
+    try:
+        assert wait_for(lambda: "NTAuth refreshed from" in server.log, timeout=20), server.log
+        attempt(server, pcscd, dave, "signed in:")
+        assert f"signed in: dave@example.test as local account {DAVE}" in server.log
+
+        attempt(server, pcscd, erin, "sign-in refused (weak_mapping)")
+        assert erin.state.pin_retries_left == 3
+
+        # the administrator maps erin's certificate explicitly (X509IssuerSerial)
+        issuer = ",".join(rdn.rfc4514_string() for rdn in cert.issuer.rdns)
+        serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 7) // 8, "big")
+        samba_dc.ldbmodify(
+            f"dn: CN={ERIN},CN=Users,{samba_dc.base_dn}\nchangetype: modify\n"
+            "add: altSecurityIdentities\n"
+            f"altSecurityIdentities: X509:<I>{issuer}<SR>{serial[::-1].hex().upper()}\n")
+        attempt(server, pcscd, erin, "signed in:", count=2)
+        assert f"signed in: erin@example.test as local account {ERIN}" in server.log
+        assert erin.state.pin_retries_left == 3
+    finally:
+        server.stop()
+        samba_dc.ldbmodify(f"dn: {ntauth_dn(samba_dc.base_dn)}\nchangetype: delete\n")
+    records = [json.loads(line) for line in
+               (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    assert [(r["result"], r["reason"], r["account"]) for r in records] == [
+        ("success", "", DAVE), ("refused", "weak_mapping", ERIN), ("success", "", ERIN),
+    ], records
