@@ -1042,3 +1042,19 @@ def fuzz_cms_envelope(data: bytes) -> None:
                 assert len(master) <= cms.MAX_CONTENT
         except UnwrapError:
             continue
+
+
+def _sid_extension_seeds() -> tuple[bytes, ...]:
+    from rdscard.pki.der import encode_sid_extension
+
+    return (encode_sid_extension("S-1-5-21-3623811015-3361044348-30300820-1013"),
+            encode_sid_extension("S-1-5-18"))
+
+
+@target("sid_extension", _sid_extension_seeds,
+        "the SID extension (szOID_NTDS_CA_SECURITY_EXT) of a card's sign-in certificate")
+def _sid_extension(data: bytes) -> None:
+    from rdscard.pki.der import decode_sid_extension, encode_sid_extension, is_sid
+
+    sid = decode_sid_extension(data)
+    assert is_sid(sid) and encode_sid_extension(sid) == data
