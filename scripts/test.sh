@@ -11,4 +11,4 @@ echo "rdscard: ruff"
 echo "rdscard: mypy --strict src"
 .venv/bin/mypy src
 echo "rdscard: pytest"
-exec .venv/bin/pytest -n 2 --timeout 300 -q "$@"
+exec .venv/bin/pytest -n 2 --dist loadgroup --timeout 300 -q "$@"

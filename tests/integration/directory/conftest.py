@@ -1,7 +1,9 @@
 """A Samba AD DC for the directory tests: provisioned and started once per test session.
 
 Samba's LDAP ports cannot be moved, so one DC runs on the machine at a time:
-pytest-xdist workers take turns through a lock file held while their DC runs.
+the directory tests are one xdist group (``scripts/test.sh`` runs pytest with
+``--dist loadgroup``), so one worker runs them all; a lock file held while a
+DC runs keeps other runs on the machine (a second pytest) from colliding.
 """
 
 from __future__ import annotations

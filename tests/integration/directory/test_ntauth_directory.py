@@ -22,7 +22,7 @@ from tests.integration.card.conftest import PIN, CardFile, insert
 from tests.integration.rdp.conftest import ServerProcess
 from tests.integration.sessioncard.conftest import ensure_account
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("samba-dc")]
 
 ACCOUNT = "rdscard-alice"
 

@@ -29,7 +29,7 @@ from tests.integration.directory.test_ntauth_directory import certutil
 from tests.integration.rdp.conftest import ServerProcess
 from tests.integration.sessioncard.conftest import ensure_account
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("samba-dc")]
 
 ALICE = "rdscard-dalice"
 BOB = "rdscard-dbob"
