@@ -265,3 +265,36 @@ def test_unsupported_feature_reaches_programs_as_pcsc_lite_spells_it() -> None:
         assert unsupported.value.code == 0x8010001F
 
     asyncio.run(scenario())
+
+
+class RdesktopConnectClient(FakeClient):
+    """Answers Connect as rdesktop 1.9 does: hCard with an empty Context."""
+
+    async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
+        if code == ScardIoctl.SCARD_IOCTL_CONNECTW:
+            connect = ConnectWCall.decode(payload)
+            self.calls.append((code, connect))
+            handle = RedirScardHandle(RedirScardContext(b""), b"\x03\x00\x00\x00")
+            return ConnectReturn(0, handle, 2).encode()
+        return await super().ioctl(code, payload, timeout=timeout)
+
+
+def test_a_handle_returned_without_its_context_is_sent_with_the_connect_context() -> None:
+    # rdesktop reads every later call at fixed offsets that assume the context it issued.
+    async def scenario() -> None:
+        client = RdesktopConnectClient()
+        backend = EscBackend(client)
+        context = await backend.establish_context(0)
+        handle, _ = await backend.connect(context, READER, 2, translate.PCSC_T1)
+        await backend.transmit(handle, translate.PCSC_T1, b"\x00\xa4\x04\x00", 258)
+        await backend.disconnect(handle, 0)
+        connect = next(call for code, call in client.calls
+                       if code == ScardIoctl.SCARD_IOCTL_CONNECTW)
+        assert isinstance(connect, ConnectWCall)
+        sent = [call.h_card for code, call in client.calls
+                if isinstance(call, TransmitCall | HCardAndDispositionCall)]
+        assert len(sent) == 2
+        assert all(h == RedirScardHandle(connect.context, b"\x03\x00\x00\x00") for h in sent)
+        await backend.close()
+
+    asyncio.run(scenario())

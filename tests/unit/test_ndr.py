@@ -134,13 +134,13 @@ def test_pointer_round_trip() -> None:
     assert decode_top(encode_top(_two_pointers), "T", _read_two_pointers) == (7, b"abc", None, "Hi")
 
 
-def test_referent_out_of_order_is_rejected() -> None:
+@pytest.mark.parametrize("referent", ["08000200", "01000000", "d84d0800", "ffffffff"])
+def test_any_nonzero_referent_id_is_a_present_pointer(referent: str) -> None:
+    # MS-RPCE 2.2.5.3.4.3: a unique pointer's referent id is any non-zero value
+    # (rdesktop 1.9 writes 1, 0x00084DD8, the context handle itself...).
     body = bytearray(encode_top(_two_pointers))
-    body[16 + 12 : 16 + 16] = bytes.fromhex("08000200")  # skips 0x00020004
-    with pytest.raises(ProtocolError) as info:
-        decode_top(bytes(body), "T", _read_two_pointers)
-    assert info.value.field == "text"
-    assert "out of order" in info.value.reason
+    body[16 + 12 : 16 + 16] = bytes.fromhex(referent)  # the second non-null pointer
+    assert decode_top(bytes(body), "T", _read_two_pointers) == (7, b"abc", None, "Hi")
 
 
 def test_required_pointer_rejects_null() -> None:

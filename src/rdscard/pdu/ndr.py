@@ -5,8 +5,10 @@ two headers: the common type header (MS-RPCE 2.2.6.1), always
 ``01 10 08 00 CC CC CC CC``, and the private header (2.2.6.2): the length
 of the serialized object, a multiple of 8, and a zero filler.
 
-Unique pointers (C706 14.3.10) carry a referent id, ``0x00020000 + 4n`` for
-the n-th non-null pointer in order of appearance, and the pointed-to data
+Unique pointers (C706 14.3.10) carry a referent id, written here as
+``0x00020000 + 4n`` for the n-th non-null pointer in order of appearance (as
+MIDL does); MS-RPCE 2.2.5.3.4.3 only asks a unique pointer's referent id to
+be non-zero, so any non-zero id is read as present. The pointed-to data
 is deferred to after the outermost construct holding the pointer. Deferral
 is automatic here: :meth:`NdrWriter.pointer` queues the referent's writer
 and :meth:`NdrWriter.construct` flushes the queue when the construct ends;
@@ -14,6 +16,15 @@ each referent is itself a construct, so its own pointers follow it
 immediately (depth first, as MIDL and FreeRDP both marshal them).
 :class:`NdrReader` mirrors this with :class:`Ref` holders filled in when the
 construct ends. Alignment is relative to the first byte after the headers.
+
+rdesktop 1.9 (scard.c) writes every return with two more quirks, accepted
+only in that shape (:func:`open_body_tolerant`): its ObjectBufferLength
+counts the body less 8 bytes, then it appends (body length mod 16) zero
+bytes, so the bytes that follow exceed ObjectBufferLength by 8 or 16; and
+its referent ids are whatever it had at hand (the context handle itself in
+EstablishContext_Return, 0x01760650 in ListReaders_Return, 0x00084DD8 in
+GetStatusChange_Return, 0x016CFF34 in Connect_Return, 1 in
+Transmit_Return, 0x200 in GetAttrib_Return).
 """
 
 from __future__ import annotations
@@ -42,6 +53,12 @@ REFERENT_ID_STEP: Final = 4
 # MS-RDPESC message (a 66560-byte transmit buffer plus its framing).
 MAX_OBJECT_LENGTH: Final = 1 << 20
 MAX_STRING_CHARS: Final = 4096
+#: How far the bytes after the headers may exceed ObjectBufferLength: rdesktop 1.9
+#: understates it by 8 and pads by up to 8 more (see the module docstring).
+MAX_UNDERSTATEMENT: Final = 16
+#: Zero bytes past the 8-byte boundary a tolerated body may end with: rdesktop's
+#: extra 8 bytes, and in GetAttrib_Return a zero 32-bit word after the attribute.
+MAX_EXTRA_PADDING: Final = 16
 MAX_REDIR_HANDLE: Final = 16
 
 
@@ -177,14 +194,15 @@ class Ref(Generic[T]):
 class NdrReader:
     """Reader over one NDR-serialized body (after the headers)."""
 
-    __slots__ = ("_data", "_deferred", "_end", "_next_referent", "_pos", "pdu")
+    __slots__ = ("_data", "_deferred", "_end", "_pos", "_tolerant", "pdu")
 
-    def __init__(self, body: bytes, pdu: str) -> None:
+    def __init__(self, body: bytes, pdu: str, *, tolerant: bool = False) -> None:
         self._data = body
         self._pos = 0
         self._end = len(body)
         self.pdu = pdu
-        self._next_referent = 0
+        # A body whose ObjectBufferLength understated it (rdesktop): more zero padding.
+        self._tolerant = tolerant
         self._deferred: list[Callable[[NdrReader], None]] | None = None
 
     def error(self, field: str, reason: str) -> ProtocolError:
@@ -264,21 +282,19 @@ class NdrReader:
     def pointer(
         self, field: str, read: Callable[[NdrReader], T], *, required: bool = False
     ) -> Ref[T]:
-        """A unique pointer; its referent is read by ``read`` when the construct ends."""
+        """A unique pointer; its referent is read by ``read`` when the construct ends.
+
+        Any non-zero referent id means present (MS-RPCE 2.2.5.3.4.3): rdesktop 1.9
+        writes arbitrary ones. The referents are still read in order of appearance.
+        """
         referent = self.u32(field)
         ref: Ref[T] = Ref(referent != 0)
         if referent == 0:
             if required:
                 raise self.error(field, "null pointer where a referent is required")
             return ref
-        expected = REFERENT_ID_BASE + REFERENT_ID_STEP * self._next_referent
-        if referent != expected:
-            raise self.error(
-                field, f"referent id 0x{referent:08X} out of order, expected 0x{expected:08X}"
-            )
         if self._deferred is None:
             raise RuntimeError("NDR pointer outside a construct")
-        self._next_referent += 1
 
         def deferred(reader: NdrReader) -> None:
             ref.set(read(reader))
@@ -323,11 +339,21 @@ class NdrReader:
 
         FreeRDP 2.x pads an already aligned body with 8 more bytes (its
         GetStatusChange_Return, for one): a whole extra 8-byte block of
-        padding is accepted too.
+        padding is accepted too. In a body whose ObjectBufferLength
+        understated it (rdesktop 1.9, see :func:`open_body_tolerant`) up to
+        :data:`MAX_EXTRA_PADDING` more bytes may follow that boundary, all of
+        them zero.
         """
         left = self._end - self._pos
         pad = -self._pos % 8
-        if left not in (pad, pad + 8):
+        if left in (pad, pad + 8):
+            self._pos = self._end
+            return
+        if (
+            not self._tolerant
+            or not pad <= left <= pad + MAX_EXTRA_PADDING
+            or any(self._data[self._pos : self._end])
+        ):
             raise self.error("(end)", f"{left} trailing bytes")
         self._pos = self._end
 
@@ -342,6 +368,19 @@ def serialize(body: bytes) -> bytes:
 
 def open_body(data: bytes, pdu: str) -> bytes:
     """Check both headers of a type-serialized object; return the body."""
+    return open_body_tolerant(data, pdu, tolerate=False)[0]
+
+
+def open_body_tolerant(data: bytes, pdu: str, *, tolerate: bool = True) -> tuple[bytes, bool]:
+    """:func:`open_body`, also accepting rdesktop 1.9's understated ObjectBufferLength.
+
+    Returns the body and whether it was tolerated: with ``tolerate``, bytes
+    that exceed ObjectBufferLength (MS-RPCE 2.2.6.2) by at most
+    :data:`MAX_UNDERSTATEMENT` are all decoded (rdesktop counts its body less
+    8 bytes and pads it by up to 8 more; a body it did not align to 8, a
+    failure's, is a multiple of 4); fewer bytes than it states are
+    always an error, and both lengths stay within :data:`MAX_OBJECT_LENGTH`.
+    """
     r = Reader(data, pdu)
     common = r.raw(len(COMMON_TYPE_HEADER), "CommonTypeHeader")
     if common != COMMON_TYPE_HEADER:
@@ -354,11 +393,18 @@ def open_body(data: bytes, pdu: str) -> bytes:
         raise r.error("Filler", f"private header filler 0x{filler:08X}, expected 0")
     if length > MAX_OBJECT_LENGTH:
         raise r.error("ObjectBufferLength", f"{length} exceeds {MAX_OBJECT_LENGTH}")
-    if length % 8:
-        raise r.error("ObjectBufferLength", f"{length} is not a multiple of 8")
-    if length != r.remaining:
+    if length == r.remaining:
+        if length % 8:
+            raise r.error("ObjectBufferLength", f"{length} is not a multiple of 8")
+        return r.rest(), False
+    if not tolerate or not 0 < r.remaining - length <= MAX_UNDERSTATEMENT:
         raise r.error("ObjectBufferLength", f"{length} but {r.remaining} bytes follow")
-    return r.rest()
+    # rdesktop's failure answers skip its alignment: a multiple of 4 there.
+    if length % 4 or r.remaining % 4:
+        raise r.error("ObjectBufferLength", f"{length} is not a multiple of 4")
+    if r.remaining > MAX_OBJECT_LENGTH:
+        raise r.error("ObjectBufferLength", f"{r.remaining} bytes exceed {MAX_OBJECT_LENGTH}")
+    return r.rest(), True
 
 
 def encode_top(write: Callable[[NdrWriter], None]) -> bytes:
@@ -372,9 +418,11 @@ def decode_top(data: bytes, pdu: str, read: Callable[[NdrReader], Callable[[], T
     """Decode one top-level structure.
 
     ``read`` reads the flat part and returns a builder that is called once
-    every deferred referent has been read.
+    every deferred referent has been read. A body rdesktop 1.9 understated is
+    decoded too (:func:`open_body_tolerant`).
     """
-    r = NdrReader(open_body(data, pdu), pdu)
+    body, tolerated = open_body_tolerant(data, pdu)
+    r = NdrReader(body, pdu, tolerant=tolerated)
     build = r.read_construct(read)
     r.end()
     return build()

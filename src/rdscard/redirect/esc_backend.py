@@ -396,8 +396,14 @@ class EscBackend:
         )
         reply = await self._call(ScardIoctl.SCARD_IOCTL_CONNECTW, call, ConnectReturn)
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
+        h_card = reply.h_card
+        if not h_card.context.pb_context:
+            # rdesktop 1.9 returns hCard with an empty Context (MS-RDPESC 2.2.1.2 has the
+            # context the card was connected in) and reads later calls at fixed offsets
+            # that assume the 4-byte context it issued: send that one.
+            h_card = RedirScardHandle(RedirScardContext(context), h_card.pb_handle)
         token = next(self._handle_ids).to_bytes(4, "little")
-        self._handles[token] = (reply.h_card, reader)
+        self._handles[token] = (h_card, reader)
         self._shares[token] = (reader, share_mode)
         self._set_reader_protocol(reader, protocol)
         return token, protocol

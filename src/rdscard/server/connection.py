@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from rdscard.errors import ProtocolError
 from rdscard.pdu.share import ErrorInfo
-from rdscard.pdu.x224 import FailureCode
+from rdscard.pdu.x224 import FailureCode, Protocol
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
     AcceptorEvent,
@@ -415,9 +415,13 @@ class Connection:
                           "delegated", outcome.principal, outcome.account)
             self.acceptor.credssp_finished()
         else:
-            self.log.warning("NLA refused%s: %s",
+            # MS-RDPBCGR 2.2.10.2: after the credentials, a HYBRID_EX client is told
+            # ACCESS_DENIED in the Early User Authorization Result.
+            early = outcome.after_credentials and \
+                self.acceptor.selected_protocol == Protocol.HYBRID_EX
+            self.log.warning("NLA refused%s%s: %s",
                              f" ({outcome.principal})" if outcome.principal else "",
-                             outcome.message)
+                             ", answered ACCESS_DENIED" if early else "", outcome.message)
             self.acceptor.credssp_refused(outcome.reply,
                                           after_credentials=outcome.after_credentials)
         self.info.phase = self.acceptor.phase.value

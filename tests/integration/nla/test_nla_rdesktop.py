@@ -2,11 +2,16 @@
 
 rdesktop takes the ticket from the user's credential cache (``kinit`` by
 PKINIT with the card beforehand) and delegates the PIN with ``-i``; it
-accepts only RSA server certificates (``[server] certificate_type``).
+accepts only RSA server certificates (``[server] certificate_type``). Its
+smart card redirection (``-r scard``) writes MS-RDPESC returns by hand, with
+an understated ObjectBufferLength, arbitrary referent ids and a Connect_Return
+whose handle lacks its context (see rdscard.pdu.ndr and
+tests/unit/test_esc_rdesktop.py): the sign-in goes through them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -29,7 +34,7 @@ from tests.integration.sessioncard.test_signin import ACCOUNT, local_account  # 
 pytestmark = pytest.mark.integration
 
 
-def test_rdesktop_authenticates_with_kerberos_and_delegates_smart_card_credentials(
+def test_rdesktop_signs_in_with_delegated_smart_card_credentials(
     tmp_path: Path, pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,  # noqa: F811
     logon_card_state: Path, local_account: str,  # noqa: F811
 ) -> None:
@@ -72,7 +77,21 @@ def test_rdesktop_authenticates_with_kerberos_and_delegates_smart_card_credentia
         # it sends its Font List: each finalisation PDU is answered as it arrives.
         assert wait_for(lambda: "session active after" in server.log, 20), \
             server.log[-3000:] + output()
-        assert LOGON_PIN not in server.log.encode()
+        # The sign-in runs over rdesktop's redirected card with the delegated PIN.
+        assert wait_for(lambda: "signed in:" in server.log or "refused" in server.log, 60), \
+            server.log[-4000:] + output()
+        text = server.log
+        assert re.search(rf"signed in: alice@example.test as local account {ACCOUNT} .*"
+                         rf"TGT for alice@{REALM}", text), text[-4000:]
+        assert "malformed" not in text and "Type your PIN" not in text
+        # kinit's PKINIT verified the PIN once, the host once: no try lost.
+        assert card.state.pin_retries_left == 3
+        records = [json.loads(line) for line in
+                   (server.state_dir / "audit.jsonl").read_text().splitlines()]
+        assert [(r["result"], r["principal"], r["upn"]) for r in records] == [
+            ("success", f"alice@{REALM}", "alice@example.test")]
+        forms = (LOGON_PIN, LOGON_PIN.decode().encode("utf-16-le"), LOGON_PIN.hex().encode())
+        assert not any(form in text.encode() for form in forms)
     finally:
         client.kill()
         client.wait(10)

@@ -47,7 +47,8 @@ def kdc(pki: RealmPki, tmp_path: Path) -> Iterator[MitKdc]:
 
 
 def nla_server(tmp_path: Path, pki: RealmPki, kdc: MitKdc, *, require: bool = False,
-               extra: str = "") -> ServerProcess:
+               extra: str = "", accounts: dict[str, str] | None = None,
+               domains: tuple[str, ...] = ("example.test",)) -> ServerProcess:
     state = tmp_path / "state"
     NtAuthStore.in_state_dir(state).add(pki.issuing_cert)
     run_dir = Path(tempfile.mkdtemp(prefix="rdscard-run-", dir="/tmp"))
@@ -57,8 +58,10 @@ def nla_server(tmp_path: Path, pki: RealmPki, kdc: MitKdc, *, require: bool = Fa
         f'{extra}'
         f'[redirection]\nsocket_dir = "{run_dir}"\n'
         f'[logon]\nmode = "kerberos"\nroots = ["{pki.layout.root_cert}"]\n'
-        '[logon.domain_realms]\n"example.test" = "EXAMPLE.TEST"\n'
-        f'[logon.accounts]\n"alice@example.test" = "{ACCOUNT}"\n'
+        '[logon.domain_realms]\n' + "".join(f'"{domain}" = "{REALM}"\n' for domain in domains) +
+        '[logon.accounts]\n' + "".join(
+            f'"{upn}" = "{account}"\n' for upn, account in
+            ({"alice@example.test": ACCOUNT} if accounts is None else accounts).items()) +
         f'[logon.kdc]\nkrb5_config = "{kdc.krb5_conf}"\n'
         f'[nla]\nenabled = true\nrequire = {"true" if require else "false"}\n'
         f'keytab = "{tmp_path / "rdscard.keytab"}"\n'

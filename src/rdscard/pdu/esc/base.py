@@ -12,7 +12,11 @@ from collections.abc import Callable
 from typing import ClassVar, Self
 
 from rdscard.errors import ProtocolError
-from rdscard.pdu.ndr import NdrReader, NdrWriter, decode_top, encode_top, open_body
+from rdscard.pdu.ndr import NdrReader, NdrWriter, decode_top, encode_top, open_body_tolerant
+
+#: rdesktop 1.9 answers a failed Status or GetAttrib with the ReturnCode and 256 zero
+#: bytes (scard.c SC_returnCode), not aligned, then (260 mod 16) = 4 more: 264 bytes.
+RDESKTOP_FAILURE_BODY = 264
 
 
 class NdrMessage:
@@ -39,7 +43,8 @@ class NdrMessage:
         """Decode a type-serialized structure, headers included.
 
         A return whose body holds only a failing ReturnCode (FreeRDP answers
-        a failed EstablishContext that way) decodes as :meth:`failure`.
+        a failed EstablishContext that way; rdesktop 1.9 a failed Status or
+        GetAttrib, with 256 zero bytes after it) decodes as :meth:`failure`.
         """
         return cls.decode_ndr(data)
 
@@ -62,11 +67,13 @@ class NdrMessage:
     @classmethod
     def _short_failure(cls, data: bytes) -> Self | None:
         try:
-            body = open_body(data, cls.PDU)
+            body, tolerated = open_body_tolerant(data, cls.PDU)
         except ProtocolError:
             return None
-        # ReturnCode and padding, possibly with FreeRDP's extra 8-byte block.
-        if len(body) not in (8, 16) or any(body[4:]):
+        # ReturnCode and padding, possibly with FreeRDP's extra 8-byte block; or
+        # rdesktop's ReturnCode and zero bytes behind its understated length.
+        allowed = len(body) in (8, 16) or (tolerated and 8 <= len(body) <= RDESKTOP_FAILURE_BODY)
+        if not allowed or any(body[4:]):
             return None
         code = int.from_bytes(body[:4], "little")
         if code == 0:
