@@ -8,21 +8,28 @@ The verbs and arguments are those of Windows' ``certutil.exe`` (learn.microsoft.
     rdscard certutil -delstore -enterprise NTAuth CERTID     # = rdscard ntauth remove
     rdscard certutil -dspublish [-f] CA.pem NTAuthCA [DN]    # add the CA in the directory
     rdscard certutil -pulse                                  # refresh the store from it
+    rdscard certutil -scinfo [--reader NAME]                 # what a sign-in would do
 
-The last two need a ``[directory]`` section (docs/configuration.md).
+The ``-dspublish`` and ``-pulse`` need a ``[directory]`` section
+(docs/configuration.md). ``-scinfo`` reads the card through PC/SC without
+the PIN (:mod:`rdscard.logon.scinfo`).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rdscard.cli.ntauth import describe, run_add, store_for
 from rdscard.config import Config, load_config
 from rdscard.errors import ConfigError
 
-VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse")
+if TYPE_CHECKING:
+    from rdscard.logon.scinfo import CardReport
+
+VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse", "scinfo")
 STORE_NAME: Final = "ntauth"
 
 EPILOG: Final = """\
@@ -47,10 +54,25 @@ what each verb does (Windows' spelling -> rdscard):
         refresh the host's NTAuth store from the directory now: the
         directory's NTAuth CAs become the store; when the directory cannot
         be read, the store keeps its last copy
+  -scinfo [--reader NAME]
+        read the smart card in the PC/SC reader NAME (exact name or a unique
+        part of it; default: the first reader with a card) through pcscd,
+        WITHOUT the PIN: show its PIV certificates (slots 9A, 9C, 9D, 9E:
+        subject, issuer, serial, validity, key type, EKUs, UPN) and the PIN
+        tries left, validate the sign-in certificate (slot 9A) with this
+        host's configuration (NTAuth store, [logon] roots, intermediates,
+        EKU, validity, crl_files), map its UPN to an account ([logon]
+        accounts and domain_realms, or the directory with [directory]
+        accounts = true), and end with what a sign-in with this card would
+        do: "would sign in as ACCOUNT" or "would be refused: REASON-CODE
+        MESSAGE" (the reason codes of the audit log). No PIN try is spent:
+        the PIN, the card's proof of possession and PKINIT are not tried.
 
 -dspublish and -pulse use the [directory] section of the configuration
 (domain controllers, bind account, CA of their LDAPS certificates).
-Exit status: 0 done, 2 an error (the message names the cause and the fix).
+Exit status: 0 done, 2 an error (the message names the cause and the fix);
+-scinfo: 0 a sign-in would succeed, 1 it would be refused (no card in the
+reader included), 2 a usage or configuration error.
 """
 
 
@@ -61,11 +83,13 @@ def register(subparsers: Any) -> None:
         help="the NTAuth store and its directory copy, with Windows' certutil verbs",
         description=(
             "Windows' certutil verbs for the host's enterprise NTAuth store (the CAs trusted "
-            "for smart card sign-in) and for the directory's NTAuthCertificates object."
+            "for smart card sign-in) and for the directory's NTAuthCertificates object; "
+            "-scinfo: what a sign-in with the card in a reader would do, read without the PIN."
         ),
         usage=("rdscard certutil [--config FILE] [--state-dir DIR]\n"
                "         (-addstore | -viewstore | -delstore) -enterprise NTAuth [ARG]\n"
-               "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse"),
+               "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
+               "       | -scinfo [--reader NAME]"),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -80,6 +104,9 @@ def register(subparsers: Any) -> None:
                         help="-dspublish: create the NTAuthCertificates object when absent")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--state-dir", metavar="DIR", help="the server's state directory")
+    parser.add_argument("--reader", metavar="NAME",
+                        help="-scinfo: the PC/SC reader (exact name or a unique part of it; "
+                             "default: the first reader with a card)")
     parser.add_argument("arguments", nargs="*", metavar="ARG",
                         help="the verb's arguments (see below)")
     parser.set_defaults(handler=run)
@@ -89,12 +116,21 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one verb after checking its arguments as certutil would."""
     verb: str = args.verb
     words: list[str] = list(args.arguments)
+    if args.reader is not None and verb != "scinfo":
+        raise ConfigError(f"--reader is for -scinfo, not -{verb}")
     if verb in ("addstore", "viewstore", "delstore"):
         return _store_verb(verb, words, args)
     if args.enterprise:
         raise ConfigError(f"-{verb} takes no -enterprise")
     if verb == "dspublish":
         return _dspublish(words, args)
+    if verb == "scinfo":
+        if args.force:
+            raise ConfigError("-scinfo takes no -f")
+        if words:
+            raise ConfigError(f"-scinfo takes no arguments, not {' '.join(words)!r}: "
+                              "rdscard certutil -scinfo [--reader NAME]")
+        return _scinfo(args)
     if words:
         raise ConfigError(f"-pulse takes no arguments, not {' '.join(words)!r}")
     return _pulse(args)
@@ -170,3 +206,85 @@ def _pulse(args: argparse.Namespace) -> int:
     print(f"NTAuth refreshed from {result.dn}: {len(result.trusted)} CAs "
           f"({len(result.added)} added, {len(result.removed)} removed)")
     return 0
+
+
+def _scinfo(args: argparse.Namespace) -> int:
+    from rdscard.logon.mapping import AccountMapper
+    from rdscard.logon.refusal import ReasonCode, SignInRefused
+    from rdscard.logon.scinfo import CardReport, inspect_card
+    from rdscard.logon.validation import CertificateValidator
+    from rdscard.pki.piv_client import PivClient
+    from rdscard.pki.transport import PcscTransport, TransportError
+
+    config = load_config(args.config).with_overrides(state_dir=args.state_dir)
+    validator = CertificateValidator.from_config(config.logon, config.server.state_dir)
+    mapper = AccountMapper(config.logon)
+    accounts = None
+    if config.directory.enabled and config.directory.accounts:
+        from rdscard.directory.accounts import CachedAccountSource
+
+        accounts = CachedAccountSource(config.directory)
+    try:
+        with PcscTransport(args.reader) as transport:
+            print(f"reader: {transport.reader}")
+            report = inspect_card(PivClient(transport), validator, mapper, accounts=accounts)
+    except TransportError as exc:
+        report = CardReport(refusal=SignInRefused(ReasonCode.CARD_ERROR, str(exc)))
+    print("\n".join(scinfo_lines(report)))
+    return 0 if report.would_sign_in else 1
+
+
+def _moment(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def scinfo_lines(report: CardReport) -> list[str]:
+    """The ``-scinfo`` display of ``report``, its verdict last."""
+    from rdscard.logon.scinfo import SLOTS
+    from rdscard.pki.inspect import summarize
+
+    out: list[str] = []
+    pin = report.pin
+    if pin is not None:
+        if pin.verified:
+            out.append("PIN: verified in the card's current session (not tried)")
+        elif pin.blocked:
+            out.append("PIN: BLOCKED (unblock it with the PUK)")
+        else:
+            out.append(f"PIN: {pin.tries_left} tries left (not tried)")
+    if pin is not None or report.certificates:
+        for slot, name in SLOTS:
+            out.append(f"================ slot {slot:02X} ({name}) ================")
+            cert = report.certificates.get(slot)
+            if cert is None:
+                problem = report.unreadable.get(slot)
+                out.append(f"unreadable: {problem}" if problem else "empty")
+                continue
+            summary = summarize(cert)
+            out += [
+                f"subject:  {summary.subject}",
+                f"issuer:   {summary.issuer}",
+                f"serial:   {summary.serial:X}",
+                f"valid:    {_moment(summary.not_before)} .. {_moment(summary.not_after)}",
+                f"key:      {summary.key}",
+                "EKU:      " + (", ".join(summary.ekus) or "(none: any use)"),
+                "UPN:      " + (", ".join(summary.upns) or "(none)"),
+            ]
+            out += [f"problem:  {p}" for p in summary.problems]
+    out.append("================ sign-in ================")
+    valid = report.validated
+    if valid is not None:
+        chain = " -> ".join(c.subject.rfc4514_string() for c in valid.chain)
+        out.append(f"certificate: valid (slot 9A, SHA-256 {valid.fingerprint})")
+        out.append(f"chain:       {chain}")
+    mapping = report.mapping
+    if mapping is not None:
+        out.append(f"UPN:         {mapping.upn or '(none)'} -> account {mapping.account}")
+        if mapping.principal:
+            out.append(f"principal:   {mapping.principal} (PKINIT not tried)")
+    if report.refusal is not None:
+        out.append(f"would be refused: {report.refusal.reason_code.value} "
+                   f"{report.refusal.message}")
+    elif mapping is not None:
+        out.append(f"would sign in as {mapping.account} (once the card's PIN is right)")
+    return out
