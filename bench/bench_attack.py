@@ -68,19 +68,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import ServerProcess, cpu_ns, percentile, rss_kib
-from rdscard.pdu.rdpdr import (
-    SMARTCARD_CAPABILITY,
-    ClientAnnounceReply,
-    ClientCoreCapabilityResponse,
-    ClientDeviceListAnnounceRequest,
-    ClientNameRequest,
-    DeviceAnnounce,
-    DeviceType,
-    GeneralCapabilitySet,
-    PacketId,
-    RdpdrHeader,
-    ServerAnnounceRequest,
-)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.integration.rdp.raw_client import announce_many, rdpdr_ready
+
 from rdscard.protocol.connector import ConnectorSettings, ConnectorState, RdpConnector
 
 MIB = 1024 * 1024
@@ -228,40 +219,6 @@ async def attack_parked(port: int, addresses: list[str], per_address: int) -> No
         writer.transport.abort()
         task.cancel()
     report({**counts, "parked": len(parked), "closed by the server": ended})
-
-
-def announce_many() -> bytes:
-    devices = tuple(DeviceAnnounce(DeviceType.RDPDR_DTYP_PRINT, 1000 + i, f"P{i}")
-                    for i in range(128))
-    return ClientDeviceListAnnounceRequest(devices).encode()
-
-
-async def rdpdr_ready(client: RdpConnector, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-    """Answer the server's rdpdr handshake (MS-RDPEFS 3.2.5.1) up to its Client ID Confirm."""
-    seen = 0
-    while True:
-        for name, message in client.channel_messages[seen:]:
-            seen += 1
-            if name != "rdpdr":
-                continue
-            packet = RdpdrHeader.decode(message).packet_id
-            if packet is PacketId.PAKID_CORE_SERVER_ANNOUNCE:
-                announce = ServerAnnounceRequest.decode(message)
-                client.send_channel_data("rdpdr", ClientAnnounceReply(announce.client_id).encode())
-                client.send_channel_data("rdpdr", ClientNameRequest("flood").encode())
-            elif packet is PacketId.PAKID_CORE_SERVER_CAPABILITY:
-                general = GeneralCapabilitySet(special_type_device_cap=1)
-                client.send_channel_data("rdpdr", ClientCoreCapabilityResponse(
-                    (general, SMARTCARD_CAPABILITY)).encode())
-            elif packet is PacketId.PAKID_CORE_CLIENTID_CONFIRM:
-                writer.write(client.data_to_send())
-                return
-        writer.write(client.data_to_send())
-        data = await asyncio.wait_for(reader.read(65536), 10)
-        if not data:
-            raise ConnectionError("the server closed the connection")
-        client.receive(data)
 
 
 async def attack_flood(port: int, addresses: list[str], report_early: bool) -> None:

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
@@ -58,6 +58,7 @@ from rdscard.pki.piv_client import PivClient
 from rdscard.pki.transport import Transport
 from rdscard.protocol.credssp import CredSspServer, CredSspState, GssError
 from rdscard.secret import Secret
+from rdscard.server.pcsc_socket import SOCKET_NAME, session_directory
 from rdscard.server.tls import certificate_paths, server_public_key
 from rdscard.session.cleanup import CgroupTracker, end_all
 from rdscard.session.leader_client import LeaderHandle, start_leader
@@ -69,14 +70,6 @@ if TYPE_CHECKING:
     from rdscard.logon.gss import KerberosAcceptor
 
 log = logging.getLogger("rdscard.monitor")
-
-SOCKET_NAME: Final = "pcscd.comm"
-
-
-def session_directory(socket_dir: Path, session_id: int) -> Path:
-    """The private directory of session ``session_id``'s socket under ``socket_dir``."""
-    return socket_dir / f"session-{session_id}"
-
 
 @dataclass(frozen=True)
 class SignInOutcome:

@@ -10,7 +10,10 @@ from rdscard.pdu.rdpdr import (
     SMARTCARD_CAPABILITY,
     ClientAnnounceReply,
     ClientCoreCapabilityResponse,
+    ClientDeviceListAnnounceRequest,
     ClientNameRequest,
+    DeviceAnnounce,
+    DeviceType,
     GeneralCapabilitySet,
     PacketId,
     RdpdrHeader,
@@ -94,5 +97,13 @@ async def rdpdr_ready(client: RdpConnector, reader: asyncio.StreamReader,
                 return
         writer.write(client.data_to_send())
         data = await asyncio.wait_for(reader.read(65536), 10)
-        assert data, "the server closed the connection"
+        if not data:
+            raise ConnectionError("the server closed the connection")
         client.receive(data)
+
+
+def announce_many() -> bytes:
+    """A Client Device List Announce of 128 printers: the server answers each one."""
+    devices = tuple(DeviceAnnounce(DeviceType.RDPDR_DTYP_PRINT, 1000 + i, f"P{i}")
+                    for i in range(128))
+    return ClientDeviceListAnnounceRequest(devices).encode()

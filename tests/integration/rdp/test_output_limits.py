@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from rdscard.pdu.rdpdr import ClientDeviceListAnnounceRequest, DeviceAnnounce, DeviceType
 from rdscard.pdu.share_data import Rectangle16, RefreshRect
 from rdscard.xclient import VirtualScreen, XFreeRdp, logon_screen_visible, wait_for
 from tests.integration.rdp.conftest import ServerProcess
-from tests.integration.rdp.raw_client import connect, rdpdr_ready
+from tests.integration.rdp.raw_client import announce_many, connect, rdpdr_ready
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +51,6 @@ def rss_bytes(pid: int) -> int:
     match = re.search(r"VmRSS:\s+(\d+) kB", status)
     assert match is not None
     return int(match.group(1)) * 1024
-
-
-def announce_many() -> bytes:
-    devices = tuple(DeviceAnnounce(DeviceType.RDPDR_DTYP_PRINT, 1000 + i, f"P{i}")
-                    for i in range(128))
-    return ClientDeviceListAnnounceRequest(devices).encode()
 
 
 def network_pid(server: ServerProcess) -> int:
