@@ -45,24 +45,27 @@ def battery(path: Path, session: RedirectedSession) -> list[Record]:
     return Battery(path, card).run()
 
 
-def settled(session: RedirectedSession, timeout: float = 20.0) -> None:
-    """Take the card out and back in, and wait until the session's table shows each step.
+def fresh_card(session: RedirectedSession, timeout: float = 20.0) -> None:
+    """Take the card out and back in, and wait until the client's pcscd shows each step.
 
-    pcscd 1.9.9 wakes no waiter when a handle disconnects, so the client's
-    report of the reader's sharing is only as fresh as the last card event:
-    after the direct battery the session may still count its last
-    connection. A card event refreshes it, and puts the card back as the
-    direct battery found it (no protocol yet).
+    The session's battery runs first: pcscd 1.9.9 wakes no waiter when a
+    handle disconnects, so after a battery on the client's pcscd the
+    session's view of the reader's sharing (the client's report) would stay
+    as stale as the last card event. pcscd's own view never is, but it keeps
+    the card's protocol from the session's connections: a fresh insertion
+    gives the direct battery the card as the session's battery found it.
     """
-    def wait(state: str) -> dict[str, object]:
+    direct = Path(session.pcscd.env["PCSCLITE_CSOCK_NAME"])
+
+    def wait(state: str) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            with WireClient(session.socket) as client:
+            with WireClient(direct) as client:
                 found = entry(client.readers_state(), READER_0)
             if found.get("state") == state and found.get("sharing") == 0:
-                return found
+                return
             if time.monotonic() > deadline:
-                raise AssertionError(f"the session's reader table shows {found}, not {state}")
+                raise AssertionError(f"the client's pcscd shows {found}, not {state}")
             time.sleep(0.05)
 
     session.card.remove()
@@ -74,9 +77,9 @@ def settled(session: RedirectedSession, timeout: float = 20.0) -> None:
 def test_the_session_socket_answers_the_battery_as_pcscd_does(
     redirected: RedirectedSession,
 ) -> None:
-    direct = battery(Path(redirected.pcscd.env["PCSCLITE_CSOCK_NAME"]), redirected)
-    settled(redirected)
     session = battery(redirected.socket, redirected)
+    fresh_card(redirected)
+    direct = battery(Path(redirected.pcscd.env["PCSCLITE_CSOCK_NAME"]), redirected)
     assert [step for step, _ in direct] == [step for step, _ in session]
     differ = [(step, a, b) for (step, a), (_, b) in zip(direct, session, strict=True)
               if a != b and ALLOWED.get(step) != (a, b)]
