@@ -16,6 +16,8 @@ import pytest
 from rdscard.xclient import VirtualScreen
 
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+#: The network process serves (privilege separation), or there is none (it is off).
+READY = re.compile(r"network process \d+: running as|privilege separation is off")
 
 
 class ServerProcess:
@@ -40,6 +42,12 @@ class ServerProcess:
         while self._port is None:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError("rdscard serve did not start:\n" + self.log)
+            time.sleep(0.05)
+        # As root the network process listens first, then loads every module and drops
+        # its privileges before it serves anyone: wait for that (seconds under load).
+        while os.geteuid() == 0 and not READY.search(self.log):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("rdscard serve did not drop its privileges:\n" + self.log)
             time.sleep(0.05)
 
     def _collect(self) -> None:
