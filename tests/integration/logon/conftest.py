@@ -33,11 +33,25 @@ def logon_card_state(pki: RealmPki,  # noqa: F811 - the imported fixture
     return path
 
 
+#: Client programs get the PIN on their command line (the client's business); tests run
+#: two at a time, so another test's client may be running while a test looks.
+CLIENT_PROGRAMS = frozenset({b"xfreerdp", b"xfreerdp3", b"rdesktop"})
+
+
+def client_program(pid: str) -> bool:
+    """Whether process ``pid`` is an RDP client program."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip() in CLIENT_PROGRAMS
+    except OSError:
+        return False
+
+
 def proc_texts() -> list[bytes]:
-    """The argv and environment of every process this test can read."""
+    """The argv and environment of every process this test can read, clients aside."""
     texts: list[bytes] = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or client_program(pid):
             continue
         for name in ("cmdline", "environ"):
             try:

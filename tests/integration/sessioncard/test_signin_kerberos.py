@@ -21,7 +21,7 @@ from rdscard.testbed.kdc import MitKdc
 from rdscard.testbed.pcscd import IsolatedPcscd
 from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 from tests.integration.card.conftest import insert
-from tests.integration.logon.conftest import LOGON_PIN, logon_card_state  # noqa: F401
+from tests.integration.logon.conftest import LOGON_PIN, client_program, logon_card_state  # noqa: F401
 from tests.integration.rdp.conftest import ServerProcess
 from tests.integration.sessioncard.test_signin import ACCOUNT, local_account  # noqa: F401
 
@@ -54,10 +54,14 @@ def kerberos_server(tmp_path: Path, pki: RealmPki, kdc: MitKdc) -> tuple[ServerP
 
 
 def proc_texts(skip: set[int]) -> list[bytes]:
-    """argv and environment of every process but the client-side ones in ``skip``."""
+    """argv and environment of every process but the client-side ones in ``skip``.
+
+    Client programs (any test's: tests run two at a time) are skipped too: they
+    are given the PIN on their command line, which is the client's business.
+    """
     texts: list[bytes] = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) in skip:
+        if not pid.isdigit() or int(pid) in skip or client_program(pid):
             continue
         for name in ("cmdline", "environ"):
             try:
