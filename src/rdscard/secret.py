@@ -108,5 +108,76 @@ class Secret:
         raise TypeError("a Secret cannot be copied; pass the object itself")
 
 
+class SecretBuffer:
+    """A byte queue whose storage never leaves a copy behind: received bytes that may hold a PIN.
+
+    Bytes are written into :meth:`free` (an ``asyncio.BufferedProtocol``
+    reads the socket or TLS plaintext straight into it) or copied in with
+    :meth:`append`, read through :meth:`view` and dropped from the front
+    with :meth:`consume`, which zeroes what they occupied. Growing moves the
+    bytes to a larger ``bytearray`` and zeroes the old one: no freed block
+    of memory keeps them, as it would after ``bytes`` slicing or a
+    ``bytearray`` reallocating itself.
+    """
+
+    __slots__ = ("__weakref__", "_buf", "_len")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._buf = bytearray(max(capacity, 16))
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"SecretBuffer(<redacted, {self._len} bytes>)"
+
+    def free(self, at_least: int) -> memoryview:
+        """A writable view of the free space after the bytes held, ``at_least`` bytes long."""
+        need = self._len + max(at_least, 1)
+        if need > len(self._buf):
+            bigger = bytearray(max(need, 2 * len(self._buf)))
+            memoryview(bigger)[: self._len] = memoryview(self._buf)[: self._len]
+            _zero(self._buf)
+            self._buf = bigger
+        return memoryview(self._buf)[self._len :]
+
+    def commit(self, size: int) -> None:
+        """``size`` bytes were written at the start of the last :meth:`free` view."""
+        if not 0 <= size <= len(self._buf) - self._len:
+            raise ValueError(f"cannot commit {size} bytes")
+        self._len += size
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` in after the bytes held."""
+        size = len(data)
+        self.free(size)[:size] = data
+        self._len += size
+
+    def view(self) -> memoryview:
+        """The bytes held, read-only: do not keep the view past the next consume or append."""
+        return memoryview(self._buf)[: self._len].toreadonly()
+
+    def consume(self, size: int) -> None:
+        """Drop ``size`` bytes from the front; the space they held and vacate is zeroed."""
+        size = min(size, self._len)
+        rest = self._len - size
+        whole = memoryview(self._buf)
+        if rest:
+            whole[:rest] = whole[size : self._len]  # contiguous: a memmove, no temporary copy
+        whole[rest : self._len] = bytes(self._len - rest)
+        self._len = rest
+
+    def wipe(self) -> None:
+        """Zero and forget everything held."""
+        _zero(self._buf)
+        self._len = 0
+
+    def __del__(self) -> None:
+        buf = getattr(self, "_buf", None)
+        if buf is not None:
+            _zero(buf)
+
+
 def _zero(buf: bytearray) -> None:
     buf[:] = bytes(len(buf))

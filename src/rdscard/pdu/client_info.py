@@ -22,6 +22,9 @@ from rdscard.pdu.buffer import Reader, Writer, decode_utf16le
 from rdscard.secret import Secret
 
 PDU = "Client Info PDU"
+#: CodePage, flags and the five string lengths (2.2.1.11.1.1).
+_FIXED_PART: Final = 18
+_STRINGS: Final = ("Domain", "UserName", "Password", "AlternateShell", "WorkingDir")
 
 #: Largest cbDomain, cbUserName, cbPassword, cbAlternateShell, cbWorkingDir (2.2.1.11.1.1).
 MAX_INFO_STRING: Final = 512
@@ -127,46 +130,62 @@ def _encode_text(text: str, unicode: bool, codec: str) -> bytes:
     return text.encode("utf-16-le") if unicode else text.encode(codec)
 
 
-def utf16le_to_utf8(raw: bytes | bytearray, reader: Reader, name: str) -> bytearray:
+def utf16le_to_utf8(
+    raw: bytes | bytearray | memoryview, reader: Reader, name: str
+) -> bytearray:
     """Transcode UTF-16LE to UTF-8 into a fresh ``bytearray``, stopping at a NUL.
 
     Written out by hand so that a password never exists as an immutable
-    ``str`` that cannot be wiped.
+    ``str`` that cannot be wiped; the work buffer is sized once (three
+    UTF-8 bytes per UTF-16 unit at most) and zeroed, so no reallocation
+    leaves a copy behind.
     """
     if len(raw) % 2:
         raise reader.error(name, f"odd UTF-16 length {len(raw)}")
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        unit = raw[i] | raw[i + 1] << 8
-        i += 2
-        if unit == 0:
-            break
-        if 0xD800 <= unit <= 0xDBFF:
-            if i >= len(raw):
-                raise reader.error(name, "invalid UTF-16: lone high surrogate")
-            low = raw[i] | raw[i + 1] << 8
-            if not 0xDC00 <= low <= 0xDFFF:
-                raise reader.error(name, "invalid UTF-16: lone high surrogate")
+    out = bytearray(len(raw) // 2 * 3)
+    try:
+        size = 0
+        i = 0
+        while i < len(raw):
+            unit = raw[i] | raw[i + 1] << 8
             i += 2
-            unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-        elif 0xDC00 <= unit <= 0xDFFF:
-            raise reader.error(name, "invalid UTF-16: lone low surrogate")
-        _append_utf8(out, unit)
-    return out
+            if unit == 0:
+                break
+            if 0xD800 <= unit <= 0xDBFF:
+                if i >= len(raw):
+                    raise reader.error(name, "invalid UTF-16: lone high surrogate")
+                low = raw[i] | raw[i + 1] << 8
+                if not 0xDC00 <= low <= 0xDFFF:
+                    raise reader.error(name, "invalid UTF-16: lone high surrogate")
+                i += 2
+                unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+            elif 0xDC00 <= unit <= 0xDFFF:
+                raise reader.error(name, "invalid UTF-16: lone low surrogate")
+            size = _put_utf8(out, size, unit)
+        return bytearray(memoryview(out)[:size])
+    finally:
+        out[:] = bytes(len(out))
 
 
-def _append_utf8(out: bytearray, cp: int) -> None:
+def _put_utf8(out: bytearray, at: int, cp: int) -> int:
+    """Write code point ``cp`` as UTF-8 at ``out[at:]``; the offset after it."""
     if cp < 0x80:
-        out.append(cp)
-    elif cp < 0x800:
-        out += bytes((0xC0 | cp >> 6, 0x80 | cp & 0x3F))
-    elif cp < 0x10000:
-        out += bytes((0xE0 | cp >> 12, 0x80 | cp >> 6 & 0x3F, 0x80 | cp & 0x3F))
-    else:
-        out += bytes(
-            (0xF0 | cp >> 18, 0x80 | cp >> 12 & 0x3F, 0x80 | cp >> 6 & 0x3F, 0x80 | cp & 0x3F)
-        )
+        out[at] = cp
+        return at + 1
+    if cp < 0x800:
+        out[at] = 0xC0 | cp >> 6
+        out[at + 1] = 0x80 | cp & 0x3F
+        return at + 2
+    if cp < 0x10000:
+        out[at] = 0xE0 | cp >> 12
+        out[at + 1] = 0x80 | cp >> 6 & 0x3F
+        out[at + 2] = 0x80 | cp & 0x3F
+        return at + 3
+    out[at] = 0xF0 | cp >> 18
+    out[at + 1] = 0x80 | cp >> 12 & 0x3F
+    out[at + 2] = 0x80 | cp >> 6 & 0x3F
+    out[at + 3] = 0x80 | cp & 0x3F
+    return at + 4
 
 
 def utf8_to_utf16le(data: bytes | bytearray) -> bytearray:
@@ -433,35 +452,55 @@ class ClientInfo:
             password[:] = bytes(len(password))
 
     @classmethod
-    def decode(cls, data: bytes) -> Self:
-        """Parse TS_INFO_PACKET; ``data`` follows the Basic Security Header."""
-        r = Reader(data, PDU)
-        code_page = r.u32le("CodePage")
-        flags = InfoFlag(r.u32le("flags"))
+    def decode(cls, data: bytes | bytearray | memoryview) -> Self:
+        """Parse TS_INFO_PACKET; ``data`` follows the Basic Security Header.
+
+        The password goes from ``data`` straight into a :class:`Secret`; the
+        other fields are parsed from a copy in which the password's bytes
+        are zero. Given a view of a wipeable buffer (the server's pre-sign-in
+        receive path), the decoder thus leaves no copy of the PIN behind.
+        """
+        head = Reader(bytes(data[:_FIXED_PART]), PDU)
+        code_page = head.u32le("CodePage")
+        flags = InfoFlag(head.u32le("flags"))
         unicode = bool(flags & InfoFlag.INFO_UNICODE)
         codec = _ansi_codec(code_page)
-        names = ("Domain", "UserName", "Password", "AlternateShell", "WorkingDir")
         sizes = []
-        for name in names:
-            size = r.u16le("cb" + name)
+        for name in _STRINGS:
+            size = head.u16le("cb" + name)
             if size > MAX_INFO_STRING:
-                raise r.error("cb" + name, f"{size} exceeds {MAX_INFO_STRING}")
+                raise head.error("cb" + name, f"{size} exceeds {MAX_INFO_STRING}")
             if unicode and size % 2:
-                raise r.error("cb" + name, f"odd length {size} for a Unicode string")
+                raise head.error("cb" + name, f"odd length {size} for a Unicode string")
             sizes.append(size)
         nul = 2 if unicode else 1
-        texts: list[str] = []
+        start = _FIXED_PART + sizes[0] + nul + sizes[1] + nul
+        end = start + sizes[2]
         password = Secret()
-        for name, size in zip(names, sizes, strict=True):
-            raw = r.raw(size, name)
+        if end <= len(data):  # else the parse below says what is truncated
+            raw = memoryview(data)[start:end]
+            password = Secret.take(utf16le_to_utf8(raw, head, "Password") if unicode
+                                   else bytearray(raw))
+        scrubbed = bytearray(data)
+        secret_part = memoryview(scrubbed)[start:end]
+        secret_part[:] = bytes(len(secret_part))
+        secret_part.release()
+        r = Reader(bytes(scrubbed), PDU)
+        scrubbed[:] = bytes(len(scrubbed))
+        r.skip(_FIXED_PART, "header")
+        texts: list[str] = []
+        for name, size in zip(_STRINGS, sizes, strict=True):
+            raw_text = r.raw(size, name)
             if any(r.raw(nul, name + " terminator")):
+                password.wipe()
                 raise r.error(name, "missing null terminator")
-            if name == "Password":
-                buf = utf16le_to_utf8(raw, r, name) if unicode else bytearray(raw)
-                password = Secret.take(buf)
-            else:
-                texts.append(_decode_text(raw, unicode, codec, r, name))
-        extra = ExtendedInfo.read(r, unicode, codec) if r.remaining else None
-        r.expect_end()
+            if name != "Password":
+                texts.append(_decode_text(raw_text, unicode, codec, r, name))
+        try:
+            extra = ExtendedInfo.read(r, unicode, codec) if r.remaining else None
+            r.expect_end()
+        except Exception:
+            password.wipe()
+            raise
         domain, user_name, shell, working_dir = texts
         return cls(code_page, flags, domain, user_name, password, shell, working_dir, extra)

@@ -19,7 +19,7 @@ common case with one ``struct`` call:
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, TypeVar
 
 from rdscard.pdu.mcs import BASE_CHANNEL_ID
 
@@ -36,6 +36,8 @@ _SHORT_HEADER: Final = _SHORT.size  # 14
 _LONG_HEADER: Final = _LONG.size  # 15
 MAX_USER_DATA: Final = 0x7FFF  # the PER length determinant's two-byte limit
 _REQUEST_PREFIX: Final = _X224_DATA + bytes([_SEND_DATA_REQUEST])
+#: A frame as bytes, or a view of a wipeable buffer (the Client Info, before any sign-in).
+_Frame = TypeVar("_Frame", bytes, memoryview)
 
 
 def encode_send_data_indication(initiator: int, channel_id: int, user_data: bytes) -> bytes:
@@ -56,7 +58,7 @@ def encode_send_data_indication(initiator: int, channel_id: int, user_data: byte
     return head + user_data
 
 
-def parse_send_data_request(frame: bytes) -> tuple[int, bytes] | None:
+def parse_send_data_request(frame: _Frame) -> tuple[int, _Frame] | None:
     """(channelId, userData) of a TPKT frame that is exactly one MCS Send Data Request.
 
     ``frame`` is one complete TPKT packet (its length already checked by

@@ -33,7 +33,12 @@ from rdscard.pdu.channel import ChannelReassembler, chunk_channel_data
 from rdscard.pdu.credssp import ts_request_length
 from rdscard.pdu.input import decode_fastpath_input, decode_slowpath_input
 from rdscard.pdu.licensing import license_error_valid_client
-from rdscard.pdu.secure import SecurityFlag, unwrap_basic_security, wrap_basic_security
+from rdscard.pdu.secure import (
+    BasicSecurityHeader,
+    SecurityFlag,
+    unwrap_basic_security,
+    wrap_basic_security,
+)
 from rdscard.pdu.send_data import encode_send_data_indication, parse_send_data_request
 from rdscard.protocol import capabilities_policy as policy
 from rdscard.protocol.events import (
@@ -50,6 +55,7 @@ from rdscard.protocol.events import (
     SessionActivated,
     StartTls,
 )
+from rdscard.secret import SecretBuffer
 
 IO_CHANNEL_ID = 1003
 USER_CHANNEL_ID = 1002
@@ -58,6 +64,11 @@ HYBRIDS = x224.Protocol.HYBRID | x224.Protocol.HYBRID_EX
 #: Early User Authorization Result PDU (MS-RDPBCGR 2.2.10.2).
 AUTHZ_SUCCESS = 0x00000000
 AUTHZ_ACCESS_DENIED = 0x00000005
+#: Up to the Client Info PDU, received bytes may hold the PIN: they stay in a SecretBuffer.
+_GUARDED_PHASES = frozenset({
+    Phase.CONNECTION_REQUEST, Phase.TLS_HANDSHAKE, Phase.CREDSSP, Phase.CREDSSP_WAIT,
+    Phase.BASIC_SETTINGS, Phase.CHANNEL_CONNECTION, Phase.SECURE_SETTINGS,
+})
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class RdpAcceptor:
         self.settings = settings or AcceptorSettings()
         self.phase = Phase.CONNECTION_REQUEST
         self._inbox = bytearray()
+        #: Received bytes until the Client Info PDU is decoded (None afterwards).
+        self._guarded: SecretBuffer | None = SecretBuffer()
         self._outbox = bytearray()
         self._events: list[AcceptorEvent] = []
         self._requested_protocols = 0
@@ -109,22 +122,24 @@ class RdpAcceptor:
         }
 
     # -- adapter interface -------------------------------------------------
-    def receive(self, data: bytes) -> None:
-        """Feed bytes from the transport; raises ProtocolError on malformed input."""
-        if self.phase in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
-            if self.phase is Phase.TLS_HANDSHAKE and data:
-                raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
+    def receive(self, data: bytes | memoryview) -> None:
+        """Feed bytes from the transport; raises ProtocolError on malformed input.
+
+        Until the Client Info PDU is decoded (:attr:`guarding`) the bytes are
+        copied into a wipeable buffer and ``data`` may be a view of the
+        adapter's own, which it zeroes afterwards.
+        """
+        if self._guarded is not None:
+            self._receive_guarded(data)
             return
-        if self.phase in (Phase.CREDSSP, Phase.CREDSSP_WAIT):
-            self._inbox += data
-            self._next_ts_request()
+        if self.phase is Phase.CLOSED:
             return
         if self._inbox:
             self._inbox += data
             buf = bytes(self._inbox)
             self._inbox.clear()
         else:
-            buf = data
+            buf = data if isinstance(data, bytes) else bytes(data)
         offset = 0
         try:
             while self.phase not in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
@@ -143,26 +158,85 @@ class RdpAcceptor:
             if offset < len(buf):
                 self._inbox += buf[offset:]
 
+    @property
+    def guarding(self) -> bool:
+        """True until the Client Info PDU, which may carry the PIN, has been decoded.
+
+        Meanwhile received bytes live in a :class:`SecretBuffer`, parsed
+        through views; the Client Info's password goes straight into a
+        :class:`Secret` (MS-RDPBCGR 2.2.1.11.1.1).
+        """
+        return self._guarded is not None
+
+    def _receive_guarded(self, data: bytes | memoryview) -> None:
+        if self.phase is Phase.CLOSED:
+            return
+        if self.phase is Phase.TLS_HANDSHAKE:
+            if data:
+                raise ProtocolError("TLS", "handshake", "data received before the TLS upgrade")
+            return
+        assert self._guarded is not None
+        self._guarded.append(data)
+        self._drain_guarded()
+
+    def _drain_guarded(self) -> None:
+        """Handle the whole frames (or the next TSRequest) waiting in the guarded buffer."""
+        while (inbox := self._guarded) is not None and len(inbox):
+            phase = self.phase
+            if phase in (Phase.CLOSED, Phase.TLS_HANDSHAKE, Phase.CREDSSP_WAIT):
+                return
+            view = inbox.view()
+            if phase is Phase.CREDSSP:
+                # One TSRequest at a time: the server answers each before the next.
+                length = ts_request_length(view[:5])
+                if length is None or len(view) < length:
+                    return
+                message = bytes(view[:length])  # GSS-sealed: no secret in the clear
+                view.release()
+                inbox.consume(length)
+                self.phase = Phase.CREDSSP_WAIT
+                self._events.append(CredSspReceived(message))
+                return
+            length = tpkt.next_frame_length(view[:4])
+            if length is None or len(view) < length:
+                return
+            try:
+                self._on_guarded_frame(view[:length])
+            finally:
+                view.release()
+                inbox.consume(length)
+            if self.phase not in _GUARDED_PHASES:
+                self._end_guard()
+
+    def _on_guarded_frame(self, frame: memoryview) -> None:
+        if self.phase in (Phase.CHANNEL_CONNECTION, Phase.SECURE_SETTINGS):
+            parsed = parse_send_data_request(frame)
+            if parsed is not None and parsed[0] == IO_CHANNEL_ID:
+                self._on_io_channel(parsed[1])  # the Client Info PDU, read through a view
+                return
+        data = bytes(frame)
+        if tpkt.is_fastpath(data):
+            self._on_fastpath(data)
+        else:
+            self._handlers[self.phase](tpkt.unwrap(data))
+
+    def _end_guard(self) -> None:
+        """The Client Info is decoded: what follows is read the ordinary (faster) way."""
+        guarded, self._guarded = self._guarded, None
+        if guarded is not None and len(guarded):
+            rest = bytes(guarded.view())
+            guarded.wipe()
+            self.receive(rest)
+
     def tls_established(self) -> None:
         """The adapter finished the TLS handshake."""
         if self.phase is not Phase.TLS_HANDSHAKE:
             raise RuntimeError("tls_established() outside the security upgrade")
         self.phase = Phase.CREDSSP if self.selected_protocol & HYBRIDS else \
             Phase.BASIC_SETTINGS
+        self._drain_guarded()
 
     # -- Network Level Authentication (MS-RDPBCGR 5.4.5.2, MS-CSSP) ----------------------
-    def _next_ts_request(self) -> None:
-        """Hand out the next whole TSRequest, one at a time (the server answers each)."""
-        if self.phase is not Phase.CREDSSP:
-            return
-        length = ts_request_length(self._inbox[:5])
-        if length is None or len(self._inbox) < length:
-            return
-        message = bytes(self._inbox[:length])
-        del self._inbox[:length]
-        self.phase = Phase.CREDSSP_WAIT
-        self._events.append(CredSspReceived(message))
-
     def _credssp_turn(self) -> None:
         if self.phase is not Phase.CREDSSP_WAIT:
             raise RuntimeError("no TSRequest is waiting for the server's answer")
@@ -172,7 +246,7 @@ class RdpAcceptor:
         self._credssp_turn()
         self._outbox += reply
         self.phase = Phase.CREDSSP
-        self._next_ts_request()
+        self._drain_guarded()
 
     def credssp_finished(self) -> None:
         """The client authenticated and delegated its credentials: on to MCS.
@@ -184,8 +258,7 @@ class RdpAcceptor:
         if self.selected_protocol == x224.Protocol.HYBRID_EX:
             self._outbox += AUTHZ_SUCCESS.to_bytes(4, "little")
         self.phase = Phase.BASIC_SETTINGS
-        pending, self._inbox = bytes(self._inbox), bytearray()
-        self.receive(pending)
+        self._drain_guarded()
 
     def credssp_refused(self, reply: bytes, *, after_credentials: bool = False) -> None:
         """The exchange failed: send ``reply`` (an errorCode TSRequest, or nothing), close.
@@ -198,7 +271,8 @@ class RdpAcceptor:
             self._outbox += AUTHZ_ACCESS_DENIED.to_bytes(4, "little")
         else:
             self._outbox += reply
-        self._inbox.clear()
+        if self._guarded is not None:
+            self._guarded.wipe()
         self.phase = Phase.CLOSED
 
     def data_to_send(self) -> bytes:
@@ -362,7 +436,7 @@ class RdpAcceptor:
         if not self._pending_joins:
             self.phase = Phase.SECURE_SETTINGS
 
-    def _on_io_channel(self, data: bytes) -> None:
+    def _on_io_channel(self, data: bytes | memoryview) -> None:
         if self.phase is Phase.SECURE_SETTINGS:
             self._on_client_info(data)
             return
@@ -377,15 +451,16 @@ class RdpAcceptor:
             self._pending_joins.clear()
             self._on_client_info(data)
             return
-        for pdu in share.decode_share_pdus(data):
+        for pdu in share.decode_share_pdus(bytes(data)):
             self._on_share_pdu(pdu)
 
     # -- secure settings exchange and licensing (3.3.5.3.11, 3.3.5.3.12) ----------
-    def _on_client_info(self, data: bytes) -> None:
-        flags, body = unwrap_basic_security(data)
+    def _on_client_info(self, data: bytes | memoryview) -> None:
+        # The header alone is copied: the rest, with the password, is decoded through a view.
+        flags, _ = unwrap_basic_security(bytes(data[:BasicSecurityHeader.SIZE]))
         if not flags & SecurityFlag.SEC_INFO_PKT:
             raise ProtocolError("Client Info PDU", "securityHeader.flags", "SEC_INFO_PKT not set")
-        info = ci.ClientInfo.decode(body)
+        info = ci.ClientInfo.decode(data[BasicSecurityHeader.SIZE:])
         self._events.append(ClientInfoReceived(info))
         self._send_mcs(
             IO_CHANNEL_ID, wrap_basic_security(SecurityFlag.SEC_LICENSE_PKT,

@@ -41,7 +41,7 @@ from rdscard.server.channels import ChannelContext, ChannelHandler
 from rdscard.server.desktop_link import DesktopLink
 from rdscard.server.logon_flow import LogonContext, LogonFlow
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState
-from rdscard.server.stream_protocol import DirectStreamProtocol
+from rdscard.server.stream_protocol import DirectStreamProtocol, start_tls
 
 if TYPE_CHECKING:
     from rdscard.server.listener import ServerContext
@@ -181,13 +181,17 @@ class Connection:
             connecting = self.acceptor.phase is not Phase.ACTIVE
             try:
                 async with asyncio.timeout_at(deadline if connecting else None):
-                    data = await self.reader.read(READ_SIZE)
-                    if data and self._over_input_limit(len(data)):
-                        return
-                    if data:
-                        self.acceptor.receive(data)
-                        await self.process_events()
-                        await self.flush()
+                    if self._guarded():
+                        more = await self._receive_guarded()
+                    else:
+                        data = await self.reader.read(READ_SIZE)
+                        more = bool(data)
+                        if data and self._over_input_limit(len(data)):
+                            return
+                        if data:
+                            self.acceptor.receive(data)
+                            await self.process_events()
+                            await self.flush()
             except TimeoutError:
                 if not connecting:
                     raise
@@ -200,7 +204,7 @@ class Connection:
                     async with asyncio.timeout(2):
                         await self.flush()
                 return
-            if not data:
+            if not more:
                 if self.guard.dropped or self._input_dropped:
                     return
                 if not self._session_ended():  # else: ended in on_active_data
@@ -211,6 +215,36 @@ class Connection:
                 # From now on received bytes go to on_active_data as they arrive; anything
                 # already buffered is read by this loop first.
                 self.protocol.direct = self.on_active_data
+
+    def _guarded(self) -> bool:
+        """Received bytes still go to the guarded inbox (until the Client Info is decoded)."""
+        protocol = self.protocol
+        if protocol is None or protocol.guarded is None:
+            return False
+        if self.acceptor.guarding:
+            return True
+        protocol.end_guard()
+        return False
+
+    async def _receive_guarded(self) -> bool:
+        """Hand the guarded bytes to the acceptor, zero them, react; False at the end."""
+        assert self.protocol is not None
+        size = await self.protocol.guarded_data()
+        if not size:
+            return False
+        if self._over_input_limit(size):
+            self.protocol.consumed()
+            return False
+        assert self.protocol.guarded is not None
+        view = self.protocol.guarded.view()
+        try:
+            self.acceptor.receive(view)
+        finally:
+            view.release()
+            self.protocol.consumed()
+        await self.process_events()
+        await self.flush()
+        return True
 
     async def flush(self) -> None:
         """Write whatever the acceptor has queued."""
@@ -388,10 +422,14 @@ class Connection:
         await self.flush()
         # The handshake is bounded by connect_timeout (asyncio's own default is 60 s); the
         # run loop's deadline, counted from the accept, usually ends it sooner.
-        await self.writer.start_tls(
-            self.context.ssl_context,
-            ssl_handshake_timeout=self.context.config.server.connect_timeout,
-        )
+        if self.protocol is not None:
+            await start_tls(self.writer, self.protocol, self.context.ssl_context,
+                            handshake_timeout=self.context.config.server.connect_timeout)
+        else:
+            await self.writer.start_tls(
+                self.context.ssl_context,
+                ssl_handshake_timeout=self.context.config.server.connect_timeout,
+            )
         ssl_object = self.writer.get_extra_info("ssl_object")
         version = ssl_object.version() if ssl_object is not None else "?"
         self.log.info("TLS established (%s)", version)

@@ -175,6 +175,7 @@ class RdpServer:
         key = address_key(str(peer[0])) if isinstance(peer, tuple) else str(peer)
         refused = self.admission.admit(key, make_room=self._end_oldest_anonymous)
         if refused is not None:
+            protocol.end_guard()  # a refusal reads the Connection Request alone, as a stream
             await self._refuse(reader, writer, key, refused)
             return
         task = asyncio.current_task()

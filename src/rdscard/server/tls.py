@@ -140,10 +140,18 @@ def ensure_server_certificate(
     return ServerCertificate(cert_path, key_path, fingerprint, generated)
 
 
+#: OpenSSL 3.0's SSL_OP_CLEANSE_PLAINTEXT (not named by Python's ssl module).
+SSL_OP_CLEANSE_PLAINTEXT = 0x00000002
+
+
 def server_ssl_context(cert: ServerCertificate) -> ssl.SSLContext:
     """A server-side TLS context: TLS 1.2+, the server certificate loaded."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ssl.OPENSSL_VERSION_INFO >= (3, 0):
+        # The Client Info PDU carries the PIN in TLS plaintext: without this, OpenSSL keeps
+        # each decrypted record in its read buffer after handing it over (SSL_CTX_set_options).
+        context.options |= SSL_OP_CLEANSE_PLAINTEXT
     try:
         context.load_cert_chain(cert.cert_path, cert.key_path)
     except (OSError, ssl.SSLError) as exc:

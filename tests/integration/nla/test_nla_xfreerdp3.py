@@ -13,6 +13,7 @@ import re
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,18 +148,31 @@ def memory_hits(pid: int, needles: tuple[bytes, ...]) -> list[str]:
     return found
 
 
+def pin_forms() -> tuple[bytes, bytes]:
+    """The PIN as the logon service uses it (UTF-8) and as RDP carries it (UTF-16LE)."""
+    return LOGON_PIN, LOGON_PIN.decode().encode("utf-16-le")
+
+
+def files_with_pin(roots: tuple[Path, ...]) -> list[str]:
+    """Files under ``roots`` holding the PIN in any of its forms."""
+    return [str(path) for root in roots for path in root.rglob("*")
+            if path.is_file() and any(form in path.read_bytes() for form in pin_forms())]
+
+
 def test_the_network_process_never_holds_the_delegated_pin(
     tmp_path: Path, pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,
     logon_card_state: Path, local_account: str,  # noqa: F811
 ) -> None:
-    """With privilege separation the PIN NLA delegates stays sealed outside the monitor.
+    """With privilege separation no form of the PIN stays in the network process.
 
     The network process relays sealed TSRequests and asks for the sign-in
     with ``SignIn.nla`` and an empty PIN: the form the logon service uses
-    (UTF-8, the card's VERIFY data) never exists in its memory. (FreeRDP 3
-    also sends its own UTF-16 copy in Client Info, in TLS plaintext, which
-    is wiped unused once decoded; the raw receive buffers it passed through
-    are Python bytes the process cannot wipe, so that form is not checked.)
+    (UTF-8, the card's VERIFY data) never exists in its memory. FreeRDP 3
+    also sends its own UTF-16 copy in the Client Info PDU, in TLS
+    plaintext: OpenSSL cleanses its record buffer, the TLS layer decrypts
+    into the connection's wipeable buffer and the password is decoded from
+    there into a Secret, wiped unused, so that form is gone too. Neither
+    is in any process's argv or environment, nor in a file of the server.
     """
     server = nla_server(tmp_path, pki, kdc)
     card = VirtualPivCard(CardState.load(logon_card_state))
@@ -168,13 +182,32 @@ def test_the_network_process_never_holds_the_delegated_pin(
                       env=client_env(kdc, pcscd, tmp_path), program=XFREERDP3, extra_args=[
                           "/smartcard", "/smartcard-logon", f"/kerberos:pkcs11-module:{OPENSC}",
                           f"/p:{LOGON_PIN.decode()}"])
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.extend(proc_texts({client.process.pid}))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     try:
-        assert wait_for(lambda: "signed in:" in server.log or "refused" in server.log, 90), \
-            server.log + client.output()
+        try:
+            assert wait_for(lambda: "signed in:" in server.log or "refused" in server.log, 90), \
+                server.log + client.output()
+        finally:
+            stop.set()
+            watcher.join()
         assert "signed in: alice@example.test" in server.log, server.log
         network = int(re.findall(r"network process (\d+)", server.log)[0])
-        assert memory_hits(network, (LOGON_PIN,)) == []
+        assert memory_hits(network, pin_forms()) == []
         assert memory_hits(network, (b"alice@EXAMPLE.TEST",))  # the scan does see its memory
+        assert not [text for text in [server.log.encode(), *seen]
+                    if any(form in text for form in pin_forms())]
+        run_dir = Path(tomllib.loads((tmp_path / "rdscard.toml").read_text())
+                       ["redirection"]["socket_dir"])
+        assert files_with_pin((server.state_dir, run_dir)) == []
     finally:
         client.close()
         screen.close()
