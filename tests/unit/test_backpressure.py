@@ -11,7 +11,7 @@ import pytest
 import uvloop
 
 from rdscard.server.backpressure import OutputGuard
-from rdscard.server.stream_protocol import DirectStreamProtocol, start_direct_server
+from rdscard.server.stream_protocol import DirectStreamProtocol, start_direct_server, start_tls
 from rdscard.server.tls import ensure_server_certificate, server_ssl_context
 
 PAUSE = 256 * 1024
@@ -36,10 +36,11 @@ def run(tmp_path: Path, loop_name: str, tls: bool, scenario: Scenario) -> list[i
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                            protocol: DirectStreamProtocol) -> None:
+            protocol.end_guard()  # the stream lane, as after a Client Info
             await reader.readexactly(1)
             if server_context is not None:
                 writer.write(b"T")
-                await writer.start_tls(server_context)
+                await start_tls(writer, protocol, server_context, handshake_timeout=10)
             guard = OutputGuard(writer, protocol.raw_transport, pause_at=PAUSE, drop_at=DROP,
                                 on_drop=drops.append)
             guards.put_nowait(guard)

@@ -159,8 +159,9 @@ def files_with_pin(roots: tuple[Path, ...]) -> list[str]:
             if path.is_file() and any(form in path.read_bytes() for form in pin_forms())]
 
 
-def test_the_network_process_never_holds_the_delegated_pin(
-    tmp_path: Path, pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,
+@pytest.mark.parametrize("security", ["nla", "tls"])
+def test_the_network_process_keeps_no_copy_of_the_pin(
+    security: str, tmp_path: Path, pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd,
     logon_card_state: Path, local_account: str,  # noqa: F811
 ) -> None:
     """With privilege separation no form of the PIN stays in the network process.
@@ -171,14 +172,17 @@ def test_the_network_process_never_holds_the_delegated_pin(
     also sends its own UTF-16 copy in the Client Info PDU, in TLS
     plaintext: OpenSSL cleanses its record buffer, the TLS layer decrypts
     into the connection's wipeable buffer and the password is decoded from
-    there into a Secret, wiped unused, so that form is gone too. Neither
-    is in any process's argv or environment, nor in a file of the server.
+    there into a Secret, wiped unused, so that form is gone too. Without
+    NLA (``/sec:tls``) that Client Info PIN is the one the sign-in uses: it
+    goes to the monitor in a message zeroed once sent, and no copy stays
+    either. Neither form is in any process's argv or environment, nor in a
+    file of the server.
     """
     server = nla_server(tmp_path, pki, kdc)
     card = VirtualPivCard(CardState.load(logon_card_state))
     inserted = insert(card, pcscd)
     screen = VirtualScreen(1088, 832).start()
-    client = XFreeRdp(screen, "localhost", server.port, security="nla",
+    client = XFreeRdp(screen, "localhost", server.port, security=security,
                       env=client_env(kdc, pcscd, tmp_path), program=XFREERDP3, extra_args=[
                           "/smartcard", "/smartcard-logon", f"/kerberos:pkcs11-module:{OPENSC}",
                           f"/p:{LOGON_PIN.decode()}"])
@@ -200,6 +204,7 @@ def test_the_network_process_never_holds_the_delegated_pin(
             stop.set()
             watcher.join()
         assert "signed in: alice@example.test" in server.log, server.log
+        assert ("NLA: alice@" in server.log) == (security == "nla"), server.log
         network = int(re.findall(r"network process (\d+)", server.log)[0])
         assert memory_hits(network, pin_forms()) == []
         assert memory_hits(network, (b"alice@EXAMPLE.TEST",))  # the scan does see its memory
