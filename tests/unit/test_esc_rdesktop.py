@@ -14,6 +14,8 @@ rdesktop (scard.c) writes every return by hand; its quirks, each accepted here:
 - A failed Status or GetAttrib is the ReturnCode and 256 zero bytes, not aligned:
   ObjectBufferLength 252, 264 bytes follow.
 - Control_Return with no output has a non-null pointer to an empty array.
+- A failed EstablishContext keeps the success layout with handle 0: cbContext 4, a
+  null pointer, then max count 4 and a zero handle that belong to no referent.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ ESTABLISH = bytes.fromhex(
     "00000000"  # ReturnCode
     "04000000" "01000000"  # cbContext 4, pbContext referent id = the handle, 1
     "04000000" "01000000"  # deferred: max count 4, the context
+    "00000000" "0000000000000000"  # padding to 8, then rdesktop's 8 bytes
+)
+
+# A failed EstablishContext: rdesktop's pcsc-lite was gone (SCARD_E_NO_SERVICE). scard.c
+# writes its success layout with handle 0, so the pointer is null.
+ESTABLISH_FAILED = bytes.fromhex(
+    H + "1000000000000000"  # ObjectBufferLength 16; 32 bytes follow
+    "1d001080"  # ReturnCode SCARD_E_NO_SERVICE
+    "04000000" "00000000"  # cbContext 4, pbContext null
+    "04000000" "00000000"  # max count 4 and a zero handle, for no referent
     "00000000" "0000000000000000"  # padding to 8, then rdesktop's 8 bytes
 )
 
@@ -111,6 +123,12 @@ GET_ATTRIB_FAILED = bytes.fromhex(
 def test_establish_context_return() -> None:
     reply = EstablishContextReturn.decode(ESTABLISH)
     assert reply == EstablishContextReturn(0, RedirScardContext(b"\x01\x00\x00\x00"))
+
+
+def test_failed_establish_context_return_with_a_null_context() -> None:
+    reply = EstablishContextReturn.decode(ESTABLISH_FAILED)
+    assert reply == EstablishContextReturn.failure(0x8010001D)
+    assert reply.context.pb_context == b""
 
 
 def test_list_readers_w_return() -> None:
@@ -209,3 +227,23 @@ def test_an_exact_length_keeps_strict_padding() -> None:
     with pytest.raises(ProtocolError) as info:
         EstablishContextReturn.decode(exact)
     assert info.value.field == "(end)"
+
+
+def _body_word(data: bytes, offset: int, value: int) -> bytes:
+    at = 16 + offset
+    return data[:at] + value.to_bytes(4, "little") + data[at + 4:]
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (_body_word(ESTABLISH_FAILED, 0, 0), "a success with a null context"),
+        (_body_word(ESTABLISH_FAILED, 4, 8), "cbContext 8"),
+        (_body_word(ESTABLISH_FAILED, 16, 1), "a non-zero handle after the null pointer"),
+        (_body_word(ESTABLISH_FAILED, 20, 1), "non-zero padding"),
+        (_relength(ESTABLISH_FAILED[:-8], 24), "an exact length: only rdesktop understates"),
+    ],
+)
+def test_the_null_context_failure_keeps_its_shape(data: bytes, why: str) -> None:
+    with pytest.raises(ProtocolError):
+        EstablishContextReturn.decode(data)

@@ -24,7 +24,9 @@ bytes, so the bytes that follow exceed ObjectBufferLength by 8 or 16; and
 its referent ids are whatever it had at hand (the context handle itself in
 EstablishContext_Return, 0x01760650 in ListReaders_Return, 0x00084DD8 in
 GetStatusChange_Return, 0x016CFF34 in Connect_Return, 1 in
-Transmit_Return, 0x200 in GetAttrib_Return).
+Transmit_Return, 0x200 in GetAttrib_Return). A failed
+EstablishContext_Return keeps the success layout with handle 0: a null
+pointer with cbContext 4 (read as its failure in :mod:`rdscard.pdu.esc.context`).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class NdrMessage:
         # rdesktop's ReturnCode and zero bytes behind its understated length.
         allowed = len(body) in (8, 16) or (tolerated and 8 <= len(body) <= RDESKTOP_FAILURE_BODY)
         if not allowed or any(body[4:]):
-            return None
+            return cls._failure_of_its_own(body, tolerated)
         code = int.from_bytes(body[:4], "little")
         if code == 0:
             return None
@@ -82,6 +82,12 @@ class NdrMessage:
             return cls.failure(code)
         except NotImplementedError:
             return None
+
+
+    @classmethod
+    def _failure_of_its_own(cls, body: bytes, tolerated: bool) -> Self | None:
+        """A failure shape one return has beside the bare ReturnCode (None: not one)."""
+        return None
 
 
 def check_u32(value: int, name: str) -> None:

@@ -28,6 +28,10 @@ from rdscard.pdu.ndr import (
     write_sized_bytes,
 )
 
+#: rdesktop 1.9's failed EstablishContext after the ReturnCode: cbContext 4, a null
+#: pointer, max count 4 and a zero handle (see EstablishContextReturn._short_failure).
+_RDESKTOP_NULL_CONTEXT = bytes.fromhex("04000000" "00000000" "04000000" "00000000")
+
 
 @dataclass(frozen=True, slots=True)
 class EstablishContextCall(NdrMessage):
@@ -63,6 +67,23 @@ class EstablishContextReturn(NdrMessage):
     def failure(cls, return_code: int) -> Self:
         """A failed return: ``return_code`` and no data."""
         return cls(return_code, RedirScardContext())
+
+    @classmethod
+    def _failure_of_its_own(cls, body: bytes, tolerated: bool) -> Self | None:
+        """rdesktop 1.9's failure: a null context pointer with cbContext 4.
+
+        rdesktop (scard.c TS_SCardEstablishContext) writes its success layout
+        whatever happened: cbContext 4, the handle as referent id, then max
+        count 4 and the handle. A failed call has handle 0, so a null pointer
+        with cbContext 4 and the two words after it that belong to no
+        referent; then its padding, behind an ObjectBufferLength understated
+        by 8. Only that exact shape with a non-zero ReturnCode is a failure.
+        """
+        code = int.from_bytes(body[:4], "little")
+        if (not tolerated or code == 0 or len(body) not in (24, 32)
+                or body[4:20] != _RDESKTOP_NULL_CONTEXT or any(body[20:])):
+            return None
+        return cls.failure(code)
 
     def write(self, w: NdrWriter) -> None:
         w.u32(self.return_code)
