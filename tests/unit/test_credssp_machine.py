@@ -48,6 +48,8 @@ class FakeAcceptor:
     def step(self, token: bytes) -> bytes | None:
         if token == b"bad":
             raise GssError("bad token")
+        if token == b"expired":
+            raise GssError("ticket expired", error_token=b"krb-error")
         self.seen.append(token)
         return b"reply-" + token
 
@@ -120,6 +122,17 @@ def test_a_bad_token_is_refused_with_an_error_code_from_version_3(version: int,
         assert TsRequest.decode(step.reply).error_code == NtStatus.STATUS_LOGON_FAILURE
     else:
         assert step.reply == b""
+
+
+@pytest.mark.parametrize("version", [6, 3])
+def test_the_mechanisms_error_token_goes_back_with_the_error_code(version: int) -> None:
+    server = CredSspServer(FakeAcceptor(), KEY)
+    step = server.receive(TsRequest(version, (b"expired",)).encode())
+    reply = TsRequest.decode(step.reply)
+    assert (reply.error_code, reply.nego_tokens) == (NtStatus.STATUS_LOGON_FAILURE,
+                                                      (b"krb-error",))
+    assert TsRequest.decode(server.receive(TsRequest(version, (b"bad",)).encode()).reply) \
+        .nego_tokens == ()  # nothing after the end, and no token where none was made
 
 
 def test_a_wrong_public_key_hash_is_a_man_in_the_middle() -> None:

@@ -85,7 +85,11 @@ class KerberosAcceptor:
         try:
             result = graw.accept_sec_context(token, self._credentials, self._context)
         except graw.GSSError as exc:
-            raise GssError(f"Kerberos refused the client's token: {_describe(exc)}") from None
+            # MIT's acceptor answers a refused AP-REQ with a KRB-ERROR token (the reason,
+            # e.g. KRB_AP_ERR_TKT_EXPIRED): it goes back to the client with the errorCode.
+            error_token = getattr(exc, "token", None)
+            raise GssError(f"Kerberos refused the client's token: {_describe(exc)}",
+                           error_token=bytes(error_token) if error_token else b"") from None
         self._context = result.context
         if not result.more_steps:
             self._complete = True

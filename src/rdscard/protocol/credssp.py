@@ -12,7 +12,8 @@ later verifies on the card.
 :meth:`CredSspServer.receive` takes one whole TSRequest and returns a
 :class:`CredSspStep`: the bytes to send back and, at the end, the delegated
 credentials or the reason of a refusal (with the NTSTATUS sent in errorCode
-to clients of version 3 and later, MS-CSSP 2.2.1).
+to clients of version 3 and later, MS-CSSP 2.2.1, and the mechanism's error
+token, a KRB-ERROR, in negoTokens beside it when the acceptor made one).
 
 Steps (MS-CSSP 3.1.5):
 
@@ -55,11 +56,17 @@ MIN_VERSION: Final = 2
 
 
 class GssError(Exception):
-    """The acceptor refused a token or a sealed message; ``status`` goes to the client."""
+    """The acceptor refused a token or a sealed message; ``status`` goes to the client.
 
-    def __init__(self, message: str, status: NtStatus = NtStatus.STATUS_LOGON_FAILURE) -> None:
+    ``error_token``: what the mechanism answered the refused token with (a
+    Kerberos KRB-ERROR saying why, e.g. an expired ticket), for the client.
+    """
+
+    def __init__(self, message: str, status: NtStatus = NtStatus.STATUS_LOGON_FAILURE,
+                 error_token: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
+        self.error_token = error_token
 
 
 class GssAcceptor(Protocol):
@@ -156,7 +163,7 @@ class CredSspServer:
                 return self._on_credentials(request)
             return self._on_negotiation(request)
         except GssError as exc:
-            return self._fail(str(exc), exc.status)
+            return self._fail(str(exc), exc.status, exc.error_token)
 
     # -- steps ---------------------------------------------------------------------------
     def _on_negotiation(self, request: TsRequest) -> CredSspStep:
@@ -228,9 +235,13 @@ class CredSspServer:
     def _reply(self, request: TsRequest) -> CredSspStep:
         return CredSspStep(reply=request.encode())
 
-    def _fail(self, reason: str, status: int) -> CredSspStep:
+    def _fail(self, reason: str, status: int, error_token: bytes = b"") -> CredSspStep:
+        """The refusal: errorCode (version 3 and later, MS-CSSP 2.2.1), with the mechanism's
+        error token in negoTokens when it made one, as Windows sends a KRB-ERROR: the
+        client's Kerberos then knows why (MS-CSSP 3.1.5)."""
         self.state = CredSspState.FAILED
         status &= 0xFFFFFFFF
-        reply = TsRequest(self.version, error_code=status).encode() \
+        tokens = (error_token,) if error_token else ()
+        reply = TsRequest(self.version, tokens, error_code=status).encode() \
             if self.version >= 3 else b""
         return CredSspStep(reply=reply, failure=reason, error_code=status)

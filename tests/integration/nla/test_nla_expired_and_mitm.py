@@ -1,8 +1,9 @@
 """NLA refusals against real peers: an expired service ticket, a TLS man in the middle.
 
 Both are refused inside CredSSP, before the client delegates its PIN: the
-server answers errorCode STATUS_LOGON_FAILURE, audits ``nla_failed`` and no
-PIN try is spent; other connections carry on.
+server answers errorCode STATUS_LOGON_FAILURE (with the Kerberos error token
+saying why, when the acceptor made one), audits ``nla_failed`` and no PIN
+try is spent; other connections carry on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import gssapi
 import pytest
 
 from rdscard.card.piv import VirtualPivCard
@@ -80,7 +82,8 @@ def test_an_expired_service_ticket_is_refused_while_another_client_signs_in(
     ccache = short_lived_ccache(kdc, tmp_path)
     issued = time.monotonic()
     stale = CredSspClient(server.port)  # connected before the ticket expires, idle since
-    token = initiator(ccache).step()  # the AP-REQ, with the service ticket
+    context = initiator(ccache)
+    token = context.step()  # the AP-REQ, with the service ticket
     card = VirtualPivCard(CardState.load(logon_card_state))
     inserted = insert(card, pcscd)
     screen = VirtualScreen(1088, 832).start()
@@ -93,6 +96,10 @@ def test_an_expired_service_ticket_is_refused_while_another_client_signs_in(
         reply = stale.receive()
         assert reply is not None and reply.error_code == NtStatus.STATUS_LOGON_FAILURE, reply
         assert stale.receive() is None  # and the connection ends
+        # The acceptor's KRB-ERROR comes with the errorCode: the client's Kerberos reads why.
+        assert len(reply.nego_tokens) == 1, reply
+        with pytest.raises(gssapi.exceptions.GSSError, match="Ticket expired"):
+            context.step(reply.nego_tokens[0])
         assert wait_for(lambda: "NLA refused" in server.log, 10), server.log
         assert "Kerberos refused the client's token" in server.log
         assert "Ticket expired" in server.log, server.log
