@@ -9,7 +9,9 @@ as a context manager or when it is garbage collected.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hmac
+import sys
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
@@ -177,6 +179,22 @@ class SecretBuffer:
         buf = getattr(self, "_buf", None)
         if buf is not None:
             _zero(buf)
+
+
+def scrub_bytes(data: bytes) -> None:
+    """Zero, in place, one immutable ``bytes`` object holding a secret a C library returned.
+
+    Python cannot wipe ``bytes``; this writes zeros over the object's own
+    storage (CPython's PyBytesObject, whose ob_sval starts at
+    ``bytes.__basicsize__ - 1``). Only for an object the caller alone holds,
+    never hashed (a bytes object caches its hash) and used for nothing
+    afterwards: python-gssapi's unwrapped TSCredentials. Objects of 0 or 1
+    byte are interpreter-wide singletons and are left alone; on another
+    interpreter this does nothing.
+    """
+    if type(data) is not bytes or len(data) < 2 or sys.implementation.name != "cpython":
+        return
+    ctypes.memset(id(data) + bytes.__basicsize__ - 1, 0, len(data))
 
 
 def _zero(buf: bytearray) -> None:

@@ -200,3 +200,39 @@ def test_subject_public_key_of_rsa_and_ec(key: rsa.RSAPublicKey | ec.EllipticCur
         expected = key.public_bytes(serialization.Encoding.X962,
                                     serialization.PublicFormat.UncompressedPoint)
     assert subject_public_key(spki) == expected
+
+
+class KeepingAcceptor(FakeAcceptor):
+    """Keeps every unsealed message it returned, as GSS returns it: an immutable bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned: list[bytes] = []
+
+    def unwrap(self, data: bytes) -> bytes:
+        plain = super().unwrap(data)
+        self.returned.append(plain)
+        return plain
+
+
+def test_the_unsealed_credentials_are_zeroed_once_the_pin_is_taken() -> None:
+    acceptor = KeepingAcceptor()
+    server = CredSspServer(acceptor, KEY)
+    server.receive(TsRequest(6, (b"t1",), client_nonce=NONCE).encode())
+    server.receive(TsRequest(6, pub_key_auth=client_hash(), client_nonce=NONCE).encode())
+    done = server.receive(TsRequest(6, auth_info=sealed_credentials()).encode())
+    assert done.credentials is not None
+    assert bytes(done.credentials.pin.reveal()) == b"123456"
+    assert done.credentials.csp_data.reader_name == "Virtual PCD 00 00"
+    plain = acceptor.returned[-1]
+    assert len(plain) > 20 and not any(plain)  # the GSS output: zeroed in place
+
+
+def test_password_credentials_are_zeroed_too_and_refused() -> None:
+    acceptor = KeepingAcceptor()
+    server = CredSspServer(acceptor, KEY)
+    server.receive(TsRequest(6, (b"t1",), client_nonce=NONCE).encode())
+    server.receive(TsRequest(6, pub_key_auth=client_hash(), client_nonce=NONCE).encode())
+    step = server.receive(TsRequest(6, auth_info=sealed_credentials(CredType.PASSWORD)).encode())
+    assert "password credentials" in step.failure
+    assert not any(acceptor.returned[-1])

@@ -16,6 +16,7 @@ from rdscard.pdu.credssp import (
     TsCspDataDetail,
     TsRequest,
     TsSmartCardCreds,
+    take_smart_card_pin,
     ts_request_length,
 )
 from rdscard.secret import Secret
@@ -162,3 +163,29 @@ def test_smart_card_creds_round_trip(pin: str, key_spec: int, card: str | None,
         TsCredentials(2, creds.encode()).encode()).credentials)
     assert back.pin == creds.pin and back.csp_data == creds.csp_data
     assert (back.user_hint, back.domain_hint) == (user, domain)
+
+
+def test_the_pin_is_taken_out_and_the_rest_decodes_the_same() -> None:
+    card = TsSmartCardCreds(Secret(b"58213907"), TsCspDataDetail(1, None, "Virtual PCD 00 00"),
+                            "alice", "EXAMPLE")
+    plain = TsCredentials(CredType.SMART_CARD, card.encode()).encode()
+    pin, rest = take_smart_card_pin(plain)
+    assert pin is not None and bytes(pin.reveal()) == b"58213907"
+    assert "58213907".encode("utf-16-le") not in rest and len(rest) == len(plain)
+    decoded = TsSmartCardCreds.decode(TsCredentials.decode(bytes(rest)).credentials, pin=pin)
+    assert decoded.pin is pin
+    assert (decoded.csp_data, decoded.user_hint, decoded.domain_hint) == (
+        card.csp_data, "alice", "EXAMPLE")
+
+
+def test_password_credentials_have_no_pin_to_take() -> None:
+    plain = TsCredentials(CredType.PASSWORD, b"\x30\x00").encode()
+    assert take_smart_card_pin(plain) == (None, bytearray(plain))
+
+
+@given(st.binary(max_size=300))
+def test_taking_a_pin_from_arbitrary_bytes_never_raises(data: bytes) -> None:
+    pin, rest = take_smart_card_pin(data)
+    assert len(rest) == len(data)
+    if pin is not None:
+        pin.wipe()

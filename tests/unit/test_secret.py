@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rdscard.secret import Secret
+from rdscard.secret import Secret, scrub_bytes
 
 
 def test_repr_and_str_are_redacted() -> None:
@@ -130,3 +130,12 @@ def test_garbage_collection_zeroes_the_buffer() -> None:
 def test_equality_matches_bytes(a: bytes, b: bytes) -> None:
     assert (Secret(a) == Secret(b)) == (a == b)
     assert repr(Secret(a)) == f"Secret(<redacted, {len(a)} bytes>)"
+
+
+def test_scrub_bytes_zeroes_an_immutable_object_in_place() -> None:
+    data = bytes(bytearray(b"5\x008\x002\x001\x00"))  # a fresh object, held here alone
+    scrub_bytes(data)
+    assert data == bytes(8) and len(data) == 8
+    single = b"7"
+    scrub_bytes(single)  # one-byte objects are shared singletons: left alone
+    assert single == b"7"

@@ -370,19 +370,24 @@ class TsSmartCardCreds:
         return bytes(_tlv(_SEQUENCE, body))
 
     @classmethod
-    def decode(cls, data: bytes | bytearray) -> TsSmartCardCreds:
-        """Exactly one TSSmartCardCreds; the PIN stops at its first NUL."""
+    def decode(cls, data: bytes | bytearray, pin: Secret | None = None) -> TsSmartCardCreds:
+        """Exactly one TSSmartCardCreds; the PIN stops at its first NUL.
+
+        ``pin``: the PIN already taken out of the encoding (see
+        :func:`take_smart_card_pin`), whose bytes in ``data`` are then zeros.
+        """
         outer = Reader(data, "TSSmartCardCreds")
         body = _expect(outer, _SEQUENCE, "TSSmartCardCreds", MAX_TOKEN)
         outer.expect_end()
         inner = _expect(body, _CONTEXT | 0, "pin")
         pin_content = _expect(inner, _OCTET_STRING, "pin", MAX_PIN)
         inner.expect_end()
-        raw = bytearray(pin_content.rest())
-        try:
-            pin = Secret.take(utf16le_to_utf8(raw, body, "pin"))
-        finally:
-            raw[:] = bytes(len(raw))
+        if pin is None:
+            raw = bytearray(pin_content.rest())
+            try:
+                pin = Secret.take(utf16le_to_utf8(raw, body, "pin"))
+            finally:
+                raw[:] = bytes(len(raw))
         try:
             if not pin:
                 raise body.error("pin", "empty")
@@ -396,6 +401,68 @@ class TsSmartCardCreds:
             pin.wipe()
             raise
         return cls(pin, csp, user, domain)
+
+
+def _der_header(data: memoryview, pos: int, tag: int) -> tuple[int, int] | None:
+    """(content start, content end) of the element at ``pos`` when it has ``tag``."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        return None
+    first = data[pos + 1]
+    start = pos + 2
+    if first < 0x80:
+        length = first
+    elif 1 <= first & 0x7F <= 3 and start + (first & 0x7F) <= len(data):
+        size = first & 0x7F
+        length = int.from_bytes(bytes(data[start:start + size]), "big")
+        start += size
+    else:
+        return None
+    end = start + length
+    return (start, end) if end <= len(data) else None
+
+
+def _pin_span(data: memoryview) -> tuple[int, int] | None:
+    """Where a TSCredentials of credType 2 holds the PIN's octets (a walk by offsets only).
+
+    TSCredentials: SEQUENCE { [0] INTEGER, [1] OCTET STRING (TSSmartCardCreds:
+    SEQUENCE { [0] OCTET STRING pin, ... }) } (MS-CSSP 2.2.1.2, 2.2.1.2.2).
+    """
+    outer = _der_header(data, 0, _SEQUENCE)
+    cred_type = _der_header(data, outer[0], _CONTEXT | 0) if outer else None
+    integer = _der_header(data, cred_type[0], _INTEGER) if cred_type else None
+    if not (cred_type and integer) or bytes(data[integer[0]:integer[1]]) != b"\x02":
+        return None
+    wrapper = _der_header(data, cred_type[1], _CONTEXT | 1)
+    octets = _der_header(data, wrapper[0], _OCTET_STRING) if wrapper else None
+    card = _der_header(data, octets[0], _SEQUENCE) if octets else None
+    pin_tag = _der_header(data, card[0], _CONTEXT | 0) if card else None
+    return _der_header(data, pin_tag[0], _OCTET_STRING) if pin_tag else None
+
+
+def take_smart_card_pin(plain: bytes | bytearray) -> tuple[Secret | None, bytearray]:
+    """Split decrypted TSCredentials into the PIN and a copy of the rest with zeros for it.
+
+    The PIN goes from ``plain`` straight into a :class:`Secret` (UTF-8); the
+    copy, decoded as usual with ``TsSmartCardCreds.decode(..., pin=...)``,
+    never holds it, so wiping ``plain`` leaves no copy of the PIN in Python
+    objects. ``None`` when the encoding is not that of smart card
+    credentials (then the copy is ``plain`` as it is, for the decoder to
+    say why).
+    """
+    view = memoryview(plain)
+    copy = bytearray(plain)
+    span = _pin_span(view)
+    if span is None or span[1] - span[0] > MAX_PIN:
+        return None, copy
+    start, end = span
+    secret_part = memoryview(copy)[start:end]
+    secret_part[:] = bytes(end - start)
+    secret_part.release()
+    try:
+        return Secret.take(utf16le_to_utf8(view[start:end], Reader(b"", "TSSmartCardCreds"),
+                                           "pin")), copy
+    except ProtocolError:
+        return None, bytearray(plain)
 
 
 def subject_public_key(spki_der: bytes) -> bytes:

@@ -45,7 +45,9 @@ from rdscard.pdu.credssp import (
     TsCredentials,
     TsRequest,
     TsSmartCardCreds,
+    take_smart_card_pin,
 )
+from rdscard.secret import scrub_bytes
 
 #: MS-CSSP 3.1.5: "CredSSP Client-To-Server Binding Hash\0".
 CLIENT_SERVER_MAGIC: Final = b"CredSSP Client-To-Server Binding Hash\x00"
@@ -214,20 +216,26 @@ class CredSspServer:
         if request.auth_info is None:
             return self._fail("no authInfo after the public key authentication",
                               NtStatus.STATUS_INVALID_PARAMETER)
-        plain = bytearray(self.acceptor.unwrap(request.auth_info))
+        plain = self.acceptor.unwrap(request.auth_info)
+        # The PIN goes from GSS's output into a Secret; the rest is decoded from a copy
+        # holding zeros in its place; the GSS output itself is then zeroed in place.
+        pin, rest = take_smart_card_pin(plain)
+        scrub_bytes(plain)
         try:
-            credentials = TsCredentials.decode(bytes(plain))
+            credentials = TsCredentials.decode(bytes(rest))
             if credentials.cred_type != CredType.SMART_CARD:
                 kind = "password" if credentials.cred_type == CredType.PASSWORD else \
                     f"type {credentials.cred_type}"
                 return self._fail(f"the client delegated {kind} credentials; this server "
                                   "takes only smart card credentials (credType 2)",
                                   NtStatus.STATUS_NOT_SUPPORTED)
-            card = TsSmartCardCreds.decode(credentials.credentials)
+            card = TsSmartCardCreds.decode(credentials.credentials, pin=pin)
         except ProtocolError as exc:
+            if pin is not None:
+                pin.wipe()
             return self._fail(f"malformed credentials: {exc}", NtStatus.STATUS_INVALID_PARAMETER)
         finally:
-            plain[:] = bytes(len(plain))
+            rest[:] = bytes(len(rest))
         self.state = CredSspState.DONE
         return CredSspStep(credentials=card)
 
