@@ -176,7 +176,7 @@ def test_the_network_process_keeps_no_copy_of_the_pin(
     NLA (``/sec:tls``) that Client Info PIN is the one the sign-in uses: it
     goes to the monitor in a message zeroed once sent, and no copy stays
     either. Neither form is in any process's argv or environment, nor in a
-    file of the server.
+    file of the server; nor in the monitor once the sign-in is done.
     """
     server = nla_server(tmp_path, pki, kdc)
     card = VirtualPivCard(CardState.load(logon_card_state))
@@ -208,6 +208,10 @@ def test_the_network_process_keeps_no_copy_of_the_pin(
         network = int(re.findall(r"network process (\d+)", server.log)[0])
         assert memory_hits(network, pin_forms()) == []
         assert memory_hits(network, (b"alice@EXAMPLE.TEST",))  # the scan does see its memory
+        # The monitor, the logon service, used the PIN for the sign-in: none is left after it.
+        monitor = server.process.pid
+        assert memory_hits(monitor, pin_forms()) == []
+        assert memory_hits(monitor, (b"alice@EXAMPLE.TEST",))
         assert not [text for text in [server.log.encode(), *seen]
                     if any(form in text for form in pin_forms())]
         run_dir = Path(tomllib.loads((tmp_path / "rdscard.toml").read_text())
