@@ -39,10 +39,12 @@ from typing import Final
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache
+from rdscard.logon.kdc_trust import ANCHOR_FILE, ntauth_roots, verify_tgt, write_anchors
 from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import KdcSettings, LogonConfig
+from rdscard.logon.validation import load_certificate_files
 from rdscard.secret import Secret
 
 CCACHE_NAME: Final = "krb5cc"
@@ -72,11 +74,23 @@ class KinitCommand:
 
 
 def kdc_anchors(config: LogonConfig, state_dir: Path) -> tuple[Path, ...]:
-    """Trust anchors for the KDC certificate: ``[logon.kdc] anchors``, else NTAuth + roots."""
+    """Trust anchors for the KDC certificate: ``[logon.kdc] anchors``, else the roots above
+    the NTAuth CAs (:func:`~rdscard.logon.kdc_trust.ntauth_roots`), written to
+    ``STATE/kdc-anchors.pem``.
+
+    With no root above any NTAuth CA, the NTAuth CAs themselves: kinit then
+    refuses every KDC, and says why.
+    """
     if config.kdc.anchors:
         return config.kdc.anchors
     store = NtAuthStore(config.ntauth_directory(state_dir))
-    return tuple(entry.path for entry in store.entries()) + config.roots
+    roots = ntauth_roots(store.certificates(),
+                         load_certificate_files(config.roots, "root certificate file"),
+                         load_certificate_files(config.intermediates,
+                                                "intermediate certificate file"))
+    if not roots:
+        return tuple(entry.path for entry in store.entries())
+    return (write_anchors(roots, Path(state_dir) / ANCHOR_FILE),)
 
 
 def build_command(
@@ -315,6 +329,14 @@ def run_pkinit(
             shutil.rmtree(directory, ignore_errors=True)
             raise SignInRefused(ReasonCode.KINIT_FAILED,
                                 "kinit succeeded but left no ticket-granting ticket")
+        if settings.verify_service:
+            try:
+                verify_tgt(command.env["KRB5CCNAME"], settings.verify_service,
+                           settings.verify_keytab, env=command.env, kinit=settings.kinit,
+                           timeout=settings.timeout)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         _hand_over(directory, ccache, uid, gid)
         return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
                             ccname=f"FILE:{ccache}", expires=tgt.expires,

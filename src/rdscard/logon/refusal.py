@@ -37,6 +37,7 @@ class ReasonCode(StrEnum):
     KDC_UNREACHABLE = "kdc_unreachable"
     KDC_UNKNOWN = "kdc_unknown"
     KDC_UNTRUSTED = "kdc_untrusted"
+    TGT_UNVERIFIED = "tgt_unverified"
     PREAUTH_FAILED = "preauth_failed"
     CLIENT_NAME_MISMATCH = "client_name_mismatch"
     PRINCIPAL_UNKNOWN = "principal_unknown"

@@ -26,7 +26,11 @@ default, unknown keys are errors. The settings (the Group Policy of the seed)::
     [logon.kdc]
     krb5_config = ""               # KRB5_CONFIG for kinit (default: the system's)
     pkcs11_module = "opensc-pkcs11.so"
-    anchors = []                   # KDC trust anchors; default: the NTAuth store
+    anchors = []                   # KDC trust anchors; default: the roots above the
+                                   # NTAuth CAs (the KDC must chain through NTAuth)
+    verify_service = ""            # check each TGT: a ticket for this principal of the
+                                   # host (e.g. host/rdsh.example.test@EXAMPLE.TEST)...
+    verify_keytab = ""             # ...must open with this keytab (default: the system's)
     timeout = 30.0                 # seconds for one kinit
     kinit = "kinit"                # the MIT kinit program
 """
@@ -43,6 +47,7 @@ from rdscard.errors import ConfigError
 
 _REALM: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 _DOMAIN: Final = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+_SERVICE: Final = re.compile(r"^[A-Za-z0-9$][A-Za-z0-9._$-]*(/[A-Za-z0-9._-]+)*@[A-Za-z0-9.-]+$")
 MAX_TABLE: Final = 10_000
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -79,12 +84,15 @@ class KdcSettings:
     anchors: tuple[Path, ...] = ()
     timeout: float = 30.0
     kinit: str = "kinit"
+    #: check each new TGT with a ticket for this host principal (empty: no check)
+    verify_service: str = ""
+    verify_keytab: str = ""
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> KdcSettings:
         where = "[logon.kdc]"
         _reject_unknown(table, where, {"krb5_config", "pkcs11_module", "anchors", "timeout",
-                                       "kinit"})
+                                       "kinit", "verify_service", "verify_keytab"})
         timeout = _take(table, "timeout", (int, float), where, cls.timeout)
         if isinstance(timeout, bool) or not 0 < float(timeout) <= 600:
             raise ConfigError(f"{where} timeout: give seconds between 0 and 600, not {timeout!r}")
@@ -98,6 +106,8 @@ class KdcSettings:
             anchors=_paths(table, "anchors", where),
             timeout=float(timeout),
             kinit=_take(table, "kinit", str, where, cls.kinit) or cls.kinit,
+            verify_service=_principal(table, "verify_service", where),
+            verify_keytab=_take(table, "verify_keytab", str, where, ""),
         )
 
 
@@ -159,6 +169,14 @@ class LogonConfig:
                                            False),
             kdc=KdcSettings.from_table(kdc),
         )
+
+
+def _principal(table: dict[str, Any], key: str, where: str) -> str:
+    value: str = _take(table, key, str, where, "").strip()
+    if value and (not _SERVICE.match(value)):
+        raise ConfigError(f"{where} {key}: {value!r} is not a service principal: write "
+                          '"host/rdsh.example.test@EXAMPLE.TEST"')
+    return value
 
 
 def _reject_unknown(table: dict[str, Any], where: str, known: set[str]) -> None:

@@ -1,0 +1,147 @@
+"""Which KDCs a sign-in trusts, and the check that a new TGT was issued by one of them.
+
+**The KDC certificate.** Windows accepts a KDC's PKINIT reply only when the
+KDC certificate chains to a trusted root *through a CA of the enterprise
+NTAuth store* (Microsoft, "Smart card logon requirements": the domain
+controller's certificate must be issued by a CA in NTAuth; [MS-PKCA] 3.1.5.2
+leaves the client's check to policy). MIT's client (``kinit -X
+X509_anchors``) takes self-signed anchors only: OpenSSL is not given
+``X509_V_FLAG_PARTIAL_CHAIN``, so an NTAuth CA that is not a root cannot be
+an anchor by itself (probed with MIT 1.20.1: "unable to get issuer
+certificate"). The anchors given to kinit are therefore the roots *above the
+NTAuth CAs* (:func:`ntauth_roots`), never every configured root: a KDC whose
+certificate comes from a PKI none of whose CAs is in NTAuth is refused, even
+when its root is in ``[logon] roots`` for other reasons. What MIT cannot be
+told is "this issuing CA and no other under the same root": a KDC
+certificate from another CA beneath an NTAuth CA's root is accepted.
+
+**The TGT.** With ``[logon.kdc] verify_service``, the new TGT is used once
+more, as Windows and pam_krb5 do, to get a service ticket for the host's
+own principal, which must decrypt with the host's keytab (MIT ``kvno -k``,
+as ``krb5_verify_init_creds``; RFC 4120 3.3). For a user of another realm
+the request crosses the trust (``krbtgt/HOST-REALM@USER-REALM``), so a
+sign-in from a realm this host does not trust fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from rdscard.logon.refusal import ReasonCode, SignInRefused
+
+ANCHOR_FILE: Final = "kdc-anchors.pem"
+MAX_DEPTH: Final = 8
+DEFAULT_KEYTAB: Final = "FILE:/etc/krb5.keytab"
+MAX_OUTPUT: Final = 64 * 1024
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    return _issued_by(cert, cert)
+
+
+def ntauth_roots(ntauth: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
+                 intermediates: Sequence[x509.Certificate] = ()) -> list[x509.Certificate]:
+    """The self-signed anchors above the NTAuth CAs, in NTAuth order, each once.
+
+    An NTAuth CA that is self-signed is its own anchor; otherwise its issuers
+    are followed through ``intermediates`` and the NTAuth CAs to a root of
+    ``roots``. An NTAuth CA reaching no root adds nothing.
+    """
+    found: list[x509.Certificate] = []
+    pool = list(ntauth) + list(intermediates)
+    for ca in ntauth:
+        current = ca
+        for _ in range(MAX_DEPTH):
+            if _self_signed(current):
+                anchor = current if current in ntauth or current in roots else None
+                if anchor is not None and anchor not in found:
+                    found.append(anchor)
+                break
+            root = next((r for r in roots if _issued_by(current, r) and _self_signed(r)), None)
+            if root is not None:
+                if root not in found:
+                    found.append(root)
+                break
+            parent = next((c for c in pool if c != current and _issued_by(current, c)), None)
+            if parent is None:
+                break
+            current = parent
+    return found
+
+
+def write_anchors(certificates: Sequence[x509.Certificate], path: Path) -> Path:
+    """Write ``certificates`` as one PEM bundle at ``path``, replaced atomically."""
+    data = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".kdc-anchors-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def kvno_program(kinit: str) -> str:
+    """``kvno`` beside a configured ``kinit`` path, else from PATH."""
+    return str(Path(kinit).with_name("kvno")) if "/" in kinit else "kvno"
+
+
+def verify_tgt(ccname: str, service: str, keytab: str, *, env: Mapping[str, str],
+               kinit: str = "kinit", timeout: float = 30.0) -> None:
+    """Get a ticket for ``service`` with the TGT in ``ccname`` and decrypt it with ``keytab``.
+
+    Raises :class:`SignInRefused` (``tgt_unverified``) naming kvno's message.
+    The ticket is not stored (``--no-store``); a cross-realm TGT met on the
+    way is, as any client would keep it.
+    """
+    argv = [kvno_program(kinit), "--no-store", "-c", ccname, "-k", keytab or DEFAULT_KEYTAB,
+            service]
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                env={**env, "KRB5CCNAME": ccname}, timeout=timeout,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise SignInRefused(ReasonCode.TGT_UNVERIFIED,
+                            f"the TGT could not be checked against {service} within "
+                            f"{timeout:g} s: check that the host's KDC answers") from None
+    except OSError as exc:
+        raise SignInRefused(ReasonCode.TGT_UNVERIFIED,
+                            f"cannot run {argv[0]} ({exc.strerror}): install MIT Kerberos "
+                            "(krb5-user)") from None
+    if result.returncode != 0:
+        said = _last_line(result.stderr[:MAX_OUTPUT].decode("utf-8", "replace"))
+        raise SignInRefused(
+            ReasonCode.TGT_UNVERIFIED,
+            f"the new TGT does not lead to a ticket for this host's {service} that its keytab "
+            f"opens ({said}): the user's realm must trust the host's realm (cross-realm "
+            "krbtgt keys), and [logon.kdc] verify_keytab must hold the service's current key")
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("[")]
+    return lines[-1][:400] if lines else "no message"
