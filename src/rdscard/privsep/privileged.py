@@ -315,7 +315,7 @@ class PrivilegedService:
         principal = server.client_principal
         creds = step.credentials
         try:
-            account = AccountMapper(self.config.logon).account_for_principal(principal)
+            account = self._nla_account(principal)
         except SignInRefused as refused:
             creds.pin.wipe()
             return self._nla_refused(record, refused.message, b"", client_address,
@@ -326,6 +326,17 @@ class PrivilegedService:
         log.info("[session %d] NLA: %s authenticated by Kerberos (account %s), smart card "
                  "credentials delegated", session_id, principal, account)
         return CredSspOutcome("done", step.reply, principal, account)
+
+    def _nla_account(self, principal: str) -> str:
+        """The account of an NLA client principal: through the directory with
+        ``[directory] accounts``, as a card's UPN is, else by ``[logon]``'s tables."""
+        mapper = AccountMapper(self.config.logon)
+        if self.accounts is None:
+            return mapper.account_for_principal(principal)
+        from rdscard.directory.principals import account_for_principal
+
+        return account_for_principal(principal, mapper, self.accounts,
+                                     datetime.datetime.now(datetime.UTC))
 
     def _nla_refused(self, record: _Session, message: str, reply: bytes, client_address: str,
                      *, principal: str = "", after_credentials: bool = False) -> CredSspOutcome:
