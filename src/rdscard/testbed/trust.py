@@ -17,7 +17,7 @@ path would go through a realm ``TEST`` that does not exist.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rdscard.testbed.kdc import MitKdc
@@ -32,9 +32,17 @@ def trust(first: MitKdc, second: MitKdc) -> None:
             kdc.kadmin(f"addprinc -pw {password} {principal}")
 
 
-def client_config(path: Path, kdcs: Sequence[MitKdc], *, default_realm: str | None = None
+def client_config(path: Path, kdcs: Sequence[MitKdc], *, default_realm: str | None = None,
+                  anchors: Sequence[Path] = (), hosts: Mapping[str, str] | None = None
                   ) -> Path:
-    """One krb5.conf for clients of every realm in ``kdcs`` (PKINIT as each KDC's own file)."""
+    """One krb5.conf for clients of every realm in ``kdcs``.
+
+    ``anchors`` are the PKINIT anchors of a client that gets none on its
+    command line (FreeRDP 3); the logon service gives kinit its own.
+    ``hosts`` maps more host names to realms (``localhost``): without an
+    entry a client asks its own realm's KDC for the service, as for a
+    referral, and MIT's KDC refers no single-label host name.
+    """
     realms = [kdc.realm for kdc in kdcs]
     lines = [
         "[libdefaults]",
@@ -44,6 +52,7 @@ def client_config(path: Path, kdcs: Sequence[MitKdc], *, default_realm: str | No
         "    rdns = false",
         "    dns_canonicalize_hostname = false",
         "    udp_preference_limit = 1",
+        *[f"    pkinit_anchors = FILE:{anchor}" for anchor in anchors],
         "",
         "[realms]",
     ]
@@ -60,6 +69,7 @@ def client_config(path: Path, kdcs: Sequence[MitKdc], *, default_realm: str | No
     lines += ["", "[domain_realm]"]
     for kdc in kdcs:
         lines += [f"    .{kdc.pki.domain} = {kdc.realm}", f"    {kdc.pki.domain} = {kdc.realm}"]
+    lines += [f"    {host} = {realm}" for host, realm in (hosts or {}).items()]
     lines += ["", "[capaths]"]
     for realm in realms:
         lines.append(f"    {realm} = {{")

@@ -83,7 +83,7 @@ def partner_card(partner_pki: RealmPki, user: str = "carol") -> VirtualPivCard:
 
 
 def trusting_server(directory: Path, home_pki: RealmPki, partner_pki: RealmPki,
-                    realms: Realms, logon: str) -> ServerProcess:
+                    realms: Realms, logon: str, extra: str = "") -> ServerProcess:
     """A kerberos-mode server trusting both domains' CAs (NTAuth) and roots."""
     directory.mkdir(parents=True, exist_ok=True)
     state = directory / "state"
@@ -98,5 +98,5 @@ def trusting_server(directory: Path, home_pki: RealmPki, partner_pki: RealmPki,
         f'roots = ["{home_pki.layout.root_cert}", "{partner_pki.layout.root_cert}"]\n'
         f"{logon}"
         f'[logon.kdc]\nkrb5_config = "{realms.krb5_conf}"\ntimeout = 20.0\n'
-        f'verify_service = "{HOST_SERVICE}"\nverify_keytab = "{realms.keytab}"\n')
+        f'verify_service = "{HOST_SERVICE}"\nverify_keytab = "{realms.keytab}"\n{extra}')
     return ServerProcess(state, ("--config", str(config)))
