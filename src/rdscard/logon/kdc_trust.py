@@ -37,7 +37,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from rdscard.errors import ProtocolError
+from rdscard.logon.kdc_relay import kdc_certificates
 from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.pki.ca import OID_PKINIT_KPKDC
 
 ANCHOR_FILE: Final = "kdc-anchors.pem"
 MAX_DEPTH: Final = 8
@@ -104,6 +107,53 @@ def write_anchors(certificates: Sequence[x509.Certificate], path: Path) -> Path:
             os.unlink(temporary)
         raise
     return path
+
+
+def kdc_certificate(certificates: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The KDC's own certificate among those of its reply: the one with id-pkinit-KPKdc,
+    else the one that issued none of the others."""
+    for cert in certificates:
+        try:
+            usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            continue
+        if OID_PKINIT_KPKDC in usages:
+            return cert
+    leaves = [c for c in certificates
+              if not any(o is not c and _issued_by(o, c) for o in certificates)]
+    return leaves[0] if len(leaves) == 1 else None
+
+
+def check_kdc_issuer(replies: Sequence[bytes], ntauth: Sequence[x509.Certificate],
+                     realm: str) -> x509.Certificate:
+    """The KDC certificate of the AS-REP among ``replies`` must be issued by an NTAuth CA.
+
+    Returns it; raises :class:`SignInRefused` (``kdc_untrusted``) otherwise,
+    or when no reply shows it.
+    """
+    seen: list[x509.Certificate] | None = None
+    for reply in replies:
+        try:
+            certificates = kdc_certificates(reply)
+        except ProtocolError as exc:
+            raise SignInRefused(ReasonCode.KDC_UNTRUSTED,
+                                f"the PKINIT reply of the KDC of {realm} cannot be checked "
+                                f"({exc})") from None
+        if certificates is not None:
+            seen = certificates
+    kdc = kdc_certificate(seen) if seen is not None else None
+    if kdc is None:
+        raise SignInRefused(
+            ReasonCode.KDC_UNTRUSTED,
+            f"the KDC certificate of {realm} was not seen, so its issuing CA cannot be "
+            "checked against NTAuth: the KDC must send its certificate in its PKINIT reply")
+    if not any(_issued_by(kdc, ca) for ca in ntauth):
+        raise SignInRefused(
+            ReasonCode.KDC_UNTRUSTED,
+            f"the KDC of {realm} proved itself with {kdc.subject.rfc4514_string()}, issued by "
+            f"{kdc.issuer.rfc4514_string()}, which is not in the NTAuth store: add that CA "
+            "(`rdscard ntauth add`) only if it may issue domain controller certificates")
+    return kdc
 
 
 def kvno_program(kinit: str) -> str:

@@ -37,9 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cryptography import x509
+
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache
-from rdscard.logon.kdc_trust import ANCHOR_FILE, ntauth_roots, verify_tgt, write_anchors
+from rdscard.logon.kdc_relay import KdcRelay, overlay, realm_kdcs
+from rdscard.logon.kdc_trust import (
+    ANCHOR_FILE,
+    check_kdc_issuer,
+    ntauth_roots,
+    verify_tgt,
+    write_anchors,
+)
 from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.logon.refusal import ReasonCode, SignInRefused
@@ -262,13 +271,19 @@ def run_pkinit(
     uid: int | None = None,
     gid: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    kdc_issuers: Sequence[x509.Certificate] | None = None,
 ) -> PkinitResult:
     """Get a TGT for ``principal`` with the card behind ``pcsc_socket``; wipes ``pin``.
+
+    ``kdc_issuers`` (the NTAuth CAs): kinit reaches the realm through a
+    relay that shows the KDC's certificate (:mod:`rdscard.logon.kdc_relay`),
+    whose issuing CA must be one of them.
 
     Raises :class:`SignInRefused` with the cause (wrong PIN, KDC unreachable,
     name mismatch...) and removes the logon directory when it fails.
     """
     started = time.monotonic()
+    relay: KdcRelay | None = None
     try:
         directory = make_logon_directory(ccache_base)
         ccache = directory / CCACHE_NAME
@@ -281,6 +296,13 @@ def run_pkinit(
             enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
             realm_config=realm_config, base_env=base_env,
         )
+        kdc_realm = realm or principal.rpartition("@")[2]
+        if kdc_issuers is not None:
+            try:
+                relay, command = _relayed(command, directory, kdc_realm, settings.timeout)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         read_end, write_end = os.pipe()
         try:
             try:
@@ -329,6 +351,12 @@ def run_pkinit(
             shutil.rmtree(directory, ignore_errors=True)
             raise SignInRefused(ReasonCode.KINIT_FAILED,
                                 "kinit succeeded but left no ticket-granting ticket")
+        if relay is not None and kdc_issuers is not None:
+            try:
+                check_kdc_issuer(relay.replies, kdc_issuers, kdc_realm)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         if settings.verify_service:
             try:
                 verify_tgt(command.env["KRB5CCNAME"], settings.verify_service,
@@ -343,6 +371,26 @@ def run_pkinit(
                             seconds=time.monotonic() - started)
     finally:
         pin.wipe()
+        if relay is not None:
+            relay.stop()
+
+
+def _relayed(command: KinitCommand, directory: Path, realm: str, timeout: float
+             ) -> tuple[KdcRelay, KinitCommand]:
+    """A started relay to ``realm``'s KDCs and the command that reaches them through it."""
+    configs = [Path(p) for p in command.env["KRB5_CONFIG"].split(":") if p]
+    kdcs = realm_kdcs(configs, realm)
+    if not kdcs:
+        raise SignInRefused(
+            ReasonCode.KDC_UNKNOWN,
+            f"krb5.conf lists no KDC of realm {realm} ([realms] {realm} kdc): the logon "
+            "service checks the KDC certificate's issuing CA against NTAuth and reaches the "
+            "realm through the KDCs listed there")
+    relay = KdcRelay(kdcs, timeout=timeout).start()
+    path = directory / "krb5-relay.conf"
+    path.write_text(overlay(realm, relay.port))
+    env = dict(command.env, KRB5_CONFIG=f"{path}:{command.env['KRB5_CONFIG']}")
+    return relay, KinitCommand(argv=command.argv, env=env)
 
 
 def read_ccache(path: Path) -> Ccache:
@@ -373,6 +421,7 @@ def make_runner(
     KDC anchors are read now (:func:`kdc_anchors`).
     """
     anchors = kdc_anchors(config, state_dir)
+    issuers = NtAuthStore(config.ntauth_directory(state_dir)).certificates()
     base = ccache_base if ccache_base is not None else Path(state_dir) / "ccache"
 
     def runner(mapping: AccountMapping, pin: Secret) -> PkinitResult:
@@ -384,6 +433,6 @@ def make_runner(
                                 "with a realm in [logon.domain_realms]")
         return run_pkinit(principal, pin, config.kdc, ccache_base=base, anchors=anchors,
                           enterprise=mapping.enterprise, realm=mapping.realm,
-                          pcsc_socket=pcsc_socket, uid=uid, gid=gid)
+                          pcsc_socket=pcsc_socket, uid=uid, gid=gid, kdc_issuers=issuers)
 
     return runner

@@ -408,7 +408,10 @@ class PrivilegedService:
         base = config.redirection.socket_dir / "krb5"
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o711)
-        anchors = kdc_anchors(config.logon, config.server.state_dir)
+        with self.ntauth_lock:
+            anchors = kdc_anchors(config.logon, config.server.state_dir)
+            issuers = NtAuthStore(config.logon.ntauth_directory(
+                config.server.state_dir)).certificates()
 
         def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
             if mapping.principal is None or not record.card_socket:
@@ -422,7 +425,7 @@ class PrivilegedService:
                 mapping.principal, pin, config.logon.kdc, ccache_base=base, anchors=anchors,
                 enterprise=mapping.enterprise, realm=mapping.realm,
                 pcsc_socket=str(self.socket_path(session_id)),
-                uid=account.pw_uid, gid=account.pw_gid,
+                uid=account.pw_uid, gid=account.pw_gid, kdc_issuers=issuers,
             )
 
         return run

@@ -18,7 +18,16 @@ from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignedIn, SignInRequest
 from rdscard.logon.settings import LogonConfig
 from rdscard.logon.validation import CertificateValidator
-from rdscard.pki.ca import RealmPki
+from rdscard.pki.ca import (
+    RealmPki,
+    generate_key,
+    key_pem,
+    load_private_key,
+    make_ca,
+    pem,
+    write_private,
+    write_public,
+)
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.transport import InProcessTransport
 from rdscard.secret import Secret
@@ -102,6 +111,40 @@ def test_a_kdc_certificate_from_a_ca_outside_ntauth_is_refused(
                               [partner_pki.layout.root_cert, rogue.layout.root_cert], pcscd)
         signed = sign_in(service, card, pcscd)
         assert signed.tickets is not None and signed.principal == f"carol@{PARTNER_REALM}"
+    finally:
+        realms.partner.stop()
+        realms.home.stop()
+
+
+def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
+        tmp_path: Path, pki: RealmPki, partner_pki: RealmPki, pcscd: IsolatedPcscd) -> None:
+    # a second CA under the partner's root, trusted by kinit's anchors but not in NTAuth
+    root_key = load_private_key(partner_pki.layout.root_key)
+    kdc_ca_key = generate_key()
+    kdc_ca = make_ca("PARTNER.TEST KDC CA", "rdscard test PKI PARTNER.TEST", kdc_ca_key,
+                     issuer_cert=partner_pki.root_cert, issuer_key=root_key, path_length=0)
+    issuer = RealmPki(tmp_path, PARTNER_REALM, PARTNER_DOMAIN, partner_pki.root_cert, kdc_ca,
+                      kdc_ca_key, partner_pki.kdc_cert)
+    kdc_key = generate_key()
+    kdc_cert = issuer.issue_kdc_certificate(kdc_key.public_key())
+    shutil.copytree(partner_pki.directory, tmp_path / "partner-kdc-pki")
+    copy = RealmPki.load(tmp_path / "partner-kdc-pki")
+    write_public(copy.layout.kdc_cert, pem(kdc_cert))
+    write_private(copy.layout.kdc_key, key_pem(kdc_key))
+    copy.layout.issuing_cert.write_bytes(pem(partner_pki.issuing_cert) + pem(kdc_ca))
+    realms = start_realms(tmp_path / "realms", pki, copy)
+    try:
+        card = partner_card(partner_pki)
+        service = service_for(tmp_path / "state", realms, [pki, partner_pki],
+                              [pki.layout.root_cert, partner_pki.layout.root_cert], pcscd)
+        with pytest.raises(SignInRefused) as info:
+            sign_in(service, card, pcscd)
+        assert info.value.reason_code is ReasonCode.KDC_UNTRUSTED, info.value.message
+        assert "issued by CN=PARTNER.TEST KDC CA" in info.value.message
+        assert "not in the NTAuth store" in info.value.message
+        record = service.audit.records()[-1]  # type: ignore[union-attr]
+        assert record["reason"] == "kdc_untrusted" and record["upn"] == "carol@partner.test"
+        assert not [p for p in (tmp_path / "state" / "ccache").rglob("*") if p.is_file()]
     finally:
         realms.partner.stop()
         realms.home.stop()
