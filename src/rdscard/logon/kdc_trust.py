@@ -12,8 +12,10 @@ certificate"). The anchors given to kinit are therefore the roots *above the
 NTAuth CAs* (:func:`ntauth_roots`), never every configured root: a KDC whose
 certificate comes from a PKI none of whose CAs is in NTAuth is refused, even
 when its root is in ``[logon] roots`` for other reasons. What MIT cannot be
-told is "this issuing CA and no other under the same root": a KDC
-certificate from another CA beneath an NTAuth CA's root is accepted.
+told is "this issuing CA and no other under the same root", so the logon
+service reads the KDC certificate from the reply itself
+(:mod:`rdscard.logon.kdc_relay`) and :func:`check_kdc_issuer` wants its
+issuer in NTAuth.
 
 **The TGT.** With ``[logon.kdc] verify_service``, the new TGT is used once
 more, as Windows and pam_krb5 do, to get a service ticket for the host's
