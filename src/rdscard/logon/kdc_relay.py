@@ -133,7 +133,7 @@ class KdcRelay:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(8)
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(1.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kdc-relay", daemon=True)
 
@@ -149,6 +149,9 @@ class KdcRelay:
         """Stop serving (idempotent); :attr:`replies` is complete afterwards."""
         self._stop.set()
         if self._thread.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=1):
+                pass  # wakes the accept at once
             self._thread.join(timeout=self.timeout + 5)
         self._listener.close()
 
@@ -166,6 +169,9 @@ class KdcRelay:
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self._stop.is_set():
+                client.close()
                 return
             with client:
                 client.settimeout(self.timeout)
