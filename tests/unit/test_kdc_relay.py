@@ -163,3 +163,16 @@ def test_an_oversized_request_is_dropped() -> None:
 def test_a_relay_needs_a_kdc() -> None:
     with pytest.raises(ValueError):
         KdcRelay([])
+
+
+def test_a_connection_held_open_does_not_block_another() -> None:
+    kdc, seen = fake_kdc(b"\x6b\x00ok")
+    with KdcRelay([("127.0.0.1", kdc.getsockname()[1])], timeout=5) as relay, \
+            socket.create_connection(("127.0.0.1", relay.port)) as idle, \
+            socket.create_connection(("127.0.0.1", relay.port)) as c:
+        idle.sendall(b"\x00\x00")  # half a length, then nothing
+        c.sendall((2).to_bytes(4, "big") + b"hi")
+        c.settimeout(5)
+        length = int.from_bytes(c.recv(4), "big")
+        assert c.recv(length) == b"\x6b\x00ok"
+    assert seen == [b"hi"]

@@ -32,6 +32,7 @@ from rdscard.errors import ProtocolError
 
 MAX_MESSAGE: Final = 1 << 20
 MAX_REPLIES: Final = 64
+MAX_CONNECTIONS: Final = 16
 KDC_PORT: Final = 88
 AS_REP: Final = 0x6B  # [APPLICATION 11]
 PA_PK_AS_REP: Final = 17
@@ -135,6 +136,8 @@ class KdcRelay:
         self._listener.listen(8)
         self._listener.settimeout(1.0)
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._serve, name="kdc-relay", daemon=True)
 
     @property
@@ -154,6 +157,10 @@ class KdcRelay:
                 pass  # wakes the accept at once
             self._thread.join(timeout=self.timeout + 5)
         self._listener.close()
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:  # kinit has its replies: a stray connection is not waited for
+            worker.join(timeout=0.5)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -173,18 +180,33 @@ class KdcRelay:
             if self._stop.is_set():
                 client.close()
                 return
-            with client:
-                client.settimeout(self.timeout)
-                with contextlib.suppress(OSError):
-                    self._relay(client)
+            # one thread per connection: another local program holding a connection open
+            # must not keep kinit's from being served
+            with self._lock:
+                busy = len(self._workers) >= MAX_CONNECTIONS
+                self._workers = [w for w in self._workers if w.is_alive()]
+            if busy:
+                client.close()
+                continue
+            worker = threading.Thread(target=self._serve_one, args=(client,), daemon=True)
+            with self._lock:
+                self._workers.append(worker)
+            worker.start()
+
+    def _serve_one(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(self.timeout)
+            with contextlib.suppress(OSError):
+                self._relay(client)
 
     def _relay(self, client: socket.socket) -> None:
         while (request := _read_message(client)) is not None:
             reply = self._ask(request)
             if reply is None:
                 return  # kinit then tries the realm's next KDC itself
-            if len(self.replies) < MAX_REPLIES:
-                self.replies.append(reply[4:])
+            with self._lock:
+                if len(self.replies) < MAX_REPLIES:
+                    self.replies.append(reply[4:])
             client.sendall(reply)
 
     def _ask(self, request: bytes) -> bytes | None:

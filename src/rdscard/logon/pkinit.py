@@ -353,7 +353,7 @@ def run_pkinit(
                                 "kinit succeeded but left no ticket-granting ticket")
         if relay is not None and kdc_issuers is not None:
             try:
-                check_kdc_issuer(relay.replies, kdc_issuers, kdc_realm)
+                check_kdc_issuer(list(relay.replies), kdc_issuers, kdc_realm)
             except SignInRefused:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise

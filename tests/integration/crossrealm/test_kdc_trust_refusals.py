@@ -64,9 +64,9 @@ def service_for(state: Path, realms: Realms, ntauth: list[RealmPki], roots: list
 
 
 def sign_in(service: LogonService, card: VirtualPivCard, pcscd: IsolatedPcscd) -> SignedIn:
-    with insert(VirtualPivCard(card.state), pcscd):
-        return service.sign_in(PivClient(InProcessTransport(card)), Secret(PIN.encode()),
-                               SignInRequest(reader=pcscd.reader_names()[0]))
+    """The service reads ``card`` in process; kinit reaches the copy inserted in pcscd."""
+    return service.sign_in(PivClient(InProcessTransport(card)), Secret(PIN.encode()),
+                           SignInRequest(reader=pcscd.reader_names()[0]))
 
 
 def rogue_kdc_pki(partner: RealmPki, rogue: RealmPki, directory: Path) -> RealmPki:
@@ -92,8 +92,11 @@ def test_a_kdc_certificate_from_a_ca_outside_ntauth_is_refused(
     rogue = RealmPki.create(tmp_path / "rogue-pki", PARTNER_REALM, PARTNER_DOMAIN)
     kdc_pki = rogue_kdc_pki(partner_pki, rogue, tmp_path / "partner-kdc-pki")
     realms = start_realms(tmp_path / "realms", pki, kdc_pki)
+    card = partner_card(partner_pki)
+    # one insertion for both attempts: OpenSC in a new kinit right after a card is
+    # reinserted may find no token yet
+    inserted = insert(VirtualPivCard(card.state), pcscd)
     try:
-        card = partner_card(partner_pki)
         # the rogue root is configured (for whatever reason), but none of its CAs is in NTAuth
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert,
@@ -112,6 +115,7 @@ def test_a_kdc_certificate_from_a_ca_outside_ntauth_is_refused(
         signed = sign_in(service, card, pcscd)
         assert signed.tickets is not None and signed.principal == f"carol@{PARTNER_REALM}"
     finally:
+        inserted.remove()
         realms.partner.stop()
         realms.home.stop()
 
@@ -133,8 +137,9 @@ def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
     write_private(copy.layout.kdc_key, key_pem(kdc_key))
     copy.layout.issuing_cert.write_bytes(pem(partner_pki.issuing_cert) + pem(kdc_ca))
     realms = start_realms(tmp_path / "realms", pki, copy)
+    card = partner_card(partner_pki)
+    inserted = insert(VirtualPivCard(card.state), pcscd)
     try:
-        card = partner_card(partner_pki)
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert], pcscd)
         with pytest.raises(SignInRefused) as info:
@@ -146,6 +151,7 @@ def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
         assert record["reason"] == "kdc_untrusted" and record["upn"] == "carol@partner.test"
         assert not [p for p in (tmp_path / "state" / "ccache").rglob("*") if p.is_file()]
     finally:
+        inserted.remove()
         realms.partner.stop()
         realms.home.stop()
 
@@ -153,8 +159,9 @@ def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
 def test_a_realm_without_a_trust_to_the_hosts_realm_is_refused(
         tmp_path: Path, pki: RealmPki, partner_pki: RealmPki, pcscd: IsolatedPcscd) -> None:
     realms = start_realms(tmp_path / "realms", pki, partner_pki, trusted=False)
+    card = partner_card(partner_pki)
+    inserted = insert(VirtualPivCard(card.state), pcscd)
     try:
-        card = partner_card(partner_pki)
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert], pcscd)
         with pytest.raises(SignInRefused) as info:
@@ -166,5 +173,6 @@ def test_a_realm_without_a_trust_to_the_hosts_realm_is_refused(
         # no credential cache is left behind for the refused sign-in
         assert not [p for p in (tmp_path / "state" / "ccache").rglob("*") if p.is_file()]
     finally:
+        inserted.remove()
         realms.partner.stop()
         realms.home.stop()
