@@ -101,3 +101,25 @@ def test_verify_settings_parse() -> None:
     assert settings.verify_service == "host/rdsh.example.test@EXAMPLE.TEST"
     assert settings.verify_keytab == "/etc/rdscard/host.keytab"
     assert KdcSettings.from_table({}).verify_service == ""
+
+
+def test_a_realm_whose_kdcs_krb5_conf_does_not_list_is_refused_before_kinit(
+        tmp_path: Path, pkis: tuple[RealmPki, RealmPki]) -> None:
+    from rdscard.logon.pkinit import run_pkinit
+    from rdscard.secret import Secret
+
+    conf = tmp_path / "krb5.conf"
+    conf.write_text("[realms]\n    EXAMPLE.TEST = {\n        kdc = 127.0.0.1:88\n    }\n")
+    ran = tmp_path / "kinit-ran"
+    kinit = tmp_path / "kinit"
+    kinit.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
+    kinit.chmod(0o755)
+    settings = KdcSettings.from_table({"krb5_config": str(conf), "kinit": str(kinit)})
+    pin = Secret(b"123456")
+    with pytest.raises(SignInRefused) as info:
+        run_pkinit("carol@PARTNER.TEST", pin, settings, ccache_base=tmp_path / "cc",
+                   kdc_issuers=[pkis[1].issuing_cert])
+    assert info.value.reason_code is ReasonCode.KDC_UNKNOWN
+    assert "[realms] PARTNER.TEST kdc" in info.value.message
+    assert not ran.exists() and list((tmp_path / "cc").iterdir()) == []
+    assert pin.reveal() == bytearray()  # wiped
