@@ -1,4 +1,4 @@
-"""The msroots codec (:mod:`rdscard.pki.msroots`) against libykpiv's layout, and the virtual card."""
+"""The msroots codec (:mod:`rdscard.pki.msroots`) against libykpiv's layout, and the card."""
 
 from __future__ import annotations
 
