@@ -9,10 +9,13 @@ The verbs and arguments are those of Windows' ``certutil.exe`` (learn.microsoft.
     rdscard certutil -dspublish [-f] CA.pem NTAuthCA [DN]    # add the CA in the directory
     rdscard certutil -pulse                                  # refresh the store from it
     rdscard certutil -scinfo [--reader NAME]                 # what a sign-in would do
+    rdscard certutil -scroots update [+]ROOTFILE [READER]    # roots on the card
+    rdscard certutil -scroots delete [READER]
 
 The ``-dspublish`` and ``-pulse`` need a ``[directory]`` section
 (docs/configuration.md). ``-scinfo`` reads the card through PC/SC without
-the PIN (:mod:`rdscard.logon.scinfo`).
+the PIN (:mod:`rdscard.logon.scinfo`); ``-scroots`` writes the card's msroots
+(:mod:`rdscard.cli.scroots`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from rdscard.cli import scroots
 from rdscard.cli.ntauth import describe, run_add, store_for
 from rdscard.config import Config, load_config
 from rdscard.errors import ConfigError
@@ -29,7 +33,7 @@ from rdscard.errors import ConfigError
 if TYPE_CHECKING:
     from rdscard.logon.scinfo import CardReport
 
-VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse", "scinfo")
+VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse", "scinfo", "scroots")
 STORE_NAME: Final = "ntauth"
 
 EPILOG: Final = """\
@@ -67,6 +71,21 @@ what each verb does (Windows' spelling -> rdscard):
         do: "would sign in as ACCOUNT" or "would be refused: REASON-CODE
         MESSAGE" (the reason codes of the audit log). No PIN try is spent:
         the PIN, the card's proof of possession and PKINIT are not tried.
+        The root CA certificates the card carries (-scroots) are listed too
+  -scroots update [+]ROOTFILE [READER]
+        write the root CA certificates of ROOTFILE (PEM, DER or PKCS #7) onto
+        the card in READER (default: the first reader with a card) as its
+        msroots, where Windows and Yubico's minidriver keep a card's roots
+        (PIV objects 5FFF11..5FFF15, a certs-only PKCS #7); +ROOTFILE adds
+        them to the roots already on the card. Needs the card's management
+        key (--management-key-file FILE, in hex; default: the factory key;
+        --management-algorithm), not the PIN. A host with [logon.kdc]
+        card_roots = true trusts them for the KDC's certificate, with the
+        ticket checked against its keytab
+  -scroots delete [READER]
+        remove the roots from the card (management key as for update)
+  -scroots view [READER]
+        list the roots on the card
 
 -dspublish and -pulse use the [directory] section of the configuration
 (domain controllers, bind account, CA of their LDAPS certificates).
@@ -89,7 +108,9 @@ def register(subparsers: Any) -> None:
         usage=("rdscard certutil [--config FILE] [--state-dir DIR]\n"
                "         (-addstore | -viewstore | -delstore) -enterprise NTAuth [ARG]\n"
                "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
-               "       | -scinfo [--reader NAME]"),
+               "       | -scinfo [--reader NAME]\n"
+               "       | -scroots update [+]ROOTFILE [READER] | -scroots delete [READER]\n"
+               "         [--management-key-file FILE] [--management-algorithm ALG]"),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -107,6 +128,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reader", metavar="NAME",
                         help="-scinfo: the PC/SC reader (exact name or a unique part of it; "
                              "default: the first reader with a card)")
+    scroots.add_options(parser)
     parser.add_argument("arguments", nargs="*", metavar="ARG",
                         help="the verb's arguments (see below)")
     parser.set_defaults(handler=run)
@@ -116,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one verb after checking its arguments as certutil would."""
     verb: str = args.verb
     words: list[str] = list(args.arguments)
-    if args.reader is not None and verb != "scinfo":
-        raise ConfigError(f"--reader is for -scinfo, not -{verb}")
+    if args.reader is not None and verb not in ("scinfo", "scroots"):
+        raise ConfigError(f"--reader is for -scinfo and -scroots, not -{verb}")
+    if verb == "scroots":
+        if args.enterprise or args.force:
+            raise ConfigError("-scroots takes no -enterprise or -f")
+        return scroots.run_scroots(words, args, reader=args.reader)
     if verb in ("addstore", "viewstore", "delstore"):
         return _store_verb(verb, words, args)
     if args.enterprise:
