@@ -15,9 +15,14 @@ from rdscard.card.piv import VirtualPivCard
 from rdscard.card.state import CardState
 from rdscard.cli import certutil, scroots
 from rdscard.errors import ConfigError, RdscardError
+from rdscard.logon.mapping import AccountMapper
+from rdscard.logon.scinfo import inspect_card
+from rdscard.logon.settings import LogonConfig
+from rdscard.logon.validation import CertificateValidator
 from rdscard.pki.ca import RealmPki, generate_key, make_ca, pem
 from rdscard.pki.msroots import MSROOTS_OBJECTS, read_roots, sha1
 from rdscard.pki.piv_client import PivClient
+from rdscard.pki.provision import Credentials, ProvisionOptions, provision
 from rdscard.pki.transport import InProcessTransport, Transport
 
 READER = "Virtual PCD 00 00"
@@ -123,3 +128,24 @@ def test_arguments_are_checked(pki: RealmPki, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no -enterprise"):
         args.handler(args)
     assert _roots(card) == set()
+
+
+def test_scinfo_lists_the_roots_on_the_card(pki: RealmPki, tmp_path: Path) -> None:
+    card = VirtualPivCard(CardState.new(serial=24))
+    provision(PivClient(InProcessTransport(card)), pki, "alice", Credentials(),
+              ProvisionOptions(key_type="p256"))
+    config = LogonConfig()
+
+    def lines() -> str:
+        report = inspect_card(PivClient(InProcessTransport(card)),
+                              CertificateValidator.from_config(config, tmp_path),
+                              AccountMapper(config))
+        return "\n".join(certutil.scinfo_lines(report))
+
+    assert "roots on the card (msroots): 0 ================\nnone" in lines()
+    assert _run(card, "-scroots", "update", str(pki.layout.root_cert)) == 0
+    out = lines()
+    assert "roots on the card (msroots): 1 ================" in out
+    assert f"subject:  {pki.root_cert.subject.rfc4514_string()}" in out
+    assert f"Cert Hash(sha1): {sha1(pki.root_cert)}" in out
+    assert "would be refused: not_in_ntauth" in out  # the card's roots are no NTAuth

@@ -264,6 +264,24 @@ def _moment(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _roots_lines(report: CardReport) -> list[str]:
+    """The card's roots (msroots, ``-scroots``) in ``-scinfo``."""
+    from rdscard.pki.msroots import sha1
+
+    out = [f"================ roots on the card (msroots): {len(report.roots)} "
+           "================"]
+    if report.roots_problem:
+        out.append(f"unreadable: {report.roots_problem}")
+    elif not report.roots:
+        out.append("none")
+    for cert in report.roots:
+        out += [f"subject:  {cert.subject.rfc4514_string()}",
+                f"Cert Hash(sha1): {sha1(cert)}",
+                f"valid:    {_moment(cert.not_valid_before_utc)} .. "
+                f"{_moment(cert.not_valid_after_utc)}"]
+    return out
+
+
 def scinfo_lines(report: CardReport) -> list[str]:
     """The ``-scinfo`` display of ``report``, its verdict last."""
     from rdscard.logon.scinfo import SLOTS
@@ -297,6 +315,8 @@ def scinfo_lines(report: CardReport) -> list[str]:
                 "UPN:      " + (", ".join(summary.upns) or "(none)"),
             ]
             out += [f"problem:  {p}" for p in summary.problems]
+    if pin is not None or report.certificates:
+        out += _roots_lines(report)
     out.append("================ sign-in ================")
     valid = report.validated
     if valid is not None:
