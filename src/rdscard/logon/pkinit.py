@@ -32,12 +32,15 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
+
+from cryptography import x509
 
 from rdscard.errors import ProtocolError
+from rdscard.logon.card_roots import anchor_file, validate_tgt
 from rdscard.logon.ccache import Ccache
 from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
@@ -61,6 +64,17 @@ class PkinitResult:
     ccname: str
     expires: datetime.datetime
     seconds: float
+
+
+class PkinitRunner(Protocol):
+    """The PKINIT step the logon service calls: a TGT for ``mapping`` with ``pin``.
+
+    ``card_roots`` (given only with ``[logon.kdc] card_roots``): the card's
+    roots, extra KDC anchors of this sign-in, the TGT then validated.
+    """
+
+    def __call__(self, mapping: AccountMapping, pin: Secret,
+                 card_roots: Sequence[x509.Certificate] = ..., /) -> PkinitResult: ...
 
 
 @dataclass(frozen=True)
@@ -248,12 +262,44 @@ def run_pkinit(
     uid: int | None = None,
     gid: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    card_roots: Sequence[x509.Certificate] = (),
 ) -> PkinitResult:
     """Get a TGT for ``principal`` with the card behind ``pcsc_socket``; wipes ``pin``.
 
+    ``card_roots``: roots read from the card, extra KDC anchors of this kinit
+    only; the TGT must then pass :func:`~rdscard.logon.card_roots.validate_tgt`.
     Raises :class:`SignInRefused` with the cause (wrong PIN, KDC unreachable,
     name mismatch...) and removes the logon directory when it fails.
     """
+    if not card_roots:
+        return _run_pkinit(principal, pin, settings, ccache_base=ccache_base, anchors=anchors,
+                           enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
+                           uid=uid, gid=gid, base_env=base_env)
+    try:
+        with anchor_file(ccache_base, card_roots) as extra:
+            return _run_pkinit(principal, pin, settings, ccache_base=ccache_base,
+                               anchors=(*anchors, extra), enterprise=enterprise, realm=realm,
+                               pcsc_socket=pcsc_socket, uid=uid, gid=gid, base_env=base_env,
+                               validate=True)
+    finally:
+        pin.wipe()
+
+
+def _run_pkinit(
+    principal: str,
+    pin: Secret,
+    settings: KdcSettings,
+    *,
+    ccache_base: Path,
+    anchors: Sequence[Path],
+    enterprise: bool,
+    realm: str | None,
+    pcsc_socket: str | None,
+    uid: int | None,
+    gid: int | None,
+    base_env: Mapping[str, str] | None,
+    validate: bool = False,
+) -> PkinitResult:
     started = time.monotonic()
     try:
         directory = make_logon_directory(ccache_base)
@@ -315,6 +361,13 @@ def run_pkinit(
             shutil.rmtree(directory, ignore_errors=True)
             raise SignInRefused(ReasonCode.KINIT_FAILED,
                                 "kinit succeeded but left no ticket-granting ticket")
+        if validate:
+            try:
+                validate_tgt(f"FILE:{ccache}", str(cache.default_principal), settings,
+                             command.env)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         _hand_over(directory, ccache, uid, gid)
         return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
                             ccname=f"FILE:{ccache}", expires=tgt.expires,
@@ -344,7 +397,7 @@ def make_runner(
     uid: int | None = None,
     gid: int | None = None,
     ccache_base: Path | None = None,
-) -> Callable[[AccountMapping, Secret], PkinitResult]:
+) -> PkinitRunner:
     """The PKINIT step of :class:`~rdscard.logon.service.LogonService` for one session.
 
     Credential caches go to ``ccache_base`` (default ``STATE/ccache``); the
@@ -353,7 +406,8 @@ def make_runner(
     anchors = kdc_anchors(config, state_dir)
     base = ccache_base if ccache_base is not None else Path(state_dir) / "ccache"
 
-    def runner(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+    def runner(mapping: AccountMapping, pin: Secret,
+               card_roots: Sequence[x509.Certificate] = ()) -> PkinitResult:
         principal = mapping.upn if mapping.enterprise and mapping.upn else mapping.principal
         if principal is None:
             pin.wipe()
@@ -362,6 +416,6 @@ def make_runner(
                                 "with a realm in [logon.domain_realms]")
         return run_pkinit(principal, pin, config.kdc, ccache_base=base, anchors=anchors,
                           enterprise=mapping.enterprise, realm=mapping.realm,
-                          pcsc_socket=pcsc_socket, uid=uid, gid=gid)
+                          pcsc_socket=pcsc_socket, uid=uid, gid=gid, card_roots=card_roots)
 
     return runner

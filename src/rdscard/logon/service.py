@@ -13,7 +13,9 @@ the first refusal, and writes one audit record per attempt:
 4. verify the PIN once (:func:`~rdscard.logon.challenge.verify_pin_once`);
 5. prove possession of the key (:func:`~rdscard.logon.challenge.prove_possession`);
 6. in ``kerberos`` mode, PKINIT through the injected worker
-   (:func:`~rdscard.logon.pkinit.run_pkinit` in production).
+   (:func:`~rdscard.logon.pkinit.run_pkinit` in production); with
+   ``[logon.kdc] card_roots`` the roots the card carries are read before the
+   PIN and handed to it (:mod:`rdscard.logon.card_roots`).
 
 The PIN arrives as a :class:`~rdscard.secret.Secret` and is wiped before
 :meth:`sign_in` returns, whatever happened. Time and randomness are injected.
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
+from rdscard.logon.card_roots import card_roots
 from rdscard.logon.challenge import (
     PinCheck,
     prove_possession,
@@ -39,7 +42,7 @@ from rdscard.logon.challenge import (
     verify_pin_once,
 )
 from rdscard.logon.mapping import AccountMapper, AccountMapping, Hint
-from rdscard.logon.pkinit import PkinitResult
+from rdscard.logon.pkinit import PkinitResult, PkinitRunner
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import AccountMode, LogonConfig
 from rdscard.logon.validation import CertificateValidator, ValidatedCertificate
@@ -50,7 +53,6 @@ from rdscard.secret import Secret
 if TYPE_CHECKING:
     from rdscard.directory.accounts import AccountSource
 
-PkinitRunner = Callable[[AccountMapping, Secret], PkinitResult]
 PHASES: Final = ("certificate read", "validation", "mapping", "EFS check", "PIN verify",
                  "proof of possession", "EFS unlock", "PKINIT")
 
@@ -189,6 +191,8 @@ class LogonService:
                 lap("EFS check")
             kinit_pin = Secret(pin.reveal()) if self.pkinit is not None and \
                 mapping.mode is AccountMode.KERBEROS else None
+            roots = card_roots(client) if kinit_pin is not None and \
+                self.config.kdc.card_roots else ()
             try:
                 checked = verify_pin_once(client, pin)
                 lap("PIN verify")
@@ -201,7 +205,8 @@ class LogonService:
                 tickets: PkinitResult | None = None
                 if kinit_pin is not None and self.pkinit is not None:
                     try:
-                        tickets = self.pkinit(mapping, kinit_pin)
+                        tickets = self.pkinit(mapping, kinit_pin, roots) if roots \
+                            else self.pkinit(mapping, kinit_pin)
                     except BaseException:
                         if card_step is not None:
                             card_step.undo()
