@@ -155,3 +155,32 @@ def test_a_tgt_the_host_s_keytab_cannot_validate_is_refused(
     assert record["message"] == refusal.message
     assert list((state / "ccache").iterdir()) == []  # no ticket, no anchors left
     no_root_left(pki, state)
+
+
+def test_a_rogue_kdc_whose_root_the_card_plants_is_refused(
+        pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd, logon_card_state: Path,
+        keytabs: tuple[Path, Path], tmp_path: Path) -> None:
+    # The attack card_roots must not open: the card carries the root of a KDC of its
+    # owner's choosing, and the host is steered to that KDC. The rogue KDC accepts the
+    # card's genuine certificate and answers for the host's principal, with keys of its own.
+    rogue_pki = RealmPki.create(tmp_path / "rogue-pki", REALM, DOMAIN)
+    with rogue_pki.layout.root_cert.open("ab") as f:  # it trusts the realm's cards too
+        f.write(pki.root_cert.public_bytes(Encoding.PEM))
+    with rogue_pki.layout.issuing_cert.open("ab") as f:
+        f.write(pki.issuing_cert.public_bytes(Encoding.PEM))
+    with MitKdc(tmp_path / "rogue-kdc", REALM, rogue_pki) as rogue:
+        rogue.add_user("alice")
+        rogue.add_service(HOST, tmp_path / "rogue.keytab")
+        state = CardState.load(logon_card_state)
+        client = PivClient(InProcessTransport(VirtualPivCard(state)))
+        client.select()
+        client.authenticate_admin()
+        # kinit checks its own certificate against the anchors too: the realm's root as well
+        write_roots(client, [rogue_pki.root_cert, pki.root_cert])
+        logon = service(pki, rogue, pcscd, tmp_path / "state", card_roots=True,
+                        keytab=keytabs[0])
+        refusal = refused(logon, state, pcscd)
+    assert refusal.reason_code is ReasonCode.TGT_UNVERIFIED, refusal.message
+    assert state.pin_retries_left == 3
+    assert "TGS_REQ" in rogue.log() or "AS_REQ" in rogue.log()  # the rogue KDC did answer
+    assert list((tmp_path / "state" / "ccache").iterdir()) == []
