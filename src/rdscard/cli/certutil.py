@@ -71,7 +71,7 @@ what each verb does (Windows' spelling -> rdscard):
         do: "would sign in as ACCOUNT" or "would be refused: REASON-CODE
         MESSAGE" (the reason codes of the audit log). No PIN try is spent:
         the PIN, the card's proof of possession and PKINIT are not tried.
-        The root CA certificates the card carries (-scroots) are listed too
+        The root CA certificates the card carries (-scroots) are listed too.
   -scroots update [+]ROOTFILE [READER]
         write the root CA certificates of ROOTFILE (PEM, DER or PKCS #7) onto
         the card in READER (default: the first reader with a card) as its
@@ -103,13 +103,14 @@ def register(subparsers: Any) -> None:
         description=(
             "Windows' certutil verbs for the host's enterprise NTAuth store (the CAs trusted "
             "for smart card sign-in) and for the directory's NTAuthCertificates object; "
-            "-scinfo: what a sign-in with the card in a reader would do, read without the PIN."
+            "-scinfo: what a sign-in with the card in a reader would do, read without the PIN; "
+            "-scroots: the root CA certificates the card carries."
         ),
         usage=("rdscard certutil [--config FILE] [--state-dir DIR]\n"
                "         (-addstore | -viewstore | -delstore) -enterprise NTAuth [ARG]\n"
                "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
                "       | -scinfo [--reader NAME]\n"
-               "       | -scroots update [+]ROOTFILE [READER] | -scroots delete [READER]\n"
+               "       | -scroots (update [+]ROOTFILE | delete | view) [READER]\n"
                "         [--management-key-file FILE] [--management-algorithm ALG]"),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -126,8 +127,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--state-dir", metavar="DIR", help="the server's state directory")
     parser.add_argument("--reader", metavar="NAME",
-                        help="-scinfo: the PC/SC reader (exact name or a unique part of it; "
-                             "default: the first reader with a card)")
+                        help="-scinfo, -scroots: the PC/SC reader (exact name or a unique "
+                             "part of it; default: the first reader with a card)")
     scroots.add_options(parser)
     parser.add_argument("arguments", nargs="*", metavar="ARG",
                         help="the verb's arguments (see below)")
