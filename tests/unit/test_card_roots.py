@@ -26,7 +26,7 @@ from rdscard.pki.ca import RealmPki, generate_key, make_ca
 from rdscard.pki.msroots import write_roots
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.provision import Credentials, ProvisionOptions, provision
-from rdscard.pki.transport import InProcessTransport
+from rdscard.pki.transport import InProcessTransport, TransportError
 from rdscard.secret import Secret
 
 PIN = b"123456"
@@ -139,4 +139,32 @@ def test_the_service_hands_the_card_s_roots_to_pkinit_only_when_on(pki: RealmPki
         seen: list[tuple[str, ...]] = []
         _service(pki, seen, on=on).sign_in(PivClient(InProcessTransport(card)), Secret(PIN))
         assert len(seen) == 1 and (set(seen[0]) if on else seen[0]) == expected
+    assert card.state.pin_retries_left == 3
+
+
+class _PulledOut(InProcessTransport):
+    """The card leaves while its roots are read; every APDU before is recorded."""
+
+    def __init__(self, card: VirtualPivCard) -> None:
+        super().__init__(card)
+        self.sent: list[bytes] = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if b"\x5c\x03\x5f\xff\x11" in apdu:
+            raise TransportError("the card was removed")
+        self.sent.append(apdu)
+        return super().transmit(apdu)
+
+
+def test_a_card_removed_while_its_roots_are_read_is_refused_before_the_pin(
+        pki: RealmPki) -> None:
+    card = _card(pki, [pki.root_cert])
+    transport = _PulledOut(card)
+    seen: list[tuple[str, ...]] = []
+    with pytest.raises(SignInRefused) as info:
+        _service(pki, seen, on=True).sign_in(PivClient(transport), Secret(PIN))
+    assert info.value.reason_code is ReasonCode.CARD_ERROR
+    assert "roots" in info.value.message
+    assert seen == []
+    assert not any(apdu[1] == 0x20 and len(apdu) > 5 for apdu in transport.sent)  # no VERIFY
     assert card.state.pin_retries_left == 3

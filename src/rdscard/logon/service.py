@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
+from cryptography import x509
+
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
 from rdscard.logon.card_roots import card_roots
@@ -189,10 +191,10 @@ class LogonService:
             if card_step is not None:
                 card_step.before_pin(client, mapping.account)
                 lap("EFS check")
-            kinit_pin = Secret(pin.reveal()) if self.pkinit is not None and \
-                mapping.mode is AccountMode.KERBEROS else None
-            roots = card_roots(client) if kinit_pin is not None and \
+            kerberos = self.pkinit is not None and mapping.mode is AccountMode.KERBEROS
+            roots = self._card_roots(client, request) if kerberos and \
                 self.config.kdc.card_roots else ()
+            kinit_pin = Secret(pin.reveal()) if kerberos else None
             try:
                 checked = verify_pin_once(client, pin)
                 lap("PIN verify")
@@ -244,6 +246,17 @@ class LogonService:
         if warning:
             fields.update(warning=warning)
         return self.mapper.map_directory(valid.upn, entry.sam_account_name)
+
+    def _card_roots(self, client: PivClient, request: SignInRequest
+                    ) -> tuple[x509.Certificate, ...]:
+        """The card's roots for ``[logon.kdc] card_roots``, read before the PIN is used."""
+        try:
+            return card_roots(client)
+        except TransportError as exc:
+            raise SignInRefused(
+                ReasonCode.CARD_ERROR,
+                f"the card in {request.reader or 'the reader'} stopped answering while its "
+                f"roots were read ({exc}): insert it again") from None
 
     def _audit(self, record: AuditRecord) -> None:
         if self.audit is not None:
