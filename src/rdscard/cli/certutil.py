@@ -257,7 +257,14 @@ def _scinfo(args: argparse.Namespace) -> int:
             report = inspect_card(PivClient(transport), validator, mapper, accounts=accounts)
     except TransportError as exc:
         report = CardReport(refusal=SignInRefused(ReasonCode.CARD_ERROR, str(exc)))
-    print("\n".join(scinfo_lines(report)))
+    from rdscard.logon.settings import AccountMode
+
+    kdc = config.logon.kdc
+    use = (f"yes: [logon.kdc] card_roots, for the KDC's certificate, the ticket checked "
+           f"against {kdc.validate_keytab or '/etc/krb5.keytab'}"
+           if kdc.card_roots and config.logon.mode is AccountMode.KERBEROS
+           else "no ([logon.kdc] card_roots is off or [logon] mode is not kerberos)")
+    print("\n".join(scinfo_lines(report, roots_used=use)))
     return 0 if report.would_sign_in else 1
 
 
@@ -265,12 +272,14 @@ def _moment(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _roots_lines(report: CardReport) -> list[str]:
+def _roots_lines(report: CardReport, roots_used: str) -> list[str]:
     """The card's roots (msroots, ``-scroots``) in ``-scinfo``."""
     from rdscard.pki.msroots import sha1
 
     out = [f"================ roots on the card (msroots): {len(report.roots)} "
            "================"]
+    if report.roots and roots_used:
+        out.append(f"used by this host: {roots_used}")
     if report.roots_problem:
         out.append(f"unreadable: {report.roots_problem}")
     elif not report.roots:
@@ -283,8 +292,11 @@ def _roots_lines(report: CardReport) -> list[str]:
     return out
 
 
-def scinfo_lines(report: CardReport) -> list[str]:
-    """The ``-scinfo`` display of ``report``, its verdict last."""
+def scinfo_lines(report: CardReport, *, roots_used: str = "") -> list[str]:
+    """The ``-scinfo`` display of ``report``, its verdict last.
+
+    ``roots_used``: whether and how this host would use the card's roots.
+    """
     from rdscard.logon.scinfo import SLOTS
     from rdscard.pki.inspect import summarize
 
@@ -317,7 +329,7 @@ def scinfo_lines(report: CardReport) -> list[str]:
             ]
             out += [f"problem:  {p}" for p in summary.problems]
     if pin is not None or report.certificates:
-        out += _roots_lines(report)
+        out += _roots_lines(report, roots_used)
     out.append("================ sign-in ================")
     valid = report.validated
     if valid is not None:

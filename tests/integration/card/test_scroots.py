@@ -97,6 +97,14 @@ def test_scroots_update_and_delete_as_real_peers_see_them(
         for cert in roots:
             assert f"Cert Hash(sha1): {sha1(cert)}" in info.stdout
         assert "would be refused: not_in_ntauth" in info.stdout
+        assert "used by this host: no ([logon.kdc] card_roots is off" in info.stdout
+        config = tmp_path / "rdscard.toml"
+        config.write_text('[logon]\nmode = "kerberos"\n'
+                          '[logon.kdc]\ncard_roots = true\nvalidate_keytab = "/etc/host.kt"\n')
+        info = run(rdscard("certutil", *state, "--config", str(config), "-scinfo", "--reader",
+                           READER_0), pcscd.env, check=False)
+        assert ("used by this host: yes: [logon.kdc] card_roots, for the KDC's certificate, "
+                "the ticket checked against /etc/host.kt") in info.stdout
 
         # OpenSC and yubico-piv-tool see the card exactly as before
         assert listings(pcscd) == before
