@@ -77,16 +77,25 @@ def service(pki: RealmPki, kdc: MitKdc, pcscd: IsolatedPcscd, state: Path, *,
     )
 
 
+def attempt(logon: LogonService, card: CardState, pcscd: IsolatedPcscd) -> SignedIn:
+    """One sign-in with the card in the reader: the service reads it in process, kinit
+    through pcscd (the same card state)."""
+    return logon.sign_in(PivClient(InProcessTransport(VirtualPivCard(card))),
+                         Secret(LOGON_PIN), SignInRequest(reader=pcscd.reader_names()[0]))
+
+
 def sign_in(logon: LogonService, card: CardState, pcscd: IsolatedPcscd) -> SignedIn:
-    """One sign-in: the service reads the card in process, kinit through pcscd."""
     with insert(VirtualPivCard(card), pcscd):
-        return logon.sign_in(PivClient(InProcessTransport(VirtualPivCard(card))),
-                             Secret(LOGON_PIN), SignInRequest(reader=pcscd.reader_names()[0]))
+        return attempt(logon, card, pcscd)
 
 
-def refused(logon: LogonService, card: CardState, pcscd: IsolatedPcscd) -> SignInRefused:
+def refused(logon: LogonService, card: CardState, pcscd: IsolatedPcscd, *,
+            inserted: bool = False) -> SignInRefused:
     with pytest.raises(SignInRefused) as info:
-        sign_in(logon, card, pcscd)
+        if inserted:
+            attempt(logon, card, pcscd)
+        else:
+            sign_in(logon, card, pcscd)
     return info.value
 
 
@@ -105,23 +114,24 @@ def test_the_card_s_root_signs_in_a_host_without_it_and_stays_with_that_sign_in(
     card = card_with_root(logon_card_state, pki)
     state = tmp_path / "state"
     logon = service(pki, kdc, pcscd, state, card_roots=True, keytab=keytabs[0])
-    result = sign_in(logon, card, pcscd)
-    assert result.tickets is not None and result.principal == f"alice@{REALM}"
-    tickets = run(["klist", "-c", result.tickets.ccname],
-                  {"KRB5_CONFIG": str(kdc.krb5_conf)}).stdout
-    assert f"krbtgt/{REALM}@{REALM}" in tickets
-    assert HOST not in tickets  # the validation's service ticket is not kept
-    assert card.pin_retries_left == 3
-    assert logon.audit.records()[-1]["result"] == "success"  # type: ignore[union-attr]
-    no_root_left(pki, state)
+    with insert(VirtualPivCard(card), pcscd):
+        result = attempt(logon, card, pcscd)
+        assert result.tickets is not None and result.principal == f"alice@{REALM}"
+        tickets = run(["klist", "-c", result.tickets.ccname],
+                      {"KRB5_CONFIG": str(kdc.krb5_conf)}).stdout
+        assert f"krbtgt/{REALM}@{REALM}" in tickets
+        assert HOST not in tickets  # the validation's service ticket is not kept
+        assert card.pin_retries_left == 3
+        assert logon.audit.records()[-1]["result"] == "success"  # type: ignore[union-attr]
+        no_root_left(pki, state)
 
-    # Nothing of the first sign-in trusts the root now: without it on the card, refused.
-    client = PivClient(InProcessTransport(VirtualPivCard(card)))
-    client.select()
-    client.authenticate_admin()
-    delete_roots(client)
-    again = refused(logon, card, pcscd)
-    assert again.reason_code is ReasonCode.KDC_UNTRUSTED
+        # Nothing of the first sign-in trusts the root now: without it on the card, refused.
+        client = PivClient(InProcessTransport(VirtualPivCard(card)))
+        client.select()
+        client.authenticate_admin()
+        delete_roots(client)
+        again = refused(logon, card, pcscd, inserted=True)
+    assert again.reason_code is ReasonCode.KDC_UNTRUSTED, again.message
     assert card.pin_retries_left == 3
 
 
