@@ -41,6 +41,7 @@ from cryptography import x509
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
+from rdscard.directory.backdating import check_predates_account, generalized_time
 from rdscard.directory.ntauth import DirectoryError, DirectoryNtAuth
 from rdscard.directory.settings import DirectoryConfig
 from rdscard.directory.strong import StrongMapping, check_mapping
@@ -57,7 +58,7 @@ NEVER_EXPIRES: Final = frozenset({0, 0x7FFFFFFFFFFFFFFF})
 _FILETIME_EPOCH: Final = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
 ATTRIBUTES: Final = ("sAMAccountName", "userPrincipalName", "objectSid", "userAccountControl",
                      "msDS-User-Account-Control-Computed", "accountExpires",
-                     "altSecurityIdentities")
+                     "altSecurityIdentities", "whenCreated")
 MAX_ALT_IDENTITIES: Final = 64
 
 
@@ -98,6 +99,8 @@ class DirectoryAccount:
     user_account_control: int
     account_expires: int
     alt_security_identities: tuple[str, ...] = ()
+    #: the object's whenCreated (None when the directory did not give it)
+    when_created: datetime.datetime | None = None
 
     def refusal(self, now: datetime.datetime) -> SignInRefused | None:
         """Why this account may not sign in now, or None when it may."""
@@ -158,11 +161,13 @@ def parse_entry(dn: str, raw: dict[str, list[bytes]]) -> DirectoryAccount:
         folded.get("msds-user-account-control-computed", []))
     alt = tuple(v.decode("utf-8", "replace")
                 for v in folded.get("altsecurityidentities", [])[:MAX_ALT_IDENTITIES])
+    created = _text(folded.get("whencreated", []))
     return DirectoryAccount(dn=dn, sam_account_name=sam,
                             user_principal_name=_text(folded.get("userprincipalname", [])),
                             object_sid=sid_text, user_account_control=uac,
                             account_expires=_int(folded.get("accountexpires", [])),
-                            alt_security_identities=alt)
+                            alt_security_identities=alt,
+                            when_created=generalized_time(created) if created else None)
 
 
 class DirectoryAccounts:
@@ -273,9 +278,12 @@ class CachedAccountSource:
         return account
 
     def check_certificate(self, account: DirectoryAccount, cert: x509.Certificate) -> str:
-        result = check_mapping(StrongMapping(self.config.strong_mapping), cert,
-                               account.sam_account_name, account.object_sid,
+        mode = StrongMapping(self.config.strong_mapping)
+        result = check_mapping(mode, cert, account.sam_account_name, account.object_sid,
                                account.alt_security_identities)
+        if mode is StrongMapping.COMPATIBILITY and not result.how:
+            check_predates_account(cert, account.sam_account_name, account.when_created,
+                                   self.config.certificate_backdating_compensation)
         if result.warning:
             log.warning("directory: %s", result.warning)
         return result.warning
