@@ -27,6 +27,7 @@ a warning in the log. An account not in the directory is never cached.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import struct
@@ -60,6 +61,9 @@ ATTRIBUTES: Final = ("sAMAccountName", "userPrincipalName", "objectSid", "userAc
                      "msDS-User-Account-Control-Computed", "accountExpires",
                      "altSecurityIdentities", "whenCreated")
 MAX_ALT_IDENTITIES: Final = 64
+#: seconds a bound connection is kept unused: below AD's MaxConnIdleTime (900 s by default),
+#: after which the DC closes it
+KEEP_IDLE: Final = 300.0
 
 
 def sid_to_string(raw: bytes) -> str:
@@ -170,14 +174,39 @@ def parse_entry(dn: str, raw: dict[str, list[bytes]]) -> DirectoryAccount:
                             when_created=generalized_time(created) if created else None)
 
 
+@dataclass
+class _Kept:
+    """The bound connection kept between lookups, the domain DN read on it, its last use."""
+
+    conn: ldap3.Connection
+    base: str
+    used: float
+
+
+def _close(conn: ldap3.Connection) -> None:
+    with contextlib.suppress(ldap_errors.LDAPException):  # already closed by the DC
+        conn.unbind()
+
+
 class DirectoryAccounts:
     """Looks users up in the domain ``config`` names, over the same LDAP connection rules
-    as the NTAuth refresh (LDAPS or StartTLS, simple bind inside TLS)."""
+    as the NTAuth refresh (LDAPS or StartTLS, simple bind inside TLS).
+
+    The bound connection is kept for the next lookup (one search, a few
+    milliseconds, instead of a TLS handshake and a bind, which a DC answers in
+    tens of milliseconds) while it is used at least every :data:`KEEP_IDLE`
+    seconds; when it fails (the DC closed it or went away) one new connection
+    is tried before the lookup fails. Lookups are serialised on it.
+    """
 
     def __init__(self, config: DirectoryConfig,
-                 connect: Callable[[], ldap3.Connection] | None = None) -> None:
+                 connect: Callable[[], ldap3.Connection] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._connect = connect or DirectoryNtAuth(config).connect
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._kept: _Kept | None = None
 
     def _domain_dn(self, conn: ldap3.Connection) -> str:
         base = self.config.base_dn
@@ -208,6 +237,20 @@ class DirectoryAccounts:
         return [parse_entry(str(item.get("dn", "")), item.get("raw_attributes", {}))
                 for item in conn.response or [] if item.get("type") == "searchResEntry"]
 
+    def _lookup(self, conn: ldap3.Connection, base: str, upn: str) -> list[DirectoryAccount]:
+        name, _, domain = upn.rpartition("@")
+        found = self._search(conn, base, f"(userPrincipalName={escape_filter_chars(upn)})")
+        if not found and domain.casefold().rstrip(".") == domain_dns_name(base):
+            found = self._search(conn, base, f"(sAMAccountName={escape_filter_chars(name)})")
+        return found
+
+    def close(self) -> None:
+        """Unbind the kept connection, if any."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            _close(kept.conn)
+
     def find(self, upn: str) -> DirectoryAccount | None:
         """The user whose UPN (explicit or implicit) is ``upn``; None when there is none.
 
@@ -217,15 +260,35 @@ class DirectoryAccounts:
         name, sep, domain = upn.rpartition("@")
         if not sep or not name or not domain:
             return None
-        conn = self._connect()
-        try:
-            base = self._domain_dn(conn)
-            found = self._search(conn, base, f"(userPrincipalName={escape_filter_chars(upn)})")
-            if not found and domain.casefold().rstrip(".") == domain_dns_name(base):
-                found = self._search(conn, base,
-                                     f"(sAMAccountName={escape_filter_chars(name)})")
-        finally:
-            conn.unbind()
+        with self._lock:
+            kept, self._kept = self._kept, None
+            found: list[DirectoryAccount] | None = None
+            if kept is not None and self.clock() - kept.used <= KEEP_IDLE:
+                try:
+                    found = self._lookup(kept.conn, kept.base, upn)
+                except DirectoryError as exc:  # closed by the DC, or the DC went away
+                    log.info("directory: the kept connection failed (%s); connecting again",
+                             exc)
+                    _close(kept.conn)
+                    kept = None
+                except BaseException:
+                    _close(kept.conn)
+                    raise
+            elif kept is not None:
+                _close(kept.conn)
+                kept = None
+            if kept is None:
+                conn = self._connect()
+                try:
+                    base = self._domain_dn(conn)
+                    found = self._lookup(conn, base, upn)
+                except BaseException:
+                    _close(conn)
+                    raise
+                kept = _Kept(conn, base, 0.0)
+            assert found is not None
+            kept.used = self.clock()
+            self._kept = kept
         if len(found) > 1:
             raise SignInRefused(ReasonCode.NOT_IN_DIRECTORY,
                                 f"more than one directory account has the UPN {upn}: the "

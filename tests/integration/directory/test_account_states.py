@@ -17,7 +17,9 @@ from cryptography import x509
 
 from rdscard.card.piv import VirtualPivCard
 from rdscard.card.state import CardState
-from rdscard.directory.ntauth import ntauth_dn
+from rdscard.directory.accounts import UF_ACCOUNTDISABLE, DirectoryAccounts
+from rdscard.directory.ntauth import DirectoryNtAuth, ntauth_dn
+from rdscard.directory.settings import DirectoryConfig
 from rdscard.pki.ca import BACKDATE, RealmPki
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.piv_codec import KeyRef
@@ -39,6 +41,7 @@ FRANK = "rdscard-dfrank"   # locked out
 GRACE = "rdscard-dgrace"   # expired
 HEIDI = "rdscard-dheidi"   # weakly mapped, younger than the allowance: signs in
 IVAN = "rdscard-divan"     # weakly mapped, issued long before the account: refused
+JUDY = "rdscard-djudy"     # looked up on a kept connection
 ALLOWANCE = 2 * 3600       # above the test PKI's one-hour backdating of notBefore
 
 
@@ -134,3 +137,36 @@ def test_locked_out_expired_and_older_certificates_keep_their_pin_tries_and_a_we
     ], records
     assert "only weakly mapped to rdscard-dheidi" in records[2]["warning"]
     assert "before the account was created" in server.log
+
+
+def test_the_kept_connection_sees_changes_at_once_and_is_replaced_after_a_dc_restart(
+    tmp_path: Path, samba_dc: SambaDc,
+) -> None:
+    directory_user(samba_dc, JUDY, "judy@example.test")
+    password = tmp_path / "ldap.pw"
+    password.write_text(samba_dc.admin_password)
+    password.chmod(0o600)
+    config = DirectoryConfig(enabled=True, uris=(samba_dc.ldaps_uri,), accounts=True,
+                             bind_dn=samba_dc.admin_upn, bind_password_file=password,
+                             ca_file=samba_dc.tls_ca)
+    opened: list[ldap3.Connection] = []
+
+    def connect() -> ldap3.Connection:
+        opened.append(DirectoryNtAuth(config).connect())
+        return opened[-1]
+
+    accounts = DirectoryAccounts(config, connect)
+    try:
+        first = accounts.find("judy@example.test")
+        assert first is not None and not first.user_account_control & UF_ACCOUNTDISABLE
+        samba_dc.samba_tool("user", "disable", JUDY)
+        second = accounts.find("judy@example.test")  # the same connection, a new search
+        assert second is not None and second.user_account_control & UF_ACCOUNTDISABLE
+        assert len(opened) == 1
+        samba_dc.stop()
+        samba_dc.start()
+        third = accounts.find("judy@example.test")
+        assert third is not None and third.dn == first.dn
+        assert len(opened) == 2 and opened[0].closed
+    finally:
+        accounts.close()
