@@ -35,12 +35,8 @@ from typing import Final
 
 from cryptography import x509
 
+from rdscard.directory.settings import DEFAULT_COMPENSATION, MAX_COMPENSATION
 from rdscard.logon.refusal import ReasonCode, SignInRefused
-
-#: KB5014754: the KDC's default when CertificateBackdatingCompensation is absent
-DEFAULT_COMPENSATION: Final = 600.0
-#: KB5014754: "The maximum value is 50 years (0x5E0C89C0)"
-MAX_COMPENSATION: Final = float(0x5E0C89C0)
 
 #: GeneralizedTime as AD writes it ([MS-ADTS] 3.1.1.3.1.2; RFC 4517 3.3.13):
 #: YYYYMMDDHHMMSS[.f]Z or with a +hhmm/-hhmm offset

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from rdscard.directory.backdating import DEFAULT_COMPENSATION, MAX_COMPENSATION
 from rdscard.errors import ConfigError
 
 MAX_URIS: Final = 16
@@ -47,6 +46,9 @@ _KNOWN: Final = frozenset({"enabled", "uris", "base_dn", "bind_dn", "bind_passwo
                            "account_cache_lifetime", "strong_mapping",
                            "certificate_backdating_compensation"})
 STRONG_MAPPING_MODES: Final = ("off", "compatibility", "full")
+#: KB5014754 CertificateBackdatingCompensation: 10 minutes when absent, at most 50 years
+DEFAULT_COMPENSATION: Final = 600.0
+MAX_COMPENSATION: Final = float(0x5E0C89C0)
 
 
 @dataclass(frozen=True)
