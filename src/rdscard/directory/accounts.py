@@ -23,6 +23,20 @@ Each user found is kept for ``account_cache_lifetime`` seconds: every
 sign-in asks a domain controller (so that disabling an account takes effect
 at once), and only when none answers does a sign-in use the kept copy, with
 a warning in the log. An account not in the directory is never cached.
+
+Facts of the peer (Samba 4.17 AD DC):
+
+- with a lockout threshold set (``samba-tool domain passwordsettings set
+  --account-lockout-threshold=N``), N failed simple binds set
+  ``lockoutTime`` and the constructed ``msDS-User-Account-Control-Computed``
+  carries LOCKOUT (16) while the stored ``userAccountControl`` stays 512;
+  the next bind is answered with AD's "data 775" (account locked out);
+- ``samba-tool user setexpiry NAME --days=0`` sets ``accountExpires`` to the
+  current time: the account has expired at once;
+- ``whenCreated`` is written ``YYYYMMDDHHMMSS.0Z``;
+- a simple bind takes about 50 ms (a search on a bound connection a few),
+  hence the kept connection; after a restart of the DC the kept
+  connection's next search fails and a new one is made.
 """
 
 from __future__ import annotations
