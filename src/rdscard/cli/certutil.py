@@ -6,6 +6,8 @@ The verbs and arguments are those of Windows' ``certutil.exe`` (learn.microsoft.
     rdscard certutil -addstore -enterprise NTAuth CA.pem     # = rdscard ntauth add
     rdscard certutil -viewstore -enterprise NTAuth           # = rdscard ntauth list
     rdscard certutil -delstore -enterprise NTAuth CERTID     # = rdscard ntauth remove
+    rdscard certutil -viewdelstore "ldap:///CN=NTAuthCertificates,...?cACertificate?base?
+        objectClass=certificationAuthority" CERTID          # remove the CA in the directory
     rdscard certutil -dspublish [-f] CA.pem NTAuthCA [DN]    # add the CA in the directory
     rdscard certutil -pulse                                  # refresh the store from it
     rdscard certutil -scinfo [--reader NAME]                 # what a sign-in would do
@@ -33,7 +35,8 @@ from rdscard.errors import ConfigError
 if TYPE_CHECKING:
     from rdscard.logon.scinfo import CardReport
 
-VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse", "scinfo", "scroots")
+VERBS: Final = ("addstore", "viewstore", "delstore", "viewdelstore", "dspublish", "pulse",
+                "scinfo", "scroots")
 STORE_NAME: Final = "ntauth"
 
 EPILOG: Final = """\
@@ -48,6 +51,21 @@ what each verb does (Windows' spelling -> rdscard):
         stop trusting one CA; CERTID is its index in -viewstore, its SHA-1
         thumbprint, a SHA-256 fingerprint prefix, its serial number or its
         subject or common name: `rdscard ntauth remove CERTID`
+  -viewstore "ldap:///CN=NTAuthCertificates,CN=Public Key Services,
+        CN=Services,CN=Configuration,DC=example,DC=test?cACertificate?base?
+        objectClass=certificationAuthority"
+        list the directory's NTAuth CAs (one argument, quoted, on one line),
+        numbered in the directory's order
+  -viewdelstore "ldap:///CN=NTAuthCertificates,...?cACertificate?base?
+        objectClass=certificationAuthority" CERTID
+        remove one CA from the directory's NTAuthCertificates object; CERTID
+        is its number in that list, its SHA-1 thumbprint, a SHA-256
+        fingerprint prefix, its serial number or its subject or common name
+        (without CERTID the list is shown: Windows shows a picker). Hosts
+        stop trusting it at their next refresh; -pulse refreshes now.
+        The URL's host is left out (ldap:///): the DCs are [directory] uris
+  -viewdelstore -enterprise NTAuth CERTID
+        the same as -delstore -enterprise NTAuth CERTID
   -dspublish [-f] CERTFILE NTAuthCA [DN]
         add the CA to the directory's NTAuthCertificates object
         (CN=NTAuthCertificates,CN=Public Key Services,CN=Services,
@@ -87,8 +105,9 @@ what each verb does (Windows' spelling -> rdscard):
   -scroots view [READER]
         list the roots on the card
 
--dspublish and -pulse use the [directory] section of the configuration
-(domain controllers, bind account, CA of their LDAPS certificates).
+-dspublish, -pulse and the ldap:/// store use the [directory] section of the
+configuration (domain controllers, bind account, CA of their LDAPS
+certificates).
 Exit status: 0 done, 2 an error (the message names the cause and the fix);
 -scinfo: 0 a sign-in would succeed, 1 it would be refused (no card in the
 reader included), 2 a usage or configuration error.
@@ -107,7 +126,10 @@ def register(subparsers: Any) -> None:
             "-scroots: the root CA certificates the card carries."
         ),
         usage=("rdscard certutil [--config FILE] [--state-dir DIR]\n"
-               "         (-addstore | -viewstore | -delstore) -enterprise NTAuth [ARG]\n"
+               "         (-addstore | -viewstore | -delstore | -viewdelstore) "
+               "-enterprise NTAuth [ARG]\n"
+               "       | (-viewstore | -viewdelstore) \"ldap:///CN=NTAuthCertificates,...\" "
+               "[CERTID]\n"
                "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
                "       | -scinfo [--reader NAME]\n"
                "       | -scroots (update [+]ROOTFILE | delete | view) [READER]\n"
@@ -145,7 +167,15 @@ def run(args: argparse.Namespace) -> int:
         if args.enterprise or args.force:
             raise ConfigError("-scroots takes no -enterprise or -f")
         return scroots.run_scroots(words, args, reader=args.reader)
-    if verb in ("addstore", "viewstore", "delstore"):
+    if verb in ("viewstore", "viewdelstore") and words and words[0][:7].lower() == "ldap://":
+        if args.enterprise or args.force:
+            raise ConfigError(f"-{verb} with an ldap:/// store takes no -enterprise or -f")
+        from rdscard.cli import certutil_directory
+
+        if verb == "viewstore":
+            return certutil_directory.view(words, args)
+        return certutil_directory.delete(words, args)
+    if verb in ("addstore", "viewstore", "delstore", "viewdelstore"):
         return _store_verb(verb, words, args)
     if args.enterprise:
         raise ConfigError(f"-{verb} takes no -enterprise")
@@ -164,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store_verb(verb: str, words: list[str], args: argparse.Namespace) -> int:
-    wanted = {"addstore": "CERTFILE", "viewstore": "", "delstore": "CERTID"}[verb]
+    wanted = {"addstore": "CERTFILE", "viewstore": "", "delstore": "CERTID",
+              "viewdelstore": "CERTID"}[verb]
     usage = f"rdscard certutil -{verb} -enterprise NTAuth {wanted}".rstrip()
     if not args.enterprise or not words or words[0].lower() != STORE_NAME:
         raise ConfigError(f"-{verb} works on the enterprise NTAuth store only: {usage}")

@@ -55,6 +55,7 @@ class ReasonCode(StrEnum):
     ACCOUNT_EXPIRED = "account_expired"
     SID_MISMATCH = "sid_mismatch"
     WEAK_MAPPING = "weak_mapping"
+    CERTIFICATE_PREDATES_ACCOUNT = "certificate_predates_account"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises
