@@ -247,7 +247,7 @@ def match_entries(entries: list[NtAuthEntry], ident: str) -> list[NtAuthEntry]:
     - a subject: its full RFC 4514 form or its common name, case-insensitively.
     """
     text = ident.strip()
-    if text.isdigit() and len(text) < MIN_PREFIX:
+    if text.isascii() and text.isdigit() and len(text) < MIN_PREFIX:  # not '²'
         index = int(text)
         return [entries[index]] if index < len(entries) else []
     compact = text.replace(":", "").replace(" ", "").lower()
