@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rdscard.errors import ConfigError
-from rdscard.logon.kdc_trust import kvno_program, ntauth_roots, verify_tgt, write_anchors
+from rdscard.logon.kdc_trust import ntauth_roots, write_anchors
 from rdscard.logon.ntauth import parse_certificates
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import KdcSettings
@@ -64,43 +64,49 @@ def test_anchor_bundle_is_replaced_whole(tmp_path: Path,
     assert [p.name for p in path.parent.iterdir()] == ["kdc-anchors.pem"]
 
 
-def test_kvno_sits_beside_a_configured_kinit() -> None:
-    assert kvno_program("kinit") == "kvno"
-    assert kvno_program("/opt/krb5/bin/kinit") == "/opt/krb5/bin/kvno"
+def test_validate_turns_the_keytab_check_on_for_every_tgt() -> None:
+    settings = KdcSettings.from_table({"validate": True,
+                                       "validate_principal": "host/rdsh.example.test@EX.TEST",
+                                       "validate_keytab": "/etc/rdscard/host.keytab"})
+    assert settings.validate and not settings.card_roots
+    assert str(settings.validate_keytab) == "/etc/rdscard/host.keytab"
+    assert KdcSettings.from_table({}).validate is False
+    with pytest.raises(ConfigError, match="validate"):
+        KdcSettings.from_table({"validate": "yes"})
 
 
-def test_a_failed_check_names_the_trust_and_the_keytab(tmp_path: Path) -> None:
-    fake = tmp_path / "kinit"
-    (tmp_path / "kvno").write_text("#!/bin/sh\necho 'kvno: Server not found in Kerberos "
-                                   "database while getting credentials' >&2\nexit 1\n")
-    (tmp_path / "kvno").chmod(0o755)
-    with pytest.raises(SignInRefused) as info:
-        verify_tgt("FILE:/nonexistent", "host/rdsh@EXAMPLE.TEST", "", env={"PATH": "/bin"},
-                   kinit=str(fake))
-    assert info.value.reason_code is ReasonCode.TGT_UNVERIFIED
-    assert "Server not found" in info.value.message and "trust" in info.value.message
+def test_validation_runs_for_every_tgt_with_validate(tmp_path: Path) -> None:
+    """A kinit that leaves a TGT, then a kvno that refuses: the sign-in is refused."""
+    from rdscard.logon.pkinit import run_pkinit
+    from rdscard.secret import Secret
+    from tests.unit.test_logon_pkinit import CCACHE_V4
 
-
-def test_a_missing_kvno_is_refused_clearly(tmp_path: Path) -> None:
-    with pytest.raises(SignInRefused) as info:
-        verify_tgt("FILE:/x", "host/rdsh@EXAMPLE.TEST", "/k", env={},
-                   kinit=str(tmp_path / "kinit"))
-    assert info.value.reason_code is ReasonCode.TGT_UNVERIFIED
-    assert "krb5-user" in info.value.message
-
-
-@pytest.mark.parametrize("service", ["host", "host/rdsh", "-k@X", "a b@X", "host/@X"])
-def test_verify_service_must_be_a_principal(service: str) -> None:
-    with pytest.raises(ConfigError, match="verify_service"):
-        KdcSettings.from_table({"verify_service": service})
-
-
-def test_verify_settings_parse() -> None:
-    settings = KdcSettings.from_table({"verify_service": "host/rdsh.example.test@EXAMPLE.TEST",
-                                       "verify_keytab": "/etc/rdscard/host.keytab"})
-    assert settings.verify_service == "host/rdsh.example.test@EXAMPLE.TEST"
-    assert settings.verify_keytab == "/etc/rdscard/host.keytab"
-    assert KdcSettings.from_table({}).verify_service == ""
+    cache = tmp_path / "tgt.ccache"
+    cache.write_bytes(CCACHE_V4)
+    kinit = tmp_path / "kinit"
+    kinit.write_text("#!/bin/sh\ncat > /dev/null\ncp " + str(cache)
+                     + ' "${KRB5CCNAME#FILE:}"\n')
+    kinit.chmod(0o755)
+    kvno = tmp_path / "kvno"
+    kvno.write_text("#!/bin/sh\necho 'kvno: Server not found in Kerberos database' >&2\n"
+                    "exit 1\n")
+    kvno.chmod(0o755)
+    for validate, refused in ((False, False), (True, True)):
+        settings = KdcSettings.from_table({"kinit": str(kinit), "kvno": str(kvno),
+                                           "validate": validate,
+                                           "validate_principal": "host/rdsh@EXAMPLE.TEST"})
+        base = tmp_path / f"cc-{validate}"
+        if refused:
+            with pytest.raises(SignInRefused) as info:
+                run_pkinit("alice@EXAMPLE.TEST", Secret(b"123456"), settings,
+                           ccache_base=base, base_env={"PATH": "/usr/bin:/bin"})
+            assert info.value.reason_code is ReasonCode.TGT_UNVERIFIED
+            assert "Server not found" in info.value.message
+            assert list(base.iterdir()) == []
+        else:
+            result = run_pkinit("alice@EXAMPLE.TEST", Secret(b"123456"), settings,
+                                ccache_base=base, base_env={"PATH": "/usr/bin:/bin"})
+            assert result.principal == "alice@EXAMPLE.TEST"
 
 
 def test_a_realm_whose_kdcs_krb5_conf_does_not_list_is_refused_before_kinit(

@@ -1,4 +1,4 @@
-"""Which KDCs a sign-in trusts, and the check that a new TGT was issued by one of them.
+"""Which KDCs a sign-in trusts: the anchors above NTAuth, the KDC certificate's issuer.
 
 **The KDC certificate.** Windows accepts a KDC's PKINIT reply only when the
 KDC certificate chains to a trusted root *through a CA of the enterprise
@@ -17,21 +17,20 @@ service reads the KDC certificate from the reply itself
 (:mod:`rdscard.logon.kdc_relay`) and :func:`check_kdc_issuer` wants its
 issuer in NTAuth.
 
-**The TGT.** With ``[logon.kdc] verify_service``, the new TGT is used once
-more, as Windows and pam_krb5 do, to get a service ticket for the host's
-own principal, which must decrypt with the host's keytab (MIT ``kvno -k``,
-as ``krb5_verify_init_creds``; RFC 4120 3.3). For a user of another realm
-the request crosses the trust (``krbtgt/HOST-REALM@USER-REALM``), so a
-sign-in from a realm this host does not trust fails here.
+**The TGT.** With ``[logon.kdc] validate``, every new TGT is checked as
+with ``card_roots`` (:func:`rdscard.logon.card_roots.validate_tgt`: a service
+ticket for the host's own principal that must open with its keytab). For a
+user of another realm the request crosses the trust
+(``krbtgt/HOST-REALM@USER-REALM``), so a sign-in from a realm that does not
+trust the host's fails there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -46,8 +45,6 @@ from rdscard.pki.ca import OID_PKINIT_KPKDC
 
 ANCHOR_FILE: Final = "kdc-anchors.pem"
 MAX_DEPTH: Final = 8
-DEFAULT_KEYTAB: Final = "FILE:/etc/krb5.keytab"
-MAX_OUTPUT: Final = 64 * 1024
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -156,44 +153,3 @@ def check_kdc_issuer(replies: Sequence[bytes], ntauth: Sequence[x509.Certificate
             f"{kdc.issuer.rfc4514_string()}, which is not in the NTAuth store: add that CA "
             "(`rdscard ntauth add`) only if it may issue domain controller certificates")
     return kdc
-
-
-def kvno_program(kinit: str) -> str:
-    """``kvno`` beside a configured ``kinit`` path, else from PATH."""
-    return str(Path(kinit).with_name("kvno")) if "/" in kinit else "kvno"
-
-
-def verify_tgt(ccname: str, service: str, keytab: str, *, env: Mapping[str, str],
-               kinit: str = "kinit", timeout: float = 30.0) -> None:
-    """Get a ticket for ``service`` with the TGT in ``ccname`` and decrypt it with ``keytab``.
-
-    Raises :class:`SignInRefused` (``tgt_unverified``) naming kvno's message.
-    The ticket is not stored (``--no-store``); a cross-realm TGT met on the
-    way is, as any client would keep it.
-    """
-    argv = [kvno_program(kinit), "--no-store", "-c", ccname, "-k", keytab or DEFAULT_KEYTAB,
-            service]
-    try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                env={**env, "KRB5CCNAME": ccname}, timeout=timeout,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise SignInRefused(ReasonCode.TGT_UNVERIFIED,
-                            f"the TGT could not be checked against {service} within "
-                            f"{timeout:g} s: check that the host's KDC answers") from None
-    except OSError as exc:
-        raise SignInRefused(ReasonCode.TGT_UNVERIFIED,
-                            f"cannot run {argv[0]} ({exc.strerror}): install MIT Kerberos "
-                            "(krb5-user)") from None
-    if result.returncode != 0:
-        said = _last_line(result.stderr[:MAX_OUTPUT].decode("utf-8", "replace"))
-        raise SignInRefused(
-            ReasonCode.TGT_UNVERIFIED,
-            f"the new TGT does not lead to a ticket for this host's {service} that its keytab "
-            f"opens ({said}): the user's realm must trust the host's realm (cross-realm "
-            "krbtgt keys), and [logon.kdc] verify_keytab must hold the service's current key")
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("[")]
-    return lines[-1][:400] if lines else "no message"

@@ -32,21 +32,21 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography import x509
 
 from rdscard.errors import ProtocolError
+from rdscard.logon.card_roots import anchor_file, validate_tgt
 from rdscard.logon.ccache import Ccache
 from rdscard.logon.kdc_relay import KdcRelay, overlay, realm_kdcs
 from rdscard.logon.kdc_trust import (
     ANCHOR_FILE,
     check_kdc_issuer,
     ntauth_roots,
-    verify_tgt,
     write_anchors,
 )
 from rdscard.logon.mapping import AccountMapping
@@ -72,6 +72,17 @@ class PkinitResult:
     ccname: str
     expires: datetime.datetime
     seconds: float
+
+
+class PkinitRunner(Protocol):
+    """The PKINIT step the logon service calls: a TGT for ``mapping`` with ``pin``.
+
+    ``card_roots`` (given only with ``[logon.kdc] card_roots``): the card's
+    roots, extra KDC anchors of this sign-in, the TGT then validated.
+    """
+
+    def __call__(self, mapping: AccountMapping, pin: Secret,
+                 card_roots: Sequence[x509.Certificate] = ..., /) -> PkinitResult: ...
 
 
 @dataclass(frozen=True)
@@ -271,10 +282,14 @@ def run_pkinit(
     uid: int | None = None,
     gid: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    card_roots: Sequence[x509.Certificate] = (),
     kdc_issuers: Sequence[x509.Certificate] | None = None,
 ) -> PkinitResult:
     """Get a TGT for ``principal`` with the card behind ``pcsc_socket``; wipes ``pin``.
 
+    ``card_roots``: roots read from the card, extra KDC anchors of this kinit
+    only; the TGT must then pass :func:`~rdscard.logon.card_roots.validate_tgt`
+    (as every TGT must with ``[logon.kdc] validate``).
     ``kdc_issuers`` (the NTAuth CAs): kinit reaches the realm through a
     relay that shows the KDC's certificate (:mod:`rdscard.logon.kdc_relay`),
     whose issuing CA must be one of them.
@@ -282,6 +297,37 @@ def run_pkinit(
     Raises :class:`SignInRefused` with the cause (wrong PIN, KDC unreachable,
     name mismatch...) and removes the logon directory when it fails.
     """
+    if not card_roots:
+        return _run_pkinit(principal, pin, settings, ccache_base=ccache_base, anchors=anchors,
+                           enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
+                           uid=uid, gid=gid, base_env=base_env, kdc_issuers=kdc_issuers,
+                           validate=settings.validate)
+    try:
+        with anchor_file(ccache_base, card_roots) as extra:
+            return _run_pkinit(principal, pin, settings, ccache_base=ccache_base,
+                               anchors=(*anchors, extra), enterprise=enterprise, realm=realm,
+                               pcsc_socket=pcsc_socket, uid=uid, gid=gid, base_env=base_env,
+                               kdc_issuers=kdc_issuers, validate=True)
+    finally:
+        pin.wipe()
+
+
+def _run_pkinit(
+    principal: str,
+    pin: Secret,
+    settings: KdcSettings,
+    *,
+    ccache_base: Path,
+    anchors: Sequence[Path],
+    enterprise: bool,
+    realm: str | None,
+    pcsc_socket: str | None,
+    uid: int | None,
+    gid: int | None,
+    base_env: Mapping[str, str] | None,
+    kdc_issuers: Sequence[x509.Certificate] | None = None,
+    validate: bool = False,
+) -> PkinitResult:
     started = time.monotonic()
     relay: KdcRelay | None = None
     try:
@@ -357,11 +403,10 @@ def run_pkinit(
             except SignInRefused:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
-        if settings.verify_service:
+        if validate:
             try:
-                verify_tgt(command.env["KRB5CCNAME"], settings.verify_service,
-                           settings.verify_keytab, env=command.env, kinit=settings.kinit,
-                           timeout=settings.timeout)
+                validate_tgt(f"FILE:{ccache}", str(cache.default_principal), settings,
+                             command.env)
             except SignInRefused:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
@@ -414,7 +459,7 @@ def make_runner(
     uid: int | None = None,
     gid: int | None = None,
     ccache_base: Path | None = None,
-) -> Callable[[AccountMapping, Secret], PkinitResult]:
+) -> PkinitRunner:
     """The PKINIT step of :class:`~rdscard.logon.service.LogonService` for one session.
 
     Credential caches go to ``ccache_base`` (default ``STATE/ccache``); the
@@ -424,7 +469,8 @@ def make_runner(
     issuers = NtAuthStore(config.ntauth_directory(state_dir)).certificates()
     base = ccache_base if ccache_base is not None else Path(state_dir) / "ccache"
 
-    def runner(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+    def runner(mapping: AccountMapping, pin: Secret,
+               card_roots: Sequence[x509.Certificate] = ()) -> PkinitResult:
         principal = mapping.upn if mapping.enterprise and mapping.upn else mapping.principal
         if principal is None:
             pin.wipe()
@@ -433,6 +479,7 @@ def make_runner(
                                 "with a realm in [logon.domain_realms]")
         return run_pkinit(principal, pin, config.kdc, ccache_base=base, anchors=anchors,
                           enterprise=mapping.enterprise, realm=mapping.realm,
-                          pcsc_socket=pcsc_socket, uid=uid, gid=gid, kdc_issuers=issuers)
+                          pcsc_socket=pcsc_socket, uid=uid, gid=gid, card_roots=card_roots,
+                          kdc_issuers=issuers)
 
     return runner

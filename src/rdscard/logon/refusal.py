@@ -37,12 +37,12 @@ class ReasonCode(StrEnum):
     KDC_UNREACHABLE = "kdc_unreachable"
     KDC_UNKNOWN = "kdc_unknown"
     KDC_UNTRUSTED = "kdc_untrusted"
-    TGT_UNVERIFIED = "tgt_unverified"
     PREAUTH_FAILED = "preauth_failed"
     CLIENT_NAME_MISMATCH = "client_name_mismatch"
     PRINCIPAL_UNKNOWN = "principal_unknown"
     KINIT_TIMEOUT = "kinit_timeout"
     KINIT_FAILED = "kinit_failed"
+    TGT_UNVERIFIED = "tgt_unverified"
     EFS_NO_KEY_CERTIFICATE = "efs_no_key_certificate"
     EFS_NOT_RECIPIENT = "efs_not_recipient"
     EFS_UNLOCK_FAILED = "efs_unlock_failed"
@@ -55,6 +55,7 @@ class ReasonCode(StrEnum):
     ACCOUNT_EXPIRED = "account_expired"
     SID_MISMATCH = "sid_mismatch"
     WEAK_MAPPING = "weak_mapping"
+    CERTIFICATE_PREDATES_ACCOUNT = "certificate_predates_account"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises

@@ -28,11 +28,16 @@ default, unknown keys are errors. The settings (the Group Policy of the seed)::
     pkcs11_module = "opensc-pkcs11.so"
     anchors = []                   # KDC trust anchors; default: the roots above the
                                    # NTAuth CAs (the KDC must chain through NTAuth)
-    verify_service = ""            # check each TGT: a ticket for this principal of the
-                                   # host (e.g. host/rdsh.example.test@EXAMPLE.TEST)...
-    verify_keytab = ""             # ...must open with this keytab (default: the system's)
     timeout = 30.0                 # seconds for one kinit
     kinit = "kinit"                # the MIT kinit program
+    card_roots = false             # also trust the roots on the user's card (msroots) for
+                                   # the KDC certificate, that sign-in only, and only with
+                                   # the TGT validated against validate_keytab
+    validate = false               # validate every TGT against validate_keytab (a user of
+                                   # another realm: the check crosses the trust)
+    validate_keytab = ""           # default /etc/krb5.keytab
+    validate_principal = ""        # default host/<FQDN> in the user's realm
+    kvno = "kvno"                  # the MIT kvno program (the TGT validation)
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ from rdscard.errors import ConfigError
 
 _REALM: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 _DOMAIN: Final = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
-_SERVICE: Final = re.compile(r"^[A-Za-z0-9$][A-Za-z0-9._$-]*(/[A-Za-z0-9._-]+)*@[A-Za-z0-9.-]+$")
 MAX_TABLE: Final = 10_000
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -84,15 +88,20 @@ class KdcSettings:
     anchors: tuple[Path, ...] = ()
     timeout: float = 30.0
     kinit: str = "kinit"
-    #: check each new TGT with a ticket for this host principal (empty: no check)
-    verify_service: str = ""
-    verify_keytab: str = ""
+    #: roots on the card for the KDC certificate (rdscard.logon.card_roots)
+    card_roots: bool = False
+    #: validate every TGT against the host's keytab, card roots or not
+    validate: bool = False
+    validate_keytab: Path | None = None
+    validate_principal: str = ""
+    kvno: str = "kvno"
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> KdcSettings:
         where = "[logon.kdc]"
         _reject_unknown(table, where, {"krb5_config", "pkcs11_module", "anchors", "timeout",
-                                       "kinit", "verify_service", "verify_keytab"})
+                                       "kinit", "card_roots", "validate", "validate_keytab",
+                                       "validate_principal", "kvno"})
         timeout = _take(table, "timeout", (int, float), where, cls.timeout)
         if isinstance(timeout, bool) or not 0 < float(timeout) <= 600:
             raise ConfigError(f"{where} timeout: give seconds between 0 and 600, not {timeout!r}")
@@ -106,8 +115,11 @@ class KdcSettings:
             anchors=_paths(table, "anchors", where),
             timeout=float(timeout),
             kinit=_take(table, "kinit", str, where, cls.kinit) or cls.kinit,
-            verify_service=_principal(table, "verify_service", where),
-            verify_keytab=_take(table, "verify_keytab", str, where, ""),
+            card_roots=_take(table, "card_roots", bool, where, False),
+            validate=_take(table, "validate", bool, where, False),
+            validate_keytab=_path(_take(table, "validate_keytab", str, where, "")),
+            validate_principal=_principal(_take(table, "validate_principal", str, where, "")),
+            kvno=_take(table, "kvno", str, where, cls.kvno) or cls.kvno,
         )
 
 
@@ -171,11 +183,10 @@ class LogonConfig:
         )
 
 
-def _principal(table: dict[str, Any], key: str, where: str) -> str:
-    value: str = _take(table, key, str, where, "").strip()
-    if value and (not _SERVICE.match(value)):
-        raise ConfigError(f"{where} {key}: {value!r} is not a service principal: write "
-                          '"host/rdsh.example.test@EXAMPLE.TEST"')
+def _principal(value: str) -> str:
+    if value and (value.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in value)):
+        raise ConfigError(f"[logon.kdc] validate_principal: {value!r} is not a principal: "
+                          'write "host/server.example.test" or "host/server@REALM"')
     return value
 
 

@@ -35,10 +35,12 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
@@ -48,7 +50,7 @@ from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.mapping import AccountMapper, AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
-from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
+from rdscard.logon.pkinit import PkinitResult, PkinitRunner, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignInRequest
 from rdscard.logon.settings import AccountMode
@@ -401,7 +403,7 @@ class PrivilegedService:
             serial=signed.certificate.serial, ccname=record.ccname,
             expires=tickets.expires if tickets else None, phases=dict(signed.phases))
 
-    def _pkinit_runner(self, session_id: int) -> Callable[[AccountMapping, Secret], PkinitResult]:
+    def _pkinit_runner(self, session_id: int) -> PkinitRunner:
         """Kerberos mode: a TGT by PKINIT with the session's redirected card (worker thread)."""
         config = self.config
         record = self._session(session_id)
@@ -413,7 +415,8 @@ class PrivilegedService:
             issuers = NtAuthStore(config.logon.ntauth_directory(
                 config.server.state_dir)).certificates()
 
-        def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+        def run(mapping: AccountMapping, pin: Secret,
+                card_roots: Sequence[x509.Certificate] = ()) -> PkinitResult:
             if mapping.principal is None or not record.card_socket:
                 pin.wipe()
                 raise SignInRefused(ReasonCode.KINIT_FAILED,
@@ -425,7 +428,8 @@ class PrivilegedService:
                 mapping.principal, pin, config.logon.kdc, ccache_base=base, anchors=anchors,
                 enterprise=mapping.enterprise, realm=mapping.realm,
                 pcsc_socket=str(self.socket_path(session_id)),
-                uid=account.pw_uid, gid=account.pw_gid, kdc_issuers=issuers,
+                uid=account.pw_uid, gid=account.pw_gid, card_roots=card_roots,
+                kdc_issuers=issuers,
             )
 
         return run

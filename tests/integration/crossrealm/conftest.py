@@ -98,5 +98,6 @@ def trusting_server(directory: Path, home_pki: RealmPki, partner_pki: RealmPki,
         f'roots = ["{home_pki.layout.root_cert}", "{partner_pki.layout.root_cert}"]\n'
         f"{logon}"
         f'[logon.kdc]\nkrb5_config = "{realms.krb5_conf}"\ntimeout = 20.0\n'
-        f'verify_service = "{HOST_SERVICE}"\nverify_keytab = "{realms.keytab}"\n{extra}')
+        f'validate = true\nvalidate_principal = "{HOST_SERVICE}"\n'
+        f'validate_keytab = "{realms.keytab}"\n{extra}')
     return ServerProcess(state, ("--config", str(config)))

@@ -53,7 +53,8 @@ def service_for(state: Path, realms: Realms, ntauth: list[RealmPki], roots: list
         "mode": "kerberos", "roots": [str(root) for root in roots],
         "domain_realms": {PARTNER_DOMAIN: PARTNER_REALM},
         "kdc": {"krb5_config": str(realms.krb5_conf), "timeout": 20,
-                "verify_service": HOST_SERVICE, "verify_keytab": str(realms.keytab)},
+                "validate": True, "validate_principal": HOST_SERVICE,
+                "validate_keytab": str(realms.keytab)},
     })
     return LogonService(
         config, CertificateValidator.from_config(config, state),
