@@ -128,10 +128,10 @@ def validate_tgt(ccname: str, client_principal: str, settings: KdcSettings,
         raise SignInRefused(
             ReasonCode.TGT_UNVERIFIED,
             f"the KDC's ticket could not be checked against this host's keytab {keytab} for "
-            f"{principal} ({said}): the KDC must prove it knows this host's key (for a user "
-            "of another realm, through a trust between the realms); put the current keys of "
-            "that principal in the keytab (kadmin ktadd), or set [logon.kdc] validate_keytab "
-            "/ validate_principal")
+            f"{principal} ({said}): with [logon.kdc] card_roots or validate the KDC must "
+            "prove it knows this host's key (for a user of another realm, through a trust "
+            "between the realms); put the current keys of that principal in the keytab "
+            "(kadmin ktadd), or set [logon.kdc] validate_keytab / validate_principal")
     return principal
 
 
