@@ -34,8 +34,8 @@ from tests.integration.sessioncard.conftest import ensure_account
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("samba-dc")]
 
 REALM = "EXAMPLE.TEST"
-USER = "frank"  # the card's UPN frank@example.test, FreeRDP's principal frank@EXAMPLE.TEST
-ACCOUNT = "rdscard-dfrank"  # the directory user's sAMAccountName, and the local account
+USER = "kim"  # the card's UPN kim@example.test, FreeRDP's principal kim@EXAMPLE.TEST
+ACCOUNT = "rdscard-dkim"  # the directory user's sAMAccountName, and the local account
 
 
 @pytest.fixture
@@ -44,12 +44,12 @@ def kdc(pki: RealmPki, tmp_path: Path) -> Iterator[MitKdc]:
     with MitKdc(tmp_path / "kdc", REALM, pki) as server:
         server.add_user(USER)
         # the sign-in's PKINIT asks for the directory account's own principal
-        server.add_user(ACCOUNT, cert_match=r"<SAN>^frank@example\.test$")
+        server.add_user(ACCOUNT, cert_match=r"<SAN>^kim@example\.test$")
         server.add_service("TERMSRV/localhost", tmp_path / "termsrv.keytab")
         yield server
 
 
-def frank_card(pki: RealmPki) -> VirtualPivCard:
+def kim_card(pki: RealmPki) -> VirtualPivCard:
     state = CardState.new(serial=0x4242, pin=PIN.encode(), puk=PUK.encode())
     card = VirtualPivCard(state)
     provision(PivClient(InProcessTransport(card)), pki, USER, Credentials(),
@@ -83,7 +83,7 @@ def test_nla_principal_and_card_map_to_one_directory_user(
     # the monitor's krb5.conf names the DC's KDC for its bind; kinit has its own
     monkeypatch.setenv("KRB5_CONFIG", str(samba_dc.krb5_conf))
     server = ServerProcess(tmp_path / "state", ("--config", str(config)))
-    card = frank_card(pki)
+    card = kim_card(pki)
     inserted = insert(card, pcscd)
     screen = VirtualScreen(1088, 832).start()
     client = None
