@@ -176,3 +176,21 @@ def test_a_connection_held_open_does_not_block_another() -> None:
         length = int.from_bytes(c.recv(4), "big")
         assert c.recv(length) == b"\x6b\x00ok"
     assert seen == [b"hi"]
+
+
+def test_include_and_includedir_are_followed(tmp_path: Path) -> None:
+    snippets = tmp_path / "krb5.conf.d"
+    snippets.mkdir()
+    (snippets / "partner").write_text("[realms]\nPARTNER.TEST = {\n kdc = kdc1.partner.test\n}\n")
+    (snippets / "partner.conf").write_text(
+        "[realms]\nPARTNER.TEST = {\n kdc = kdc2.partner.test\n}\n")
+    (snippets / "ignored.rpmsave").write_text(
+        "[realms]\nPARTNER.TEST = {\n kdc = stale.partner.test\n}\n")
+    extra = tmp_path / "extra.conf"
+    extra.write_text("[realms]\nPARTNER.TEST = {\n kdc = kdc3.partner.test:89\n}\n")
+    main = tmp_path / "krb5.conf"
+    main.write_text(f"include {extra}\nincludedir {snippets}\n"
+                    f"include {main}\n"  # a loop is read once
+                    "[libdefaults]\n default_realm = PARTNER.TEST\n")
+    assert realm_kdcs([main], "PARTNER.TEST") == [
+        ("kdc3.partner.test", 89), ("kdc1.partner.test", 88), ("kdc2.partner.test", 88)]

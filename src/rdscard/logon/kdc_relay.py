@@ -38,6 +38,9 @@ AS_REP: Final = 0x6B  # [APPLICATION 11]
 PA_PK_AS_REP: Final = 17
 _REALM_BLOCK: Final = re.compile(r"^\s*([^\s=]+)\s*=\s*\{\s*$")
 _KDC_LINE: Final = re.compile(r"^\s*kdc\s*=\s*(\S+)\s*$")
+#: includedir reads files named only with letters, digits, dashes or underscores, or *.conf
+_INCLUDED_NAME: Final = re.compile(r"^([A-Za-z0-9_-]+|[^.].*\.conf)$")
+MAX_CONFIG_FILES: Final = 64
 
 
 def realm_kdcs(configs: Sequence[Path], realm: str) -> list[tuple[str, int]]:
@@ -47,15 +50,24 @@ def realm_kdcs(configs: Sequence[Path], realm: str) -> list[tuple[str, int]]:
     are accepted, ``udp/`` and MS-KKDCP (``https://``) entries are left out.
     """
     found: list[tuple[str, int]] = []
-    for path in configs:
+    queue, seen = list(configs), set[Path]()
+    while queue and len(seen) < MAX_CONFIG_FILES:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
         try:
             lines = path.read_text(errors="replace").splitlines()
         except OSError:
             continue
         section, depth, inside = "", 0, False
+        included: list[Path] = []
         for line in lines:
             text = line.strip()
             if not text or text.startswith(("#", ";")):
+                continue
+            if depth == 0 and text.startswith(("include ", "includedir ")):
+                included += _included(text)
                 continue
             if depth == 0 and text.startswith("[") and text.endswith("]"):
                 section = text[1:-1].strip()
@@ -76,7 +88,21 @@ def realm_kdcs(configs: Sequence[Path], realm: str) -> list[tuple[str, int]]:
                 address = _address(kdc.group(1))
                 if address is not None and address not in found:
                     found.append(address)
+        queue[:0] = included  # next, before the files named after this one
     return found
+
+
+def _included(directive: str) -> list[Path]:
+    """The files an ``include FILE`` or ``includedir DIR`` directive names (krb5.conf(5))."""
+    keyword, _, target = directive.partition(" ")
+    path = Path(target.strip())
+    if keyword == "include":
+        return [path]
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError:
+        return []
+    return [path / name for name in names if _INCLUDED_NAME.match(name)]
 
 
 def _address(value: str) -> tuple[str, int] | None:
