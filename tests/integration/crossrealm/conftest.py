@@ -74,7 +74,12 @@ def realms(tmp_path: Path, pki: RealmPki,  # noqa: F811 - fixture
 
 
 def partner_card(partner_pki: RealmPki, user: str = "carol") -> VirtualPivCard:
-    """``user@partner.test``'s card, issued by the partner domain's CA."""
+    """``user@partner.test``'s card, issued by the partner domain's CA.
+
+    RSA keys: with a P-256 card, MIT kinit 1.20.1 (OpenSC's PKCS#11 module) builds
+    its chain, then fails before sending its PKINIT request ("Preauthentication
+    failed"), so no EC card signs in by PKINIT here.
+    """
     state = CardState.new(serial=0x7000, pin=PIN.encode(), puk=PUK.encode())
     card = VirtualPivCard(state)
     provision(PivClient(InProcessTransport(card)), partner_pki, user, Credentials(),
