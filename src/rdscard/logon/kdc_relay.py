@@ -209,8 +209,8 @@ class KdcRelay:
             # one thread per connection: another local program holding a connection open
             # must not keep kinit's from being served
             with self._lock:
-                busy = len(self._workers) >= MAX_CONNECTIONS
                 self._workers = [w for w in self._workers if w.is_alive()]
+                busy = len(self._workers) >= MAX_CONNECTIONS
             if busy:
                 client.close()
                 continue
