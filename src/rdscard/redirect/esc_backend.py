@@ -360,10 +360,15 @@ class EscBackend:
         """The client holds ``handle``'s lock, with no card event: a local answer is exact."""
         return self._locks.holds(handle) and self._card_present(reader)
 
-    async def _settle(self, keep: bytes | None) -> None:
-        """Wait for the calls sent behind their answers, then end every lingering transaction
-        but ``keep``'s on the client, and wait for that too."""
-        await self._behind.settled()
+    async def _settle(self, keep: bytes | None, reader: str | None = None) -> None:
+        """Wait for the calls sent behind their answers (``reader``: those on that reader),
+        then end every lingering transaction but ``keep``'s on the client, and wait for that.
+
+        A call of handle ``keep`` waits only for the background calls on its reader.
+        """
+        if reader is None and keep is not None and keep in self._handles:
+            reader = self._handles[keep][1]
+        await self._behind.settled(reader)
         for other in self._locks.others_lingering(keep):
             if self._locks.stop_lingering(other):
                 await self._send_end(other)
@@ -477,7 +482,7 @@ class EscBackend:
         connect is made once more on a fresh context (see contexts.py).
         """
         client = self._contexts.client(context)
-        await self._settle(None)
+        await self._settle(None, reader)
         windows_protocols = translate.protocols_to_windows(preferred_protocols)
         call = ConnectWCall(reader, RedirScardContext(client), share_mode, windows_protocols)
         try:
@@ -541,12 +546,13 @@ class EscBackend:
         every later call of the session that goes to the client waits for it.
         Other dispositions change the card: the client answers them.
         """
-        h_card, _ = self._handle(handle)
+        h_card, reader = self._handle(handle)
         if disposition == LEAVE_CARD and self._quick_disconnect and not self._closed:
             end_first = self._locks.stop_lingering(handle)
             self._forget_handle(handle)
             self.local_answers += 1
-            self._behind.run(functools.partial(self._disconnect_on_client, h_card, end_first))
+            self._behind.run(functools.partial(self._disconnect_on_client, h_card, end_first),
+                             reader)
             return
         await self._settle(None)
         h_card, _ = self._handle(handle)
@@ -661,7 +667,7 @@ class EscBackend:
         """:meth:`transmit` without a task: ``done`` gets its result or error, once."""
         if self._closed:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
-        if self._behind.busy or (
+        if (self._behind.busy and self._behind.pending(self._handle(handle)[1])) or (
                 self._locks.lingering and self._locks.others_lingering(handle)):
             # A call sent behind its answer is still on its way, or another handle's
             # transaction lingers: wait for it, or end it on the client first (a task).
