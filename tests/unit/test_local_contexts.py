@@ -8,6 +8,7 @@ the program's order, before any later call that could see the difference.
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -245,6 +246,30 @@ def test_a_failed_client_disconnect_behind_the_answer_does_not_stop_later_calls(
         await backend.disconnect(handle, 0)
         other, _ = await backend.connect(context, READER, 2, T1)
         assert await backend.transmit(other, T1, SELECT, 258) == (T1, b"\x90\x00")
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_pool_keeps_the_client_within_the_sessions_context_limit(seed: int) -> None:
+    """Programs' contexts plus pooled ones never exceed what the service lets programs hold."""
+    limit = 3
+
+    async def scenario() -> None:
+        client = CountingClient()
+        backend = await ready(client, context_pool=2)
+        rng = random.Random(seed)
+        held: list[bytes] = []
+        for _ in range(200):
+            if held and (len(held) == limit or rng.random() < 0.5):
+                await backend.release_context(held.pop(rng.randrange(len(held))))
+            else:  # the service lets a program establish only below its limit
+                held.append(await backend.establish_context(0))
+            if rng.random() < 0.3:
+                await backend.settled()
+            live = client.codes().count(Io.SCARD_IOCTL_ESTABLISHCONTEXT) - len(client.released())
+            assert live <= limit
         await backend.close()
 
     asyncio.run(scenario())
