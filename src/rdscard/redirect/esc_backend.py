@@ -543,8 +543,9 @@ class EscBackend:
         handle it gave (winscard.c: a removed reader is ignored and a lock held
         by another handle does not stop it), so the program is answered here;
         the client's disconnect follows (the handle's lingering end first), and
-        every later call of the session that goes to the client waits for it.
-        Other dispositions change the card: the client answers them.
+        every later call of the session on that reader waits for it before it
+        goes to the client. Other dispositions change the card: the client
+        answers them.
         """
         h_card, reader = self._handle(handle)
         if disposition == LEAVE_CARD and self._quick_disconnect and not self._closed:
