@@ -273,3 +273,39 @@ def test_the_pool_keeps_the_client_within_the_sessions_context_limit(seed: int) 
         await backend.close()
 
     asyncio.run(scenario())
+
+
+def test_the_reader_monitor_starts_again_when_the_client_fails_its_context() -> None:
+    class RestartingClient(CountingClient):
+        """Fails the monitor's wait once, as xfreerdp does when its pcscd restarts."""
+
+        fail_wait = False
+
+        async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
+            if code == Io.SCARD_IOCTL_GETSTATUSCHANGEW and self.fail_wait:
+                self.fail_wait = False
+                await self.change.wait()
+                self.change = asyncio.Event()
+                raise ScardError(ScardReturn.SCARD_F_COMM_ERROR)
+            return await super().ioctl(code, payload, timeout=timeout)
+
+    async def scenario() -> None:
+        client = RestartingClient()
+        backend = EscBackend(client)
+        backend.start()
+        await table_settles(backend, translate.PCSC_PRESENT)
+        first = client.established[0]
+        client.fail_wait = True
+        client.change.set()  # ends the wait in progress; the next one fails
+        await asyncio.sleep(0.01)
+        client.change.set()  # the client's pcscd goes away under the monitor's wait
+        for _ in range(100):
+            if not backend.readers():
+                break
+            await asyncio.sleep(0.01)
+        assert backend.readers() == []  # programs see no reader, as on the client meanwhile
+        await table_settles(backend, translate.PCSC_PRESENT)  # then a fresh context finds it
+        assert len(client.established) == 2 and client.released() == [first]
+        await backend.close()
+
+    asyncio.run(scenario())

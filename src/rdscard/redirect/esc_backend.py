@@ -76,6 +76,10 @@ LEAVE_CARD = 0  # SCARD_LEAVE_CARD
 #: itself with the reader's name (winscard.c SCardGetAttrib), and so does this backend.
 READER_NAME_ATTRIBUTES = frozenset({0x7FFF0003, 0x7FFF0004})
 MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
+#: Seconds before the reader monitor starts again after the client failed it, doubling up to
+#: MONITOR_RETRY_MAX while it keeps failing.
+MONITOR_RETRY = 0.5
+MONITOR_RETRY_MAX = 10.0
 R = TypeVar("R", bound=NdrMessage)
 
 
@@ -257,23 +261,47 @@ class EscBackend:
         return self._counter
 
     async def _watch_readers(self) -> None:
-        try:
-            context = await self._establish_on_client(2)  # SCARD_SCOPE_SYSTEM
-            self._monitor_context = RedirScardContext(context)
-            while not self._closed:
-                names = await self._list_readers(self._monitor_context)
-                self._sync_reader_names(names)
-                await self._wait_for_status_change(self._monitor_context, names)
-        except asyncio.CancelledError:
-            raise
-        except ScardError as exc:
-            log.info("smart card reader monitor stopped: %s", exc)
-        except ProtocolError as exc:
-            log.warning("smart card reader monitor stopped: protocol error: %s", exc)
-        finally:
-            if self._readers:
-                self._readers.clear()
-                self._notify()
+        """Keep the reader table current, on a context of its own.
+
+        When the client fails that context (its pcscd restarted: xfreerdp then
+        answers SCARD_F_COMM_ERROR), the table empties and the monitor starts
+        again on a fresh context after a pause, as programs on the client's
+        computer find the readers again with a fresh context.
+        """
+        delay = MONITOR_RETRY
+        while not self._closed:
+            context: RedirScardContext | None = None
+            try:
+                context = RedirScardContext(await self._establish_on_client(2))  # SYSTEM
+                self._monitor_context = context
+                while not self._closed:
+                    names = await self._list_readers(context)
+                    self._sync_reader_names(names)
+                    await self._wait_for_status_change(context, names)
+                    delay = MONITOR_RETRY
+            except asyncio.CancelledError:
+                raise
+            except ScardError as exc:
+                log.info("smart card reader monitor: %s; again in %.1f s", exc, delay)
+            except ProtocolError as exc:
+                log.warning("smart card reader monitor: protocol error: %s; again in %.1f s",
+                            exc, delay)
+            finally:
+                self._forget_readers()
+            if self._closed:
+                return
+            if context is not None:  # the client answered on it, so it still knows it
+                await self._release_on_client(context.pb_context)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MONITOR_RETRY_MAX)
+
+    def _forget_readers(self) -> None:
+        if self._readers:
+            for name in self._readers:
+                self._locks.forget_reader(name)
+            self._readers.clear()
+            self._windows_states.clear()
+            self._notify()
 
     async def _list_readers(self, context: RedirScardContext) -> list[str]:
         call = ListReadersCall(context, 0, None, 0, INFINITE)

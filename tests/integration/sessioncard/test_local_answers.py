@@ -75,7 +75,7 @@ def test_programs_run_one_after_another_share_one_client_context(
     assert (crossed["CONNECTW"], crossed["TRANSMIT"], crossed["DISCONNECT"]) == (3, 3, 3)
 
 
-def test_a_pooled_context_outlives_a_restart_of_the_clients_pcscd(
+def test_a_pooled_context_and_the_reader_table_outlive_a_restart_of_the_clients_pcscd(
     redirected: RedirectedSession,
 ) -> None:
     use_the_card(redirected.socket)  # its context is now in the session's pool
@@ -92,3 +92,11 @@ def test_a_pooled_context_outlives_a_restart_of_the_clients_pcscd(
     # the pooled context died with the client's pcscd: the program must not notice
     use_the_card(redirected.socket)
     assert "pooled smart card context was no longer valid" in redirected.server.log
+    # and the session's reader table comes back, as the client's did
+    deadline = time.monotonic() + 20
+    while True:
+        with WireClient(redirected.socket) as client:
+            if entry(client.readers_state(), READER_0).get("state") == "0x34":
+                break
+        assert time.monotonic() < deadline, redirected.server.log[-3000:]
+        time.sleep(0.1)
