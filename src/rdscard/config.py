@@ -103,12 +103,17 @@ class RedirectionConfig:
     call_timeout: float = 30.0
     max_contexts: int = 32
     max_program_connections: int = 64
+    # Idle client contexts kept for the session's next SCardEstablishContext (0: none).
+    context_pool: int = 4
+    # SCardDisconnect(SCARD_LEAVE_CARD) answered at once, the client's disconnect sent behind.
+    quick_disconnect: bool = True
 
 
 #: The client's pcscd serves about 200 contexts in all (PCSC_MAX_CONTEXT_THREADS); one
 #: session must leave the client's own programs most of them.
 MAX_CONTEXTS_LIMIT = 150
 MAX_PROGRAM_CONNECTIONS_LIMIT = 1000
+MAX_CONTEXT_POOL = 16
 
 
 #: A light window manager that starts a terminal once it manages windows (a terminal
@@ -333,6 +338,14 @@ def _redirection(table: dict[str, Any]) -> RedirectionConfig:
             raise ConfigError(f"redirection.max_program_connections = {count}: choose 1 to "
                               f"{MAX_PROGRAM_CONNECTIONS_LIMIT}")
         cfg = replace(cfg, max_program_connections=count)
+    if "context_pool" in table:
+        count = _take(table, "context_pool", int, "redirection")
+        if not 0 <= count <= MAX_CONTEXT_POOL:
+            raise ConfigError(f"redirection.context_pool = {count}: choose 0 to "
+                              f"{MAX_CONTEXT_POOL}")
+        cfg = replace(cfg, context_pool=count)
+    if "quick_disconnect" in table:
+        cfg = replace(cfg, quick_disconnect=_take(table, "quick_disconnect", bool, "redirection"))
     _reject_unknown(table, "redirection")
     return cfg
 

@@ -93,6 +93,9 @@ def test_redirection_limits() -> None:
     config = parse_config("[redirection]\nmax_contexts = 8\nmax_program_connections = 20\n")
     assert (config.redirection.max_contexts, config.redirection.max_program_connections) == (8, 20)
     assert Config().redirection.max_contexts == 32  # well under the client pcscd's 200
+    assert (Config().redirection.context_pool, Config().redirection.quick_disconnect) == (4, True)
+    config = parse_config("[redirection]\ncontext_pool = 0\nquick_disconnect = false\n")
+    assert (config.redirection.context_pool, config.redirection.quick_disconnect) == (0, False)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +104,9 @@ def test_redirection_limits() -> None:
      ("max_contexts = 200", r"max_contexts = 200: choose 1 to 150 .*client's pcscd"),
      ("max_contexts = true", r"max_contexts: expected int"),
      ("max_program_connections = 0", r"max_program_connections = 0: choose 1 to 1000"),
-     ("max_program_connections = '9'", r"max_program_connections: expected int")],
+     ("max_program_connections = '9'", r"max_program_connections: expected int"),
+     ("context_pool = 17", r"context_pool = 17: choose 0 to 16"),
+     ("quick_disconnect = 1", r"quick_disconnect: expected bool")],
 )
 def test_bad_redirection_limits_say_what_to_choose(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -35,6 +35,8 @@ from tests.unit.test_logon_service import cards as cards
 from tests.unit.test_logon_service import pki as pki
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
+#: long before any certificate of the test PKI (KB5014754's backdating rule does not apply)
+CREATED = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 #: S-1-5-21-1004336348-1177238915-682003330-512 ([MS-DTYP] 2.4.2.4's example domain)
 SID = (bytes([1, 5]) + (5).to_bytes(6, "big")
        + struct.pack("<5I", 21, 1004336348, 1177238915, 682003330, 512))
@@ -44,7 +46,7 @@ def account(uac: int = 0x200, expires: int = 0, name: str = "alice") -> Director
     return DirectoryAccount(dn=f"CN={name},CN=Users,DC=example,DC=test", sam_account_name=name,
                             user_principal_name=f"{name}@example.test",
                             object_sid="S-1-5-21-1-2-3-1105", user_account_control=uac,
-                            account_expires=expires)
+                            account_expires=expires, when_created=CREATED)
 
 
 def to_filetime(moment: datetime.datetime) -> int:
@@ -92,8 +94,9 @@ def test_parse_entry_reads_the_computed_lockout_bit() -> None:
     entry = parse_entry("CN=alice,DC=example,DC=test", {
         "sAMAccountName": [b"alice"], "objectSid": [SID], "userAccountControl": [b"512"],
         "msDS-User-Account-Control-Computed": [b"16"], "accountExpires": [b"0"],
-        "altSecurityIdentities": [b"X509:<SKI>0123"],
+        "altSecurityIdentities": [b"X509:<SKI>0123"], "whenCreated": [b"20261204222502.0Z"],
     })
+    assert entry.when_created == datetime.datetime(2026, 12, 4, 22, 25, 2, tzinfo=datetime.UTC)
     assert entry.object_sid.endswith("-512") and entry.user_principal_name is None
     assert entry.user_account_control == 512 | UF_LOCKOUT
     assert entry.alt_security_identities == ("X509:<SKI>0123",)

@@ -288,6 +288,7 @@ def test_a_handle_returned_without_its_context_is_sent_with_the_connect_context(
         handle, _ = await backend.connect(context, READER, 2, translate.PCSC_T1)
         await backend.transmit(handle, translate.PCSC_T1, b"\x00\xa4\x04\x00", 258)
         await backend.disconnect(handle, 0)
+        await backend.settled()  # the client's disconnect follows the answer
         connect = next(call for code, call in client.calls
                        if code == ScardIoctl.SCARD_IOCTL_CONNECTW)
         assert isinstance(connect, ConnectWCall)

@@ -44,7 +44,9 @@ def test_back_to_back_transactions_cross_once() -> None:
         assert sent(client) == [BEGIN, Io.SCARD_IOCTL_TRANSMIT, Io.SCARD_IOCTL_TRANSMIT,
                                 Io.SCARD_IOCTL_TRANSMIT]
         assert backend.local_answers == 8  # 2 begins, 3 ends, 3 statuses
-        await backend.disconnect(handle, 0)  # the lingering end goes first
+        await backend.disconnect(handle, 0)  # answered at once: the lingering end goes first
+        assert backend.local_answers == 9
+        await backend.settled()
         assert sent(client)[-2:] == [END, Io.SCARD_IOCTL_DISCONNECT]
         await backend.close()
 

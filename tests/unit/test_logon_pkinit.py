@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache, CcacheVersion, Credential, Principal
-from rdscard.logon.ntauth import NtAuthStore
+from rdscard.logon.ntauth import NtAuthStore, parse_certificates
 from rdscard.logon.pkinit import (
     PkinitResult,
     build_command,
@@ -152,12 +152,20 @@ def test_option_like_or_odd_principals_are_refused(principal: str, tmp_path: Pat
         build_command(principal, KdcSettings(), ccname="FILE:c", home=tmp_path)
 
 
-def test_anchors_default_to_ntauth_and_roots(tmp_path: Path,
-                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_anchors_default_to_the_roots_above_ntauth(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     pki = RealmPki.create(tmp_path_factory.mktemp("pki"), "EXAMPLE.TEST", "example.test")
+    other = RealmPki.create(tmp_path_factory.mktemp("pki"), "OTHER.TEST", "other.test")
     entry, _ = NtAuthStore.in_state_dir(tmp_path).add(pki.issuing_cert)
-    config = LogonConfig.from_table({"roots": ["/r.pem"]})
-    assert kdc_anchors(config, tmp_path) == (entry.path, Path("/r.pem"))
+    # the other PKI's root is configured, but none of its CAs is in NTAuth: not an anchor
+    config = LogonConfig.from_table({"roots": [str(other.layout.root_cert),
+                                               str(pki.layout.root_cert)]})
+    (bundle,) = kdc_anchors(config, tmp_path)
+    assert bundle == tmp_path / "kdc-anchors.pem"
+    assert parse_certificates(bundle.read_bytes(), "bundle") == [pki.root_cert]
+    # no root above the NTAuth CA: the CA itself (kinit then refuses and says why)
+    assert kdc_anchors(LogonConfig.from_table({"roots": [str(other.layout.root_cert)]}),
+                       tmp_path) == (entry.path,)
     config = LogonConfig.from_table({"kdc": {"anchors": ["/k.pem"]}})
     assert kdc_anchors(config, tmp_path) == (Path("/k.pem"),)
 

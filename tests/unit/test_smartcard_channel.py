@@ -24,6 +24,7 @@ from rdscard.pdu.rdpdr import (
 from rdscard.pdu.rdpdr_io import DeviceControlRequest, DeviceControlResponse
 from rdscard.redirect.backend import ScardError
 from rdscard.server.channels import ChannelContext
+from rdscard.server.control import describe
 from rdscard.server.sessions import SessionInfo, SessionLogger
 from rdscard.server.smartcard_channel import SmartCardChannel
 
@@ -70,6 +71,11 @@ def test_an_unanswered_ioctl_fails_at_its_deadline_and_an_answered_one_never_doe
         fast = requests[1]
         channel.on_data(DeviceControlResponse(DEVICE, fast.completion_id, 0, b"ok").encode())
         assert outcomes[0][1] == b"ok"
+        # each IOCTL sent is counted in the session's record (rdscard session, the control socket)
+        assert channel.context.session.smart_card_calls == {
+            ScardIoctl.SCARD_IOCTL_TRANSMIT: 2, ScardIoctl.SCARD_IOCTL_GETSTATUSCHANGEW: 1}
+        assert describe(channel.context.session)["smart_card_calls"] == {
+            "GETSTATUSCHANGEW": 1, "TRANSMIT": 2}
         await asyncio.sleep(0.6)
         assert len(outcomes) == 2, outcomes  # the late one timed out; the infinite wait did not
         elapsed, error = outcomes[1]

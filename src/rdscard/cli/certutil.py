@@ -6,13 +6,18 @@ The verbs and arguments are those of Windows' ``certutil.exe`` (learn.microsoft.
     rdscard certutil -addstore -enterprise NTAuth CA.pem     # = rdscard ntauth add
     rdscard certutil -viewstore -enterprise NTAuth           # = rdscard ntauth list
     rdscard certutil -delstore -enterprise NTAuth CERTID     # = rdscard ntauth remove
+    rdscard certutil -viewdelstore "ldap:///CN=NTAuthCertificates,...?cACertificate?base?
+        objectClass=certificationAuthority" CERTID          # remove the CA in the directory
     rdscard certutil -dspublish [-f] CA.pem NTAuthCA [DN]    # add the CA in the directory
     rdscard certutil -pulse                                  # refresh the store from it
     rdscard certutil -scinfo [--reader NAME]                 # what a sign-in would do
+    rdscard certutil -scroots update [+]ROOTFILE [READER]    # roots on the card
+    rdscard certutil -scroots delete [READER]
 
 The ``-dspublish`` and ``-pulse`` need a ``[directory]`` section
 (docs/configuration.md). ``-scinfo`` reads the card through PC/SC without
-the PIN (:mod:`rdscard.logon.scinfo`).
+the PIN (:mod:`rdscard.logon.scinfo`); ``-scroots`` writes the card's msroots
+(:mod:`rdscard.cli.scroots`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from rdscard.cli import scroots
 from rdscard.cli.ntauth import describe, run_add, store_for
 from rdscard.config import Config, load_config
 from rdscard.errors import ConfigError
@@ -29,7 +35,8 @@ from rdscard.errors import ConfigError
 if TYPE_CHECKING:
     from rdscard.logon.scinfo import CardReport
 
-VERBS: Final = ("addstore", "viewstore", "delstore", "dspublish", "pulse", "scinfo")
+VERBS: Final = ("addstore", "viewstore", "delstore", "viewdelstore", "dspublish", "pulse",
+                "scinfo", "scroots")
 STORE_NAME: Final = "ntauth"
 
 EPILOG: Final = """\
@@ -44,6 +51,21 @@ what each verb does (Windows' spelling -> rdscard):
         stop trusting one CA; CERTID is its index in -viewstore, its SHA-1
         thumbprint, a SHA-256 fingerprint prefix, its serial number or its
         subject or common name: `rdscard ntauth remove CERTID`
+  -viewstore "ldap:///CN=NTAuthCertificates,CN=Public Key Services,
+        CN=Services,CN=Configuration,DC=example,DC=test?cACertificate?base?
+        objectClass=certificationAuthority"
+        list the directory's NTAuth CAs (one argument, quoted, on one line),
+        numbered in the directory's order
+  -viewdelstore "ldap:///CN=NTAuthCertificates,...?cACertificate?base?
+        objectClass=certificationAuthority" CERTID
+        remove one CA from the directory's NTAuthCertificates object; CERTID
+        is its number in that list, its SHA-1 thumbprint, a SHA-256
+        fingerprint prefix, its serial number or its subject or common name
+        (without CERTID the list is shown: Windows shows a picker). Hosts
+        stop trusting it at their next refresh; -pulse refreshes now.
+        The URL's host is left out (ldap:///): the DCs are [directory] uris
+  -viewdelstore -enterprise NTAuth CERTID
+        the same as -delstore -enterprise NTAuth CERTID
   -dspublish [-f] CERTFILE NTAuthCA [DN]
         add the CA to the directory's NTAuthCertificates object
         (CN=NTAuthCertificates,CN=Public Key Services,CN=Services,
@@ -67,9 +89,25 @@ what each verb does (Windows' spelling -> rdscard):
         do: "would sign in as ACCOUNT" or "would be refused: REASON-CODE
         MESSAGE" (the reason codes of the audit log). No PIN try is spent:
         the PIN, the card's proof of possession and PKINIT are not tried.
+        The root CA certificates the card carries (-scroots) are listed too.
+  -scroots update [+]ROOTFILE [READER]
+        write the root CA certificates of ROOTFILE (PEM, DER or PKCS #7) onto
+        the card in READER (default: the first reader with a card) as its
+        msroots, where Windows and Yubico's minidriver keep a card's roots
+        (PIV objects 5FFF11..5FFF15, a certs-only PKCS #7); +ROOTFILE adds
+        them to the roots already on the card. Needs the card's management
+        key (--management-key-file FILE, in hex; default: the factory key;
+        --management-algorithm), not the PIN. A host with [logon.kdc]
+        card_roots = true trusts them for the KDC's certificate, with the
+        ticket checked against its keytab
+  -scroots delete [READER]
+        remove the roots from the card (management key as for update)
+  -scroots view [READER]
+        list the roots on the card
 
--dspublish and -pulse use the [directory] section of the configuration
-(domain controllers, bind account, CA of their LDAPS certificates).
+-dspublish, -pulse and the ldap:/// store use the [directory] section of the
+configuration (domain controllers, bind account, CA of their LDAPS
+certificates).
 Exit status: 0 done, 2 an error (the message names the cause and the fix);
 -scinfo: 0 a sign-in would succeed, 1 it would be refused (no card in the
 reader included), 2 a usage or configuration error.
@@ -84,12 +122,18 @@ def register(subparsers: Any) -> None:
         description=(
             "Windows' certutil verbs for the host's enterprise NTAuth store (the CAs trusted "
             "for smart card sign-in) and for the directory's NTAuthCertificates object; "
-            "-scinfo: what a sign-in with the card in a reader would do, read without the PIN."
+            "-scinfo: what a sign-in with the card in a reader would do, read without the PIN; "
+            "-scroots: the root CA certificates the card carries."
         ),
         usage=("rdscard certutil [--config FILE] [--state-dir DIR]\n"
-               "         (-addstore | -viewstore | -delstore) -enterprise NTAuth [ARG]\n"
+               "         (-addstore | -viewstore | -delstore | -viewdelstore) "
+               "-enterprise NTAuth [ARG]\n"
+               "       | (-viewstore | -viewdelstore) \"ldap:///CN=NTAuthCertificates,...\" "
+               "[CERTID]\n"
                "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
-               "       | -scinfo [--reader NAME]"),
+               "       | -scinfo [--reader NAME]\n"
+               "       | -scroots (update [+]ROOTFILE | delete | view) [READER]\n"
+               "         [--management-key-file FILE] [--management-algorithm ALG]"),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -105,8 +149,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--state-dir", metavar="DIR", help="the server's state directory")
     parser.add_argument("--reader", metavar="NAME",
-                        help="-scinfo: the PC/SC reader (exact name or a unique part of it; "
-                             "default: the first reader with a card)")
+                        help="-scinfo, -scroots: the PC/SC reader (exact name or a unique "
+                             "part of it; default: the first reader with a card)")
+    scroots.add_options(parser)
     parser.add_argument("arguments", nargs="*", metavar="ARG",
                         help="the verb's arguments (see below)")
     parser.set_defaults(handler=run)
@@ -116,9 +161,21 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one verb after checking its arguments as certutil would."""
     verb: str = args.verb
     words: list[str] = list(args.arguments)
-    if args.reader is not None and verb != "scinfo":
-        raise ConfigError(f"--reader is for -scinfo, not -{verb}")
-    if verb in ("addstore", "viewstore", "delstore"):
+    if args.reader is not None and verb not in ("scinfo", "scroots"):
+        raise ConfigError(f"--reader is for -scinfo and -scroots, not -{verb}")
+    if verb == "scroots":
+        if args.enterprise or args.force:
+            raise ConfigError("-scroots takes no -enterprise or -f")
+        return scroots.run_scroots(words, args, reader=args.reader)
+    if verb in ("viewstore", "viewdelstore") and words and words[0][:7].lower() == "ldap://":
+        if args.enterprise or args.force:
+            raise ConfigError(f"-{verb} with an ldap:/// store takes no -enterprise or -f")
+        from rdscard.cli import certutil_directory
+
+        if verb == "viewstore":
+            return certutil_directory.view(words, args)
+        return certutil_directory.delete(words, args)
+    if verb in ("addstore", "viewstore", "delstore", "viewdelstore"):
         return _store_verb(verb, words, args)
     if args.enterprise:
         raise ConfigError(f"-{verb} takes no -enterprise")
@@ -137,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store_verb(verb: str, words: list[str], args: argparse.Namespace) -> int:
-    wanted = {"addstore": "CERTFILE", "viewstore": "", "delstore": "CERTID"}[verb]
+    wanted = {"addstore": "CERTFILE", "viewstore": "", "delstore": "CERTID",
+              "viewdelstore": "CERTID"}[verb]
     usage = f"rdscard certutil -{verb} -enterprise NTAuth {wanted}".rstrip()
     if not args.enterprise or not words or words[0].lower() != STORE_NAME:
         raise ConfigError(f"-{verb} works on the enterprise NTAuth store only: {usage}")
@@ -230,7 +288,14 @@ def _scinfo(args: argparse.Namespace) -> int:
             report = inspect_card(PivClient(transport), validator, mapper, accounts=accounts)
     except TransportError as exc:
         report = CardReport(refusal=SignInRefused(ReasonCode.CARD_ERROR, str(exc)))
-    print("\n".join(scinfo_lines(report)))
+    from rdscard.logon.settings import AccountMode
+
+    kdc = config.logon.kdc
+    use = (f"yes: [logon.kdc] card_roots, for the KDC's certificate, the ticket checked "
+           f"against {kdc.validate_keytab or '/etc/krb5.keytab'}"
+           if kdc.card_roots and config.logon.mode is AccountMode.KERBEROS
+           else "no ([logon.kdc] card_roots is off or [logon] mode is not kerberos)")
+    print("\n".join(scinfo_lines(report, roots_used=use)))
     return 0 if report.would_sign_in else 1
 
 
@@ -238,8 +303,31 @@ def _moment(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def scinfo_lines(report: CardReport) -> list[str]:
-    """The ``-scinfo`` display of ``report``, its verdict last."""
+def _roots_lines(report: CardReport, roots_used: str) -> list[str]:
+    """The card's roots (msroots, ``-scroots``) in ``-scinfo``."""
+    from rdscard.pki.msroots import sha1
+
+    out = [f"================ roots on the card (msroots): {len(report.roots)} "
+           "================"]
+    if report.roots and roots_used:
+        out.append(f"used by this host: {roots_used}")
+    if report.roots_problem:
+        out.append(f"unreadable: {report.roots_problem}")
+    elif not report.roots:
+        out.append("none")
+    for cert in report.roots:
+        out += [f"subject:  {cert.subject.rfc4514_string()}",
+                f"Cert Hash(sha1): {sha1(cert)}",
+                f"valid:    {_moment(cert.not_valid_before_utc)} .. "
+                f"{_moment(cert.not_valid_after_utc)}"]
+    return out
+
+
+def scinfo_lines(report: CardReport, *, roots_used: str = "") -> list[str]:
+    """The ``-scinfo`` display of ``report``, its verdict last.
+
+    ``roots_used``: whether and how this host would use the card's roots.
+    """
     from rdscard.logon.scinfo import SLOTS
     from rdscard.pki.inspect import summarize
 
@@ -271,6 +359,8 @@ def scinfo_lines(report: CardReport) -> list[str]:
                 "UPN:      " + (", ".join(summary.upns) or "(none)"),
             ]
             out += [f"problem:  {p}" for p in summary.problems]
+    if pin is not None or report.certificates:
+        out += _roots_lines(report, roots_used)
     out.append("================ sign-in ================")
     valid = report.validated
     if valid is not None:

@@ -23,10 +23,25 @@ Each user found is kept for ``account_cache_lifetime`` seconds: every
 sign-in asks a domain controller (so that disabling an account takes effect
 at once), and only when none answers does a sign-in use the kept copy, with
 a warning in the log. An account not in the directory is never cached.
+
+Facts of the peer (Samba 4.17 AD DC):
+
+- with a lockout threshold set (``samba-tool domain passwordsettings set
+  --account-lockout-threshold=N``), N failed simple binds set
+  ``lockoutTime`` and the constructed ``msDS-User-Account-Control-Computed``
+  carries LOCKOUT (16) while the stored ``userAccountControl`` stays 512;
+  the next bind is answered with AD's "data 775" (account locked out);
+- ``samba-tool user setexpiry NAME --days=0`` sets ``accountExpires`` to the
+  current time: the account has expired at once;
+- ``whenCreated`` is written ``YYYYMMDDHHMMSS.0Z``;
+- a simple bind takes about 50 ms (a search on a bound connection a few),
+  hence the kept connection; after a restart of the DC the kept
+  connection's next search fails and a new one is made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import struct
@@ -41,6 +56,7 @@ from cryptography import x509
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
+from rdscard.directory.backdating import check_predates_account, generalized_time
 from rdscard.directory.ntauth import DirectoryError, DirectoryNtAuth
 from rdscard.directory.settings import DirectoryConfig
 from rdscard.directory.strong import StrongMapping, check_mapping
@@ -57,8 +73,11 @@ NEVER_EXPIRES: Final = frozenset({0, 0x7FFFFFFFFFFFFFFF})
 _FILETIME_EPOCH: Final = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
 ATTRIBUTES: Final = ("sAMAccountName", "userPrincipalName", "objectSid", "userAccountControl",
                      "msDS-User-Account-Control-Computed", "accountExpires",
-                     "altSecurityIdentities")
+                     "altSecurityIdentities", "whenCreated")
 MAX_ALT_IDENTITIES: Final = 64
+#: seconds a bound connection is kept unused: below AD's MaxConnIdleTime (900 s by default),
+#: after which the DC closes it
+KEEP_IDLE: Final = 300.0
 
 
 def sid_to_string(raw: bytes) -> str:
@@ -98,6 +117,8 @@ class DirectoryAccount:
     user_account_control: int
     account_expires: int
     alt_security_identities: tuple[str, ...] = ()
+    #: the object's whenCreated (None when the directory did not give it)
+    when_created: datetime.datetime | None = None
 
     def refusal(self, now: datetime.datetime) -> SignInRefused | None:
         """Why this account may not sign in now, or None when it may."""
@@ -158,21 +179,48 @@ def parse_entry(dn: str, raw: dict[str, list[bytes]]) -> DirectoryAccount:
         folded.get("msds-user-account-control-computed", []))
     alt = tuple(v.decode("utf-8", "replace")
                 for v in folded.get("altsecurityidentities", [])[:MAX_ALT_IDENTITIES])
+    created = _text(folded.get("whencreated", []))
     return DirectoryAccount(dn=dn, sam_account_name=sam,
                             user_principal_name=_text(folded.get("userprincipalname", [])),
                             object_sid=sid_text, user_account_control=uac,
                             account_expires=_int(folded.get("accountexpires", [])),
-                            alt_security_identities=alt)
+                            alt_security_identities=alt,
+                            when_created=generalized_time(created) if created else None)
+
+
+@dataclass
+class _Kept:
+    """The bound connection kept between lookups, the domain DN read on it, its last use."""
+
+    conn: ldap3.Connection
+    base: str
+    used: float
+
+
+def _close(conn: ldap3.Connection) -> None:
+    with contextlib.suppress(ldap_errors.LDAPException):  # already closed by the DC
+        conn.unbind()
 
 
 class DirectoryAccounts:
     """Looks users up in the domain ``config`` names, over the same LDAP connection rules
-    as the NTAuth refresh (LDAPS or StartTLS, simple bind inside TLS)."""
+    as the NTAuth refresh (LDAPS or StartTLS, simple bind inside TLS).
+
+    The bound connection is kept for the next lookup (one search, a few
+    milliseconds, instead of a TLS handshake and a bind, which a DC answers in
+    tens of milliseconds) while it is used at least every :data:`KEEP_IDLE`
+    seconds; when it fails (the DC closed it or went away) one new connection
+    is tried before the lookup fails. Lookups are serialised on it.
+    """
 
     def __init__(self, config: DirectoryConfig,
-                 connect: Callable[[], ldap3.Connection] | None = None) -> None:
+                 connect: Callable[[], ldap3.Connection] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._connect = connect or DirectoryNtAuth(config).connect
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._kept: _Kept | None = None
 
     def _domain_dn(self, conn: ldap3.Connection) -> str:
         base = self.config.base_dn
@@ -203,6 +251,20 @@ class DirectoryAccounts:
         return [parse_entry(str(item.get("dn", "")), item.get("raw_attributes", {}))
                 for item in conn.response or [] if item.get("type") == "searchResEntry"]
 
+    def _lookup(self, conn: ldap3.Connection, base: str, upn: str) -> list[DirectoryAccount]:
+        name, _, domain = upn.rpartition("@")
+        found = self._search(conn, base, f"(userPrincipalName={escape_filter_chars(upn)})")
+        if not found and domain.casefold().rstrip(".") == domain_dns_name(base):
+            found = self._search(conn, base, f"(sAMAccountName={escape_filter_chars(name)})")
+        return found
+
+    def close(self) -> None:
+        """Unbind the kept connection, if any."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            _close(kept.conn)
+
     def find(self, upn: str) -> DirectoryAccount | None:
         """The user whose UPN (explicit or implicit) is ``upn``; None when there is none.
 
@@ -212,15 +274,35 @@ class DirectoryAccounts:
         name, sep, domain = upn.rpartition("@")
         if not sep or not name or not domain:
             return None
-        conn = self._connect()
-        try:
-            base = self._domain_dn(conn)
-            found = self._search(conn, base, f"(userPrincipalName={escape_filter_chars(upn)})")
-            if not found and domain.casefold().rstrip(".") == domain_dns_name(base):
-                found = self._search(conn, base,
-                                     f"(sAMAccountName={escape_filter_chars(name)})")
-        finally:
-            conn.unbind()
+        with self._lock:
+            kept, self._kept = self._kept, None
+            found: list[DirectoryAccount] | None = None
+            if kept is not None and self.clock() - kept.used <= KEEP_IDLE:
+                try:
+                    found = self._lookup(kept.conn, kept.base, upn)
+                except DirectoryError as exc:  # closed by the DC, or the DC went away
+                    log.info("directory: the kept connection failed (%s); connecting again",
+                             exc)
+                    _close(kept.conn)
+                    kept = None
+                except BaseException:
+                    _close(kept.conn)
+                    raise
+            elif kept is not None:
+                _close(kept.conn)
+                kept = None
+            if kept is None:
+                conn = self._connect()
+                try:
+                    base = self._domain_dn(conn)
+                    found = self._lookup(conn, base, upn)
+                except BaseException:
+                    _close(conn)
+                    raise
+                kept = _Kept(conn, base, 0.0)
+            assert found is not None
+            kept.used = self.clock()
+            self._kept = kept
         if len(found) > 1:
             raise SignInRefused(ReasonCode.NOT_IN_DIRECTORY,
                                 f"more than one directory account has the UPN {upn}: the "
@@ -273,9 +355,12 @@ class CachedAccountSource:
         return account
 
     def check_certificate(self, account: DirectoryAccount, cert: x509.Certificate) -> str:
-        result = check_mapping(StrongMapping(self.config.strong_mapping), cert,
-                               account.sam_account_name, account.object_sid,
+        mode = StrongMapping(self.config.strong_mapping)
+        result = check_mapping(mode, cert, account.sam_account_name, account.object_sid,
                                account.alt_security_identities)
+        if mode is StrongMapping.COMPATIBILITY and not result.how:
+            check_predates_account(cert, account.sam_account_name, account.when_created,
+                                   self.config.certificate_backdating_compensation)
         if result.warning:
             log.warning("directory: %s", result.warning)
         return result.warning

@@ -155,20 +155,31 @@ class DirectoryNtAuth:
                               use_ssl=secure, tls=self._tls(), get_info=ldap3.NONE,
                               connect_timeout=self.config.timeout)
         password: Secret | None = None
+        kerberos = self.config.bind_method == "kerberos"
         if self.config.bind_dn and self.config.bind_password_file is not None:
             password = read_password(self.config.bind_password_file)
+        if kerberos:
+            from rdscard.directory.kerberos_bind import kerberos_bind, keytab_credentials
+
+            bind: dict[str, object] = {
+                "authentication": ldap3.SASL, "sasl_mechanism": ldap3.KERBEROS,
+                "sasl_credentials": (None, None, keytab_credentials(self.config))}
+        else:
+            bind = {"user": self.config.bind_dn or None,
+                    "password": password.reveal().decode("utf-8", "replace")
+                    if password is not None else None,
+                    "authentication": ldap3.SIMPLE if password is not None else ldap3.ANONYMOUS}
         try:
             conn = ldap3.Connection(
-                server, user=self.config.bind_dn or None,
-                password=password.reveal().decode("utf-8", "replace") if password is not None
-                else None,
-                authentication=ldap3.SIMPLE if password is not None else ldap3.ANONYMOUS,
-                receive_timeout=int(max(self.config.timeout, 1)), raise_exceptions=True,
-                auto_referrals=False)
+                server, receive_timeout=int(max(self.config.timeout, 1)),
+                raise_exceptions=True, auto_referrals=False, **bind)  # type: ignore[arg-type]
             conn.open()
             if not secure:
                 conn.start_tls()
-            conn.bind()
+            if kerberos:
+                kerberos_bind(conn, uri, self.config)
+            else:
+                conn.bind()
         except ldap_errors.LDAPInvalidCredentialsResult:
             raise DirectoryError(f"{uri} refused the bind as {self.config.bind_dn}: check "
                                  "[directory] bind_dn and the password in "

@@ -214,15 +214,7 @@ class AccountMapper:
         """
         parts = split_upn(upn)
         realm = self.realm_for_domain(parts[1]) if parts else None
-        account = sam_account_name
-        if account != account.lower() and _ACCOUNT.match(account) and not self._exists(account):
-            account = account.lower()
-        if not _ACCOUNT.match(account) or not self._exists(account):
-            raise SignInRefused(
-                ReasonCode.NO_ACCOUNT,
-                f"the directory names the account {sam_account_name!r} for {upn}, which does "
-                "not exist on this computer: make directory users known to NSS (sssd, "
-                "winbind) or create the account")
+        account = self.directory_local_account(sam_account_name, upn)
         principal: str | None = None
         enterprise = False
         if self.config.mode is not AccountMode.LOCAL:
@@ -235,6 +227,19 @@ class AccountMapper:
                 principal = f"{sam_account_name}@{realm}"
         return AccountMapping(upn=upn, account=account, realm=realm, principal=principal,
                               enterprise=enterprise, mode=self.config.mode, used_hint=False)
+
+    def directory_local_account(self, sam_account_name: str, named_for: str) -> str:
+        """The local (NSS) account of a directory user, its lower-case form when needed."""
+        account = sam_account_name
+        if account != account.lower() and _ACCOUNT.match(account) and not self._exists(account):
+            account = account.lower()
+        if not _ACCOUNT.match(account) or not self._exists(account):
+            raise SignInRefused(
+                ReasonCode.NO_ACCOUNT,
+                f"the directory names the account {sam_account_name!r} for {named_for}, which "
+                "does not exist on this computer: make directory users known to NSS (sssd, "
+                "winbind) or create the account")
+        return account
 
     def account_for_principal(self, principal: str) -> str:
         """The local account of a Kerberos client principal authenticated by NLA.

@@ -197,36 +197,8 @@ class NtAuthStore:
         return added, removed
 
     def find(self, ident: str) -> list[NtAuthEntry]:
-        """Entries matching ``ident``, tried in this order:
-
-        - an index as ``rdscard certutil -viewstore`` numbers the entries (0, 1, ...);
-        - a SHA-1 thumbprint (40 hex digits, spaces or colons allowed), Windows'
-          "Cert Hash(sha1)" (certutil's CertId);
-        - a SHA-256 fingerprint prefix of at least :data:`MIN_PREFIX` hex digits;
-        - a serial number in hex, as certutil prints it;
-        - a subject: its full RFC 4514 form or its common name, case-insensitively.
-        """
-        entries = self.entries()
-        text = ident.strip()
-        if text.isdigit() and len(text) < MIN_PREFIX:
-            index = int(text)
-            return [entries[index]] if index < len(entries) else []
-        compact = text.replace(":", "").replace(" ", "").lower()
-        if compact and _HEX.match(compact):
-            if len(compact) == 40:
-                by_sha1 = [e for e in entries if e.sha1 == compact]
-                if by_sha1:
-                    return by_sha1
-            if len(compact) >= MIN_PREFIX:
-                by_print = [e for e in entries if e.fingerprint.startswith(compact)]
-                if by_print:
-                    return by_print
-            by_serial = [e for e in entries if e.serial == int(compact, 16)]
-            if by_serial:
-                return by_serial
-        folded = text.casefold()
-        return [e for e in entries
-                if e.subject.casefold() == folded or _common_name(e.subject) == folded]
+        """Entries matching ``ident`` (see :func:`match_entries`)."""
+        return match_entries(self.entries(), ident)
 
     def remove(self, ident: str) -> NtAuthEntry:
         """Remove the one CA matching ``ident`` (see :meth:`find`); returns it."""
@@ -262,3 +234,35 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def match_entries(entries: list[NtAuthEntry], ident: str) -> list[NtAuthEntry]:
+    """The ``entries`` matching ``ident`` (certutil's CertId), tried in this order:
+
+    - an index in ``entries``, as ``rdscard certutil -viewstore`` numbers them (0, 1, ...);
+    - a SHA-1 thumbprint (40 hex digits, spaces or colons allowed), Windows'
+      "Cert Hash(sha1)" (certutil's CertId);
+    - a SHA-256 fingerprint prefix of at least :data:`MIN_PREFIX` hex digits;
+    - a serial number in hex, as certutil prints it;
+    - a subject: its full RFC 4514 form or its common name, case-insensitively.
+    """
+    text = ident.strip()
+    if text.isascii() and text.isdigit() and len(text) < MIN_PREFIX:  # not '²'
+        index = int(text)
+        return [entries[index]] if index < len(entries) else []
+    compact = text.replace(":", "").replace(" ", "").lower()
+    if compact and _HEX.match(compact):
+        if len(compact) == 40:
+            by_sha1 = [e for e in entries if e.sha1 == compact]
+            if by_sha1:
+                return by_sha1
+        if len(compact) >= MIN_PREFIX:
+            by_print = [e for e in entries if e.fingerprint.startswith(compact)]
+            if by_print:
+                return by_print
+        by_serial = [e for e in entries if e.serial == int(compact, 16)]
+        if by_serial:
+            return by_serial
+    folded = text.casefold()
+    return [e for e in entries
+            if e.subject.casefold() == folded or _common_name(e.subject) == folded]

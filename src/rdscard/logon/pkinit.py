@@ -32,17 +32,28 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
+
+from cryptography import x509
 
 from rdscard.errors import ProtocolError
+from rdscard.logon.card_roots import anchor_file, validate_tgt
 from rdscard.logon.ccache import Ccache
+from rdscard.logon.kdc_relay import KdcRelay, overlay, realm_kdcs
+from rdscard.logon.kdc_trust import (
+    ANCHOR_FILE,
+    check_kdc_issuer,
+    ntauth_roots,
+    write_anchors,
+)
 from rdscard.logon.mapping import AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import KdcSettings, LogonConfig
+from rdscard.logon.validation import load_certificate_files
 from rdscard.secret import Secret
 
 CCACHE_NAME: Final = "krb5cc"
@@ -63,6 +74,17 @@ class PkinitResult:
     seconds: float
 
 
+class PkinitRunner(Protocol):
+    """The PKINIT step the logon service calls: a TGT for ``mapping`` with ``pin``.
+
+    ``card_roots`` (given only with ``[logon.kdc] card_roots``): the card's
+    roots, extra KDC anchors of this sign-in, the TGT then validated.
+    """
+
+    def __call__(self, mapping: AccountMapping, pin: Secret,
+                 card_roots: Sequence[x509.Certificate] = ..., /) -> PkinitResult: ...
+
+
 @dataclass(frozen=True)
 class KinitCommand:
     """What the worker runs: argv and environment (neither ever holds the PIN)."""
@@ -72,11 +94,23 @@ class KinitCommand:
 
 
 def kdc_anchors(config: LogonConfig, state_dir: Path) -> tuple[Path, ...]:
-    """Trust anchors for the KDC certificate: ``[logon.kdc] anchors``, else NTAuth + roots."""
+    """Trust anchors for the KDC certificate: ``[logon.kdc] anchors``, else the roots above
+    the NTAuth CAs (:func:`~rdscard.logon.kdc_trust.ntauth_roots`), written to
+    ``STATE/kdc-anchors.pem``.
+
+    With no root above any NTAuth CA, the NTAuth CAs themselves: kinit then
+    refuses every KDC, and says why.
+    """
     if config.kdc.anchors:
         return config.kdc.anchors
     store = NtAuthStore(config.ntauth_directory(state_dir))
-    return tuple(entry.path for entry in store.entries()) + config.roots
+    roots = ntauth_roots(store.certificates(),
+                         load_certificate_files(config.roots, "root certificate file"),
+                         load_certificate_files(config.intermediates,
+                                                "intermediate certificate file"))
+    if not roots:
+        return tuple(entry.path for entry in store.entries())
+    return (write_anchors(roots, Path(state_dir) / ANCHOR_FILE),)
 
 
 def build_command(
@@ -248,13 +282,54 @@ def run_pkinit(
     uid: int | None = None,
     gid: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    card_roots: Sequence[x509.Certificate] = (),
+    kdc_issuers: Sequence[x509.Certificate] | None = None,
 ) -> PkinitResult:
     """Get a TGT for ``principal`` with the card behind ``pcsc_socket``; wipes ``pin``.
+
+    ``card_roots``: roots read from the card, extra KDC anchors of this kinit
+    only; the TGT must then pass :func:`~rdscard.logon.card_roots.validate_tgt`
+    (as every TGT must with ``[logon.kdc] validate``).
+    ``kdc_issuers`` (the NTAuth CAs): kinit reaches the realm through a
+    relay that shows the KDC's certificate (:mod:`rdscard.logon.kdc_relay`),
+    whose issuing CA must be one of them.
 
     Raises :class:`SignInRefused` with the cause (wrong PIN, KDC unreachable,
     name mismatch...) and removes the logon directory when it fails.
     """
+    if not card_roots:
+        return _run_pkinit(principal, pin, settings, ccache_base=ccache_base, anchors=anchors,
+                           enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
+                           uid=uid, gid=gid, base_env=base_env, kdc_issuers=kdc_issuers,
+                           validate=settings.validate)
+    try:
+        with anchor_file(ccache_base, card_roots) as extra:
+            return _run_pkinit(principal, pin, settings, ccache_base=ccache_base,
+                               anchors=(*anchors, extra), enterprise=enterprise, realm=realm,
+                               pcsc_socket=pcsc_socket, uid=uid, gid=gid, base_env=base_env,
+                               kdc_issuers=kdc_issuers, validate=True)
+    finally:
+        pin.wipe()
+
+
+def _run_pkinit(
+    principal: str,
+    pin: Secret,
+    settings: KdcSettings,
+    *,
+    ccache_base: Path,
+    anchors: Sequence[Path],
+    enterprise: bool,
+    realm: str | None,
+    pcsc_socket: str | None,
+    uid: int | None,
+    gid: int | None,
+    base_env: Mapping[str, str] | None,
+    kdc_issuers: Sequence[x509.Certificate] | None = None,
+    validate: bool = False,
+) -> PkinitResult:
     started = time.monotonic()
+    relay: KdcRelay | None = None
     try:
         directory = make_logon_directory(ccache_base)
         ccache = directory / CCACHE_NAME
@@ -267,6 +342,13 @@ def run_pkinit(
             enterprise=enterprise, realm=realm, pcsc_socket=pcsc_socket,
             realm_config=realm_config, base_env=base_env,
         )
+        kdc_realm = realm or principal.rpartition("@")[2]
+        if kdc_issuers is not None:
+            try:
+                relay, command = _relayed(command, directory, kdc_realm, settings.timeout)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         read_end, write_end = os.pipe()
         try:
             try:
@@ -315,12 +397,45 @@ def run_pkinit(
             shutil.rmtree(directory, ignore_errors=True)
             raise SignInRefused(ReasonCode.KINIT_FAILED,
                                 "kinit succeeded but left no ticket-granting ticket")
+        if relay is not None and kdc_issuers is not None:
+            try:
+                check_kdc_issuer(list(relay.replies), kdc_issuers, kdc_realm)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        if validate:
+            try:
+                validate_tgt(f"FILE:{ccache}", str(cache.default_principal), settings,
+                             command.env)
+            except SignInRefused:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         _hand_over(directory, ccache, uid, gid)
         return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
                             ccname=f"FILE:{ccache}", expires=tgt.expires,
                             seconds=time.monotonic() - started)
     finally:
         pin.wipe()
+        if relay is not None:
+            relay.stop()
+
+
+def _relayed(command: KinitCommand, directory: Path, realm: str, timeout: float
+             ) -> tuple[KdcRelay, KinitCommand]:
+    """A started relay to ``realm``'s KDCs and the command that reaches them through it."""
+    configs = [Path(p) for p in command.env["KRB5_CONFIG"].split(":") if p]
+    kdcs = realm_kdcs(configs, realm)
+    if not kdcs:
+        raise SignInRefused(
+            ReasonCode.KDC_UNKNOWN,
+            f"krb5.conf lists no KDC of realm {realm} ([realms] {realm} kdc): the logon "
+            "service checks the KDC certificate's issuing CA against NTAuth and reaches the "
+            "realm through the KDCs listed there")
+    relay = KdcRelay(kdcs, timeout=timeout).start()
+    path = directory / "krb5-relay.conf"
+    path.write_text(overlay(realm, relay.port))
+    env = dict(command.env, KRB5_CONFIG=f"{path}:{command.env['KRB5_CONFIG']}")
+    return relay, KinitCommand(argv=command.argv, env=env)
 
 
 def read_ccache(path: Path) -> Ccache:
@@ -344,16 +459,18 @@ def make_runner(
     uid: int | None = None,
     gid: int | None = None,
     ccache_base: Path | None = None,
-) -> Callable[[AccountMapping, Secret], PkinitResult]:
+) -> PkinitRunner:
     """The PKINIT step of :class:`~rdscard.logon.service.LogonService` for one session.
 
     Credential caches go to ``ccache_base`` (default ``STATE/ccache``); the
     KDC anchors are read now (:func:`kdc_anchors`).
     """
     anchors = kdc_anchors(config, state_dir)
+    issuers = NtAuthStore(config.ntauth_directory(state_dir)).certificates()
     base = ccache_base if ccache_base is not None else Path(state_dir) / "ccache"
 
-    def runner(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+    def runner(mapping: AccountMapping, pin: Secret,
+               card_roots: Sequence[x509.Certificate] = ()) -> PkinitResult:
         principal = mapping.upn if mapping.enterprise and mapping.upn else mapping.principal
         if principal is None:
             pin.wipe()
@@ -362,6 +479,7 @@ def make_runner(
                                 "with a realm in [logon.domain_realms]")
         return run_pkinit(principal, pin, config.kdc, ccache_base=base, anchors=anchors,
                           enterprise=mapping.enterprise, realm=mapping.realm,
-                          pcsc_socket=pcsc_socket, uid=uid, gid=gid)
+                          pcsc_socket=pcsc_socket, uid=uid, gid=gid, card_roots=card_roots,
+                          kdc_issuers=issuers)
 
     return runner

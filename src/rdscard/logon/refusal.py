@@ -42,6 +42,7 @@ class ReasonCode(StrEnum):
     PRINCIPAL_UNKNOWN = "principal_unknown"
     KINIT_TIMEOUT = "kinit_timeout"
     KINIT_FAILED = "kinit_failed"
+    TGT_UNVERIFIED = "tgt_unverified"
     EFS_NO_KEY_CERTIFICATE = "efs_no_key_certificate"
     EFS_NOT_RECIPIENT = "efs_not_recipient"
     EFS_UNLOCK_FAILED = "efs_unlock_failed"
@@ -54,6 +55,7 @@ class ReasonCode(StrEnum):
     ACCOUNT_EXPIRED = "account_expired"
     SID_MISMATCH = "sid_mismatch"
     WEAK_MAPPING = "weak_mapping"
+    CERTIFICATE_PREDATES_ACCOUNT = "certificate_predates_account"
 
 
 class SignInRefused(RdscardError):  # noqa: N818 - the name the logon API promises

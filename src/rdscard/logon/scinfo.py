@@ -10,7 +10,9 @@ intermediates, EKU, validity, CRLs), map its UPN to an account (the
 proof of possession and, in kerberos mode, PKINIT are not tried.
 
 The other PIV certificates (slots 9C, 9D, 9E) are read and shown too; a
-slot the card cannot read counts as empty, as it does for a sign-in.
+slot the card cannot read counts as empty, as it does for a sign-in. So are
+the root CA certificates the card carries (its msroots, written by
+``certutil -scroots``: :mod:`rdscard.pki.msroots`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rdscard.logon.challenge import blocked_refusal, read_sign_in_certificate
 from rdscard.logon.mapping import AccountMapper, AccountMapping
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.validation import CertificateValidator, ValidatedCertificate
+from rdscard.pki.msroots import read_roots
 from rdscard.pki.piv_client import PinStatus, PivClient, PivError
 from rdscard.pki.piv_codec import KeyRef
 from rdscard.pki.transport import TransportError
@@ -56,6 +59,9 @@ class CardReport:
 
     certificates: dict[int, x509.Certificate] = field(default_factory=dict)
     unreadable: dict[int, str] = field(default_factory=dict)
+    #: the card's msroots, and why they could not be read ("" when they could)
+    roots: tuple[x509.Certificate, ...] = ()
+    roots_problem: str = ""
     pin: PinStatus | None = None
     validated: ValidatedCertificate | None = None
     mapping: AccountMapping | None = None
@@ -106,6 +112,12 @@ def inspect_card(
                 raise _card_refusal(exc, "reading its certificates") from None
             if cert is not None:
                 report.certificates[slot] = cert
+        try:
+            report.roots = read_roots(client)
+        except (PivError, ProtocolError) as exc:
+            report.roots_problem = str(exc)
+        except TransportError as exc:
+            raise _card_refusal(exc, "reading its roots") from None
         try:
             report.pin = client.pin_status()
         except (PivError, ProtocolError, TransportError) as exc:

@@ -13,7 +13,9 @@ the first refusal, and writes one audit record per attempt:
 4. verify the PIN once (:func:`~rdscard.logon.challenge.verify_pin_once`);
 5. prove possession of the key (:func:`~rdscard.logon.challenge.prove_possession`);
 6. in ``kerberos`` mode, PKINIT through the injected worker
-   (:func:`~rdscard.logon.pkinit.run_pkinit` in production).
+   (:func:`~rdscard.logon.pkinit.run_pkinit` in production); with
+   ``[logon.kdc] card_roots`` the roots the card carries are read before the
+   PIN and handed to it (:mod:`rdscard.logon.card_roots`).
 
 The PIN arrives as a :class:`~rdscard.secret.Secret` and is wiped before
 :meth:`sign_in` returns, whatever happened. Time and randomness are injected.
@@ -30,8 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
+from cryptography import x509
+
 from rdscard.errors import ProtocolError
 from rdscard.logon.audit import AuditLog, AuditRecord, AuditResult, serial_hex
+from rdscard.logon.card_roots import card_roots
 from rdscard.logon.challenge import (
     PinCheck,
     prove_possession,
@@ -39,7 +44,7 @@ from rdscard.logon.challenge import (
     verify_pin_once,
 )
 from rdscard.logon.mapping import AccountMapper, AccountMapping, Hint
-from rdscard.logon.pkinit import PkinitResult
+from rdscard.logon.pkinit import PkinitResult, PkinitRunner
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.settings import AccountMode, LogonConfig
 from rdscard.logon.validation import CertificateValidator, ValidatedCertificate
@@ -50,7 +55,6 @@ from rdscard.secret import Secret
 if TYPE_CHECKING:
     from rdscard.directory.accounts import AccountSource
 
-PkinitRunner = Callable[[AccountMapping, Secret], PkinitResult]
 PHASES: Final = ("certificate read", "validation", "mapping", "EFS check", "PIN verify",
                  "proof of possession", "EFS unlock", "PKINIT")
 
@@ -187,8 +191,10 @@ class LogonService:
             if card_step is not None:
                 card_step.before_pin(client, mapping.account)
                 lap("EFS check")
-            kinit_pin = Secret(pin.reveal()) if self.pkinit is not None and \
-                mapping.mode is AccountMode.KERBEROS else None
+            kerberos = self.pkinit is not None and mapping.mode is AccountMode.KERBEROS
+            roots = self._card_roots(client, request) if kerberos and \
+                self.config.kdc.card_roots else ()
+            kinit_pin = Secret(pin.reveal()) if kerberos else None
             try:
                 checked = verify_pin_once(client, pin)
                 lap("PIN verify")
@@ -201,7 +207,8 @@ class LogonService:
                 tickets: PkinitResult | None = None
                 if kinit_pin is not None and self.pkinit is not None:
                     try:
-                        tickets = self.pkinit(mapping, kinit_pin)
+                        tickets = self.pkinit(mapping, kinit_pin, roots) if roots \
+                            else self.pkinit(mapping, kinit_pin)
                     except BaseException:
                         if card_step is not None:
                             card_step.undo()
@@ -239,6 +246,17 @@ class LogonService:
         if warning:
             fields.update(warning=warning)
         return self.mapper.map_directory(valid.upn, entry.sam_account_name)
+
+    def _card_roots(self, client: PivClient, request: SignInRequest
+                    ) -> tuple[x509.Certificate, ...]:
+        """The card's roots for ``[logon.kdc] card_roots``, read before the PIN is used."""
+        try:
+            return card_roots(client)
+        except TransportError as exc:
+            raise SignInRefused(
+                ReasonCode.CARD_ERROR,
+                f"the card in {request.reader or 'the reader'} stopped answering while its "
+                f"roots were read ({exc}): insert it again") from None
 
     def _audit(self, record: AuditRecord) -> None:
         if self.audit is not None:

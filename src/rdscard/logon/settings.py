@@ -26,9 +26,18 @@ default, unknown keys are errors. The settings (the Group Policy of the seed)::
     [logon.kdc]
     krb5_config = ""               # KRB5_CONFIG for kinit (default: the system's)
     pkcs11_module = "opensc-pkcs11.so"
-    anchors = []                   # KDC trust anchors; default: the NTAuth store
+    anchors = []                   # KDC trust anchors; default: the roots above the
+                                   # NTAuth CAs (the KDC must chain through NTAuth)
     timeout = 30.0                 # seconds for one kinit
     kinit = "kinit"                # the MIT kinit program
+    card_roots = false             # also trust the roots on the user's card (msroots) for
+                                   # the KDC certificate, that sign-in only, and only with
+                                   # the TGT validated against validate_keytab
+    validate = false               # validate every TGT against validate_keytab (a user of
+                                   # another realm: the check crosses the trust)
+    validate_keytab = ""           # default /etc/krb5.keytab
+    validate_principal = ""        # default host/<FQDN> in the user's realm
+    kvno = "kvno"                  # the MIT kvno program (the TGT validation)
 """
 
 from __future__ import annotations
@@ -79,12 +88,20 @@ class KdcSettings:
     anchors: tuple[Path, ...] = ()
     timeout: float = 30.0
     kinit: str = "kinit"
+    #: roots on the card for the KDC certificate (rdscard.logon.card_roots)
+    card_roots: bool = False
+    #: validate every TGT against the host's keytab, card roots or not
+    validate: bool = False
+    validate_keytab: Path | None = None
+    validate_principal: str = ""
+    kvno: str = "kvno"
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> KdcSettings:
         where = "[logon.kdc]"
         _reject_unknown(table, where, {"krb5_config", "pkcs11_module", "anchors", "timeout",
-                                       "kinit"})
+                                       "kinit", "card_roots", "validate", "validate_keytab",
+                                       "validate_principal", "kvno"})
         timeout = _take(table, "timeout", (int, float), where, cls.timeout)
         if isinstance(timeout, bool) or not 0 < float(timeout) <= 600:
             raise ConfigError(f"{where} timeout: give seconds between 0 and 600, not {timeout!r}")
@@ -98,6 +115,11 @@ class KdcSettings:
             anchors=_paths(table, "anchors", where),
             timeout=float(timeout),
             kinit=_take(table, "kinit", str, where, cls.kinit) or cls.kinit,
+            card_roots=_take(table, "card_roots", bool, where, False),
+            validate=_take(table, "validate", bool, where, False),
+            validate_keytab=_path(_take(table, "validate_keytab", str, where, "")),
+            validate_principal=_principal(_take(table, "validate_principal", str, where, "")),
+            kvno=_take(table, "kvno", str, where, cls.kvno) or cls.kvno,
         )
 
 
@@ -159,6 +181,13 @@ class LogonConfig:
                                            False),
             kdc=KdcSettings.from_table(kdc),
         )
+
+
+def _principal(value: str) -> str:
+    if value and (value.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in value)):
+        raise ConfigError(f"[logon.kdc] validate_principal: {value!r} is not a principal: "
+                          'write "host/server.example.test" or "host/server@REALM"')
+    return value
 
 
 def _reject_unknown(table: dict[str, Any], where: str, known: set[str]) -> None:

@@ -35,10 +35,12 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 from rdscard.config import Config
 from rdscard.desktop import xkb_layout_for
@@ -48,7 +50,7 @@ from rdscard.errors import RdscardError
 from rdscard.logon.audit import AuditLog, AuditRecord
 from rdscard.logon.mapping import AccountMapper, AccountMapping
 from rdscard.logon.ntauth import NtAuthStore
-from rdscard.logon.pkinit import PkinitResult, kdc_anchors, run_pkinit
+from rdscard.logon.pkinit import PkinitResult, PkinitRunner, kdc_anchors, run_pkinit
 from rdscard.logon.refusal import ReasonCode, SignInRefused
 from rdscard.logon.service import LogonService, SignInRequest
 from rdscard.logon.settings import AccountMode
@@ -315,7 +317,7 @@ class PrivilegedService:
         principal = server.client_principal
         creds = step.credentials
         try:
-            account = AccountMapper(self.config.logon).account_for_principal(principal)
+            account = self._nla_account(principal)
         except SignInRefused as refused:
             creds.pin.wipe()
             return self._nla_refused(record, refused.message, b"", client_address,
@@ -326,6 +328,17 @@ class PrivilegedService:
         log.info("[session %d] NLA: %s authenticated by Kerberos (account %s), smart card "
                  "credentials delegated", session_id, principal, account)
         return CredSspOutcome("done", step.reply, principal, account)
+
+    def _nla_account(self, principal: str) -> str:
+        """The account of an NLA client principal: through the directory with
+        ``[directory] accounts``, as a card's UPN is, else by ``[logon]``'s tables."""
+        mapper = AccountMapper(self.config.logon)
+        if self.accounts is None:
+            return mapper.account_for_principal(principal)
+        from rdscard.directory.principals import account_for_principal
+
+        return account_for_principal(principal, mapper, self.accounts,
+                                     datetime.datetime.now(datetime.UTC))
 
     def _nla_refused(self, record: _Session, message: str, reply: bytes, client_address: str,
                      *, principal: str = "", after_credentials: bool = False) -> CredSspOutcome:
@@ -390,16 +403,20 @@ class PrivilegedService:
             serial=signed.certificate.serial, ccname=record.ccname,
             expires=tickets.expires if tickets else None, phases=dict(signed.phases))
 
-    def _pkinit_runner(self, session_id: int) -> Callable[[AccountMapping, Secret], PkinitResult]:
+    def _pkinit_runner(self, session_id: int) -> PkinitRunner:
         """Kerberos mode: a TGT by PKINIT with the session's redirected card (worker thread)."""
         config = self.config
         record = self._session(session_id)
         base = config.redirection.socket_dir / "krb5"
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o711)
-        anchors = kdc_anchors(config.logon, config.server.state_dir)
+        with self.ntauth_lock:
+            anchors = kdc_anchors(config.logon, config.server.state_dir)
+            issuers = NtAuthStore(config.logon.ntauth_directory(
+                config.server.state_dir)).certificates()
 
-        def run(mapping: AccountMapping, pin: Secret) -> PkinitResult:
+        def run(mapping: AccountMapping, pin: Secret,
+                card_roots: Sequence[x509.Certificate] = ()) -> PkinitResult:
             if mapping.principal is None or not record.card_socket:
                 pin.wipe()
                 raise SignInRefused(ReasonCode.KINIT_FAILED,
@@ -411,7 +428,8 @@ class PrivilegedService:
                 mapping.principal, pin, config.logon.kdc, ccache_base=base, anchors=anchors,
                 enterprise=mapping.enterprise, realm=mapping.realm,
                 pcsc_socket=str(self.socket_path(session_id)),
-                uid=account.pw_uid, gid=account.pw_gid,
+                uid=account.pw_uid, gid=account.pw_gid, card_roots=card_roots,
+                kdc_issuers=issuers,
             )
 
         return run

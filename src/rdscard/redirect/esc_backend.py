@@ -7,13 +7,17 @@ reader table current with a GetStatusChange loop of its own on a context
 of its own (``\\\\?PnP?\\Notification`` included), so blocking waits never
 share a context with other calls: FreeRDP serialises the calls of one
 context. Contexts and card handles stay opaque: the client's bytes are
-echoed exactly.
+echoed exactly. The calls whose pcscd answer is known without the client
+are answered here: see :mod:`~rdscard.redirect.lingering` (transactions),
+:mod:`~rdscard.redirect.contexts` (contexts) and :meth:`EscBackend.disconnect`;
+the client's own calls then follow in order (:mod:`~rdscard.redirect.behind`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Sequence
@@ -58,6 +62,8 @@ from rdscard.pdu.esc.transmit_wire import encode_transmit_call
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
+from rdscard.redirect.behind import Behind
+from rdscard.redirect.contexts import POOL_SIZE, STALE_CONTEXT, ClientContexts
 from rdscard.redirect.lingering import LINGER, CardLocks, is_reader_attribute
 
 log = logging.getLogger("rdscard.redirect")
@@ -65,10 +71,15 @@ log = logging.getLogger("rdscard.redirect")
 INFINITE = 0xFFFFFFFF
 MAX_READERS = 16
 SHARE_EXCLUSIVE = 1
+LEAVE_CARD = 0  # SCARD_LEAVE_CARD
 #: SCARD_ATTR_DEVICE_FRIENDLY_NAME_A and SCARD_ATTR_DEVICE_SYSTEM_NAME_A: pcscd answers these
 #: itself with the reader's name (winscard.c SCardGetAttrib), and so does this backend.
 READER_NAME_ATTRIBUTES = frozenset({0x7FFF0003, 0x7FFF0004})
 MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
+#: Seconds before the reader monitor starts again after the client failed it, doubling up to
+#: MONITOR_RETRY_MAX while it keeps failing.
+MONITOR_RETRY = 0.5
+MONITOR_RETRY_MAX = 10.0
 R = TypeVar("R", bound=NdrMessage)
 
 
@@ -149,7 +160,13 @@ class EscBackend:
     """A :class:`SmartCardBackend` over one client's MS-RDPESC device."""
 
     def __init__(
-        self, channel: IoctlChannel, *, call_timeout: float = 30.0, linger: float = LINGER
+        self,
+        channel: IoctlChannel,
+        *,
+        call_timeout: float = 30.0,
+        linger: float = LINGER,
+        context_pool: int = POOL_SIZE,
+        quick_disconnect: bool = True,
     ) -> None:
         self._channel = channel
         self._call_timeout = call_timeout
@@ -157,6 +174,10 @@ class EscBackend:
         self._windows_states: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._handles: dict[bytes, tuple[RedirScardHandle, str]] = {}
+        self._contexts = ClientContexts(context_pool)
+        self._handle_contexts: dict[bytes, bytes] = {}  # card handle -> its context token
+        self._quick_disconnect = quick_disconnect
+        self._behind = Behind()  # calls answered already, sent to the client in order
         # The share mode of each of the session's card handles: pcscd's readerSharing comes
         # from these (the client's pcscd does not report sharing changes to waiters).
         self._shares: dict[bytes, tuple[str, int]] = {}
@@ -179,16 +200,30 @@ class EscBackend:
 
     async def close(self) -> None:
         """The client is gone: no readers, wake every waiter, stop the monitor."""
+        await self.release_pool()
         self._closed = True
+        await self._behind.close()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(BaseException):
                 await self._monitor
         self._readers.clear()
         self._handles.clear()
+        self._handle_contexts.clear()
+        self._contexts.clear()
         self._shares.clear()
         self._locks.clear()
         self._notify()
+
+    async def settled(self) -> None:
+        """Return once every client call sent behind its answer has completed."""
+        await self._behind.settled()
+
+    async def release_pool(self) -> None:
+        """Release the pooled client contexts on the client (no program will take them)."""
+        await self._behind.settled()
+        for client in self._contexts.drain():
+            await self._release_on_client(client)
 
     # -- the reader table ----------------------------------------------------------
     def readers(self) -> Sequence[ReaderInfo]:
@@ -226,23 +261,47 @@ class EscBackend:
         return self._counter
 
     async def _watch_readers(self) -> None:
-        try:
-            context = await self.establish_context(2)  # SCARD_SCOPE_SYSTEM
-            self._monitor_context = RedirScardContext(context)
-            while not self._closed:
-                names = await self._list_readers(self._monitor_context)
-                self._sync_reader_names(names)
-                await self._wait_for_status_change(self._monitor_context, names)
-        except asyncio.CancelledError:
-            raise
-        except ScardError as exc:
-            log.info("smart card reader monitor stopped: %s", exc)
-        except ProtocolError as exc:
-            log.warning("smart card reader monitor stopped: protocol error: %s", exc)
-        finally:
-            if self._readers:
-                self._readers.clear()
-                self._notify()
+        """Keep the reader table current, on a context of its own.
+
+        When the client fails that context (its pcscd restarted: xfreerdp then
+        answers SCARD_F_COMM_ERROR), the table empties and the monitor starts
+        again on a fresh context after a pause, as programs on the client's
+        computer find the readers again with a fresh context.
+        """
+        delay = MONITOR_RETRY
+        while not self._closed:
+            context: RedirScardContext | None = None
+            try:
+                context = RedirScardContext(await self._establish_on_client(2))  # SYSTEM
+                self._monitor_context = context
+                while not self._closed:
+                    names = await self._list_readers(context)
+                    self._sync_reader_names(names)
+                    await self._wait_for_status_change(context, names)
+                    delay = MONITOR_RETRY
+            except asyncio.CancelledError:
+                raise
+            except ScardError as exc:
+                log.info("smart card reader monitor: %s; again in %.1f s", exc, delay)
+            except ProtocolError as exc:
+                log.warning("smart card reader monitor: protocol error: %s; again in %.1f s",
+                            exc, delay)
+            finally:
+                self._forget_readers()
+            if self._closed:
+                return
+            if context is not None:  # the client answered on it, so it still knows it
+                await self._release_on_client(context.pb_context)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MONITOR_RETRY_MAX)
+
+    def _forget_readers(self) -> None:
+        if self._readers:
+            for name in self._readers:
+                self._locks.forget_reader(name)
+            self._readers.clear()
+            self._windows_states.clear()
+            self._notify()
 
     async def _list_readers(self, context: RedirScardContext) -> list[str]:
         call = ListReadersCall(context, 0, None, 0, INFINITE)
@@ -329,19 +388,28 @@ class EscBackend:
         """The client holds ``handle``'s lock, with no card event: a local answer is exact."""
         return self._locks.holds(handle) and self._card_present(reader)
 
-    async def _settle(self, keep: bytes | None) -> None:
-        """End every lingering transaction but ``keep``'s on the client, and wait for it."""
+    async def _settle(self, keep: bytes | None, reader: str | None = None) -> None:
+        """Wait for the calls sent behind their answers (``reader``: those on that reader),
+        then end every lingering transaction but ``keep``'s on the client, and wait for that.
+
+        A call of handle ``keep`` waits only for the background calls on its reader.
+        """
+        if reader is None and keep is not None and keep in self._handles:
+            reader = self._handles[keep][1]
+        await self._behind.settled(reader)
         for other in self._locks.others_lingering(keep):
             if self._locks.stop_lingering(other):
                 await self._send_end(other)
 
     async def _send_end(self, handle: bytes) -> None:
         entry = self._handles.get(handle)
-        if entry is None:
-            return
+        if entry is not None:
+            await self._send_end_card(entry[0])
+
+    async def _send_end_card(self, h_card: RedirScardHandle) -> None:
         try:
             await self._call(
-                ScardIoctl.SCARD_IOCTL_ENDTRANSACTION, HCardAndDispositionCall(entry[0], 0),
+                ScardIoctl.SCARD_IOCTL_ENDTRANSACTION, HCardAndDispositionCall(h_card, 0),
                 LongReturn,
             )
         except ScardError as exc:  # the program was told already; pcscd would say the same
@@ -364,46 +432,107 @@ class EscBackend:
             raise ScardError(ScardReturn.SCARD_E_INVALID_HANDLE) from None
 
     async def establish_context(self, scope: int) -> bytes:
-        """SCardEstablishContext on the client."""
+        """SCardEstablishContext: a pooled client context, else one established on the client.
+
+        The caller has checked the scope (pcscd's only check). A pooled context
+        answers every scope: pcsc-lite ignores the scope, and Windows uses it only
+        for the reader database, which the session never asks a program's context.
+        """
+        if self._closed:
+            raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
+        await self._behind.settled()  # a context on its way back to the pool lands first
+        client = self._contexts.take_pooled()
+        if client is not None:
+            self.local_answers += 1
+            return self._contexts.add(client, scope, reused=True)
+        return self._contexts.add(await self._establish_on_client(scope), scope, reused=False)
+
+    async def _establish_on_client(self, scope: int) -> bytes:
         reply = await self._call(
             ScardIoctl.SCARD_IOCTL_ESTABLISHCONTEXT, EstablishContextCall(scope),
             EstablishContextReturn,
         )
         return reply.context.pb_context
 
+    async def _release_on_client(self, client: bytes) -> None:
+        try:
+            await self._call(
+                ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ContextCall(RedirScardContext(client)),
+                LongReturn,
+            )
+        except ScardError as exc:
+            log.debug("releasing a client context: %s", exc)
+
     async def release_context(self, context: bytes) -> None:
-        """SCardReleaseContext on the client."""
+        """SCardReleaseContext: answered at once when the client context goes to the pool.
+
+        pcscd answers success for every valid context (winscard.c). The caller
+        has disconnected the context's card handles; the context joins the pool
+        once their disconnects have reached the client.
+        """
+        client, poolable = self._contexts.release(context)
+        if poolable and self._contexts.size and not self._closed:
+            self.local_answers += 1
+            self._behind.run(functools.partial(self._return_context, client))
+            return
         await self._settle(None)
         await self._call(
-            ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ContextCall(RedirScardContext(context)),
+            ScardIoctl.SCARD_IOCTL_RELEASECONTEXT, ContextCall(RedirScardContext(client)),
             LongReturn,
         )
 
+    async def _return_context(self, client: bytes) -> None:
+        if self._closed or not self._contexts.give_back(client):
+            await self._release_on_client(client)
+
+    async def _fresh_context(self, context: bytes) -> bytes:
+        """A pooled client context proved invalid: ``context`` gets a fresh one."""
+        fresh = await self._establish_on_client(self._contexts.scope(context))
+        stale = self._contexts.replace(context, fresh)
+        log.info("a pooled smart card context was no longer valid on the client; replaced")
+        # The client answered a call on the stale one, so it still knows it: let it go.
+        self._behind.run(functools.partial(self._release_on_client, stale))
+        return fresh
+
     async def cancel(self, context: bytes) -> None:
         """SCardCancel on the client."""
+        client = self._contexts.client(context)
         await self._call(
-            ScardIoctl.SCARD_IOCTL_CANCEL, ContextCall(RedirScardContext(context)), LongReturn
+            ScardIoctl.SCARD_IOCTL_CANCEL, ContextCall(RedirScardContext(client)), LongReturn
         )
 
     async def connect(
         self, context: bytes, reader: str, share_mode: int, preferred_protocols: int
     ) -> tuple[bytes, int]:
-        """SCardConnect on the client; returns (our handle token, pcsc-lite protocol)."""
-        await self._settle(None)
-        call = ConnectWCall(
-            reader, RedirScardContext(context), share_mode,
-            translate.protocols_to_windows(preferred_protocols),
-        )
-        reply = await self._call(ScardIoctl.SCARD_IOCTL_CONNECTW, call, ConnectReturn)
+        """SCardConnect on the client; returns (our handle token, pcsc-lite protocol).
+
+        On a context taken from the pool that the client no longer knows, the
+        connect is made once more on a fresh context (see contexts.py).
+        """
+        client = self._contexts.client(context)
+        await self._settle(None, reader)
+        windows_protocols = translate.protocols_to_windows(preferred_protocols)
+        call = ConnectWCall(reader, RedirScardContext(client), share_mode, windows_protocols)
+        try:
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_CONNECTW, call, ConnectReturn)
+        except ScardError as exc:
+            if not (exc.code in STALE_CONTEXT and self._contexts.reused(context)):
+                self._contexts.proved(context)
+                raise
+            client = await self._fresh_context(context)
+            call = ConnectWCall(reader, RedirScardContext(client), share_mode, windows_protocols)
+            reply = await self._call(ScardIoctl.SCARD_IOCTL_CONNECTW, call, ConnectReturn)
+        self._contexts.proved(context)
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
         h_card = reply.h_card
         if not h_card.context.pb_context:
             # rdesktop 1.9 returns hCard with an empty Context (MS-RDPESC 2.2.1.2 has the
             # context the card was connected in) and reads later calls at fixed offsets
             # that assume the 4-byte context it issued: send that one.
-            h_card = RedirScardHandle(RedirScardContext(context), h_card.pb_handle)
+            h_card = RedirScardHandle(RedirScardContext(client), h_card.pb_handle)
         token = next(self._handle_ids).to_bytes(4, "little")
         self._handles[token] = (h_card, reader)
+        self._handle_contexts[token] = context
         self._shares[token] = (reader, share_mode)
         self._set_reader_protocol(reader, protocol)
         return token, protocol
@@ -427,6 +556,7 @@ class EscBackend:
             reply = await self._call(ScardIoctl.SCARD_IOCTL_RECONNECT, call, ReconnectReturn)
         except ScardError as exc:
             raise self._noted(handle, exc) from None
+        self._taint_if_transacted(handle)
         self._locks.reconnected(handle)
         if handle in self._shares:
             self._shares[handle] = (reader, share_mode)
@@ -435,17 +565,56 @@ class EscBackend:
         return protocol
 
     async def disconnect(self, handle: bytes, disposition: int) -> None:
-        """SCardDisconnect on the client."""
-        self._handle(handle)
+        """SCardDisconnect; SCARD_LEAVE_CARD answered at once, the client's call sent behind.
+
+        pcscd answers success to SCardDisconnect(SCARD_LEAVE_CARD) of every
+        handle it gave (winscard.c: a removed reader is ignored and a lock held
+        by another handle does not stop it), so the program is answered here;
+        the client's disconnect follows (the handle's lingering end first), and
+        every later call of the session on that reader waits for it before it
+        goes to the client. Other dispositions change the card: the client
+        answers them.
+        """
+        h_card, reader = self._handle(handle)
+        if disposition == LEAVE_CARD and self._quick_disconnect and not self._closed:
+            end_first = self._locks.stop_lingering(handle)
+            self._forget_handle(handle)
+            self.local_answers += 1
+            self._behind.run(functools.partial(self._disconnect_on_client, h_card, end_first),
+                             reader)
+            return
         await self._settle(None)
         h_card, _ = self._handle(handle)
-        del self._handles[handle]
-        self._shares.pop(handle, None)
-        self._locks.disconnected(handle)
+        self._forget_handle(handle)
         await self._call(
             ScardIoctl.SCARD_IOCTL_DISCONNECT, HCardAndDispositionCall(h_card, disposition),
             LongReturn,
         )
+
+    def _forget_handle(self, handle: bytes) -> None:
+        self._taint_if_transacted(handle)
+        del self._handles[handle]
+        self._handle_contexts.pop(handle, None)
+        self._shares.pop(handle, None)
+        self._locks.disconnected(handle)
+
+    def _taint_if_transacted(self, handle: bytes) -> None:
+        """A handle leaving a transaction without its end keeps its client context from the
+        pool: FreeRDP's client would still count the transaction on it (see contexts.py)."""
+        context = self._handle_contexts.get(handle)
+        if context is not None and self._locks.nested(handle):
+            self._contexts.taint(context)
+
+    async def _disconnect_on_client(self, h_card: RedirScardHandle, end_first: bool) -> None:
+        if end_first:
+            await self._send_end_card(h_card)
+        try:
+            await self._call(
+                ScardIoctl.SCARD_IOCTL_DISCONNECT, HCardAndDispositionCall(h_card, LEAVE_CARD),
+                LongReturn,
+            )
+        except ScardError as exc:  # the program was answered as pcscd answers
+            log.debug("disconnecting a card handle on the client: %s", exc)
 
     async def begin_transaction(self, handle: bytes) -> None:
         """SCardBeginTransaction: answered here when the client still holds the lock.
@@ -527,8 +696,10 @@ class EscBackend:
         """:meth:`transmit` without a task: ``done`` gets its result or error, once."""
         if self._closed:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
-        if self._locks.lingering and self._locks.others_lingering(handle):
-            # Another handle's transaction lingers: end it on the client first (a task).
+        if (self._behind.busy and self._behind.pending(self._handle(handle)[1])) or (
+                self._locks.lingering and self._locks.others_lingering(handle)):
+            # A call sent behind its answer is still on its way, or another handle's
+            # transaction lingers: wait for it, or end it on the client first (a task).
             task = asyncio.get_running_loop().create_task(
                 self._transmit_after_settling(handle, protocol, apdu, max_response, done))
             self._background.add(task)

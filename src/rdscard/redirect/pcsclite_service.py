@@ -28,7 +28,10 @@ The service keeps pcscd's view of the session:
   them all and stop the card on the user's own computer. An
   SCardEstablishContext over the limit gets SCARD_E_NO_MEMORY here and is
   never forwarded; a context is given back when it is released, also when
-  its program goes away.
+  its program goes away. A backend that keeps released client contexts
+  for later establishes (:mod:`rdscard.redirect.contexts`) stays within the
+  same limit: its pool only grows by releases and it establishes a new
+  client context only when the pool is empty.
 
 Backend calls run in the task of the connection that asked, so a slow call
 of one program never delays another program.

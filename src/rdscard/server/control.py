@@ -5,8 +5,9 @@ only, peer-checked with SO_PEERCRED) answering one JSON request per line
 with one JSON reply line: ``{"command": "list"}`` lists the live sessions,
 ``{"command": "session", "session": N}`` gives one session's account and
 environment (what ``rdscard session exec`` needs to run a program inside
-it), ``{"command": "disconnect", "session": N}`` disconnects its client
-(the desktop goes on) and ``{"command": "logoff", "session": N}`` ends it
+it) and the smart card calls it sent to its client, by MS-RDPESC IOCTL,
+``{"command": "disconnect", "session": N}`` disconnects its client (the
+desktop goes on) and ``{"command": "logoff", "session": N}`` ends it
 with every program in it. No secret is ever part of a reply.
 """
 
@@ -24,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rdscard.pdu.esc.constants import ScardIoctl
 from rdscard.server.control_client import CONTROL_SOCKET_NAME
 from rdscard.server.sessions import SessionInfo, SessionTable
 
@@ -64,7 +66,18 @@ def describe(info: SessionInfo) -> dict[str, Any]:
     record["channels"] = list(info.channels)
     record["idle"] = round(info.idle_seconds(), 1)
     del record["last_input"], record["disconnected_at"]  # monotonic clock values
+    record["smart_card_calls"] = {
+        _ioctl_name(code): count for code, count in sorted(info.smart_card_calls.items())
+    }
     return record
+
+
+def _ioctl_name(code: int) -> str:
+    try:
+        return ScardIoctl(code).name.removeprefix("SCARD_IOCTL_")
+    except ValueError:
+        return f"0x{code:08X}"
+
 
 
 class ControlServer:

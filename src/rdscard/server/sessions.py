@@ -65,6 +65,9 @@ class SessionInfo:
     disconnected_at: float | None = None
     # Set for a session with a desktop: the account's programs run in it.
     has_desktop: bool = False
+    # MS-RDPESC calls sent to the client's smart card device so far, by IOCTL code (what
+    # the session could not answer itself).
+    smart_card_calls: dict[int, int] = field(default_factory=dict)
 
     def idle_seconds(self, now: float | None = None) -> float:
         """Seconds since the last keyboard or mouse input."""

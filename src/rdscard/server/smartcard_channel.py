@@ -136,7 +136,9 @@ class SmartCardChannel:
                           "([redirection] enabled = false)", name)
             return
         self.device_id = device_id
-        self.backend = EscBackend(self, call_timeout=self.config.call_timeout)
+        self.backend = EscBackend(self, call_timeout=self.config.call_timeout,
+                                  context_pool=self.config.context_pool,
+                                  quick_disconnect=self.config.quick_disconnect)
         self.backend.start()
         self.device_ready.set()
         self.service = PcscliteService(
@@ -206,6 +208,8 @@ class SmartCardChannel:
             await self._close_socket(socket, self.context.session.session_id)
         if service is not None:
             await service.close()
+        if self.backend is not None:  # no program of this connection will take them
+            await self.backend.release_pool()
 
     def hand_over(self, uid: int, gid: int) -> None:
         """The session now belongs to account ``uid``: its socket follows (0700, owned)."""
@@ -239,6 +243,8 @@ class SmartCardChannel:
         except rdpdr.RdpdrStateError as exc:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, str(exc)) from None
         self._pending[completion_id] = done
+        sent = self.context.session.smart_card_calls
+        sent[code] = sent.get(code, 0) + 1
         if timeout is not None:
             self._arm_expiry(now + timeout)
         self._flush()

@@ -42,8 +42,11 @@ class SambaDc:
     """A provisioned domain ``realm`` (NetBIOS ``domain``) served from ``directory``."""
 
     def __init__(self, directory: Path, *, realm: str = "EXAMPLE.TEST", domain: str = "EXAMPLE",
-                 admin_password: str = "Adm1n.Pass.Word", host_name: str = "dc1") -> None:
+                 admin_password: str = "Adm1n.Pass.Word", host_name: str = "dc1",
+                 kdc_port: int | None = None) -> None:
         self.directory = Path(directory)
+        #: with a port, the DC's KDC serves too (``krb5 port``; Kerberos binds, keytabs)
+        self.kdc_port = kdc_port
         self.realm = realm.upper()
         self.domain = domain.upper()
         self.admin_password = admin_password
@@ -160,20 +163,54 @@ class SambaDc:
                 raise PeerError(f"{ADDRESS}:{port} is taken by another LDAP server: stop it "
                                 "(Samba's LDAP ports cannot be moved)")
         samba = require_program("samba", "samba")
+        argv = [samba, "-i", "-M", "single", "-s", str(self.smb_conf)]
+        if self.kdc_port is not None:
+            # Samba's default ("yes") refuses a SASL bind inside TLS without its own
+            # signing or sealing; Windows DCs accept it (and refuse signing inside TLS).
+            argv += ["--option=server services=ldap kdc", f"--option=krb5 port={self.kdc_port}",
+                     "--option=ldap server require strong auth=allow_sasl_over_tls"]
+            self._write_krb5_conf()
         out = (self.directory / "samba.out").open("wb")
         self.process = subprocess.Popen(
-            [samba, "-i", "-M", "single", "-s", str(self.smb_conf)],
+            argv,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
         out.close()
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(636):
+        while not (_answers(636) and (self.kdc_port is None or _answers(self.kdc_port))):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise PeerError(f"samba did not serve LDAPS within {START_TIMEOUT:g} s:\n"
                                 + self.log())
             time.sleep(0.1)
         return self
+
+    @property
+    def krb5_conf(self) -> Path:
+        """A client krb5.conf for the DC's KDC (with ``kdc_port``)."""
+        return self.directory / "krb5-client.conf"
+
+    def _write_krb5_conf(self) -> None:
+        self.krb5_conf.write_text(
+            "[libdefaults]\n"
+            f"    default_realm = {self.realm}\n"
+            "    dns_lookup_kdc = false\n    dns_lookup_realm = false\n    rdns = false\n"
+            "    dns_canonicalize_hostname = false\n    udp_preference_limit = 1\n"
+            f"[realms]\n    {self.realm} = {{\n        kdc = {ADDRESS}:{self.kdc_port}\n    }}\n"
+            f"[domain_realm]\n    .{self.dns_domain} = {self.realm}\n"
+            f"    {self.dns_domain} = {self.realm}\n    localhost = {self.realm}\n")
+
+    def export_keytab(self, principal: str, keytab: Path) -> Path:
+        """``samba-tool domain exportkeytab``: ``principal``'s keys, as an administrator on
+        the DC exports them for a member host or service."""
+        tool = require_program("samba-tool", "samba")
+        result = subprocess.run([tool, "domain", "exportkeytab", str(keytab),
+                                 f"--principal={principal}", "-s", str(self.smb_conf)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise PeerError(f"samba-tool domain exportkeytab failed ({result.returncode}): "
+                            f"{result.stderr}{result.stdout}")
+        return keytab
 
     def stop(self) -> None:
         """SIGTERM to the DC's process group, then SIGKILL after 10 s."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rdscard.testbed.ports import free_tcp_port
 from rdscard.testbed.samba import SambaDc
 from tests.integration.card.conftest import ecc_card, pcscd, pki, rsa_card  # noqa: F401 - fixtures
 
@@ -24,7 +25,7 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
     lock = (Path(tempfile.gettempdir()) / "rdscard-samba-dc.lock").open("a")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        with SambaDc(tmp_path_factory.mktemp("samba-dc")) as dc:
+        with SambaDc(tmp_path_factory.mktemp("samba-dc"), kdc_port=free_tcp_port()) as dc:
             yield dc
     finally:
         lock.close()

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from rdscard.directory.ntauth import ntauth_dn
 from rdscard.logon.ntauth import NtAuthStore
@@ -126,3 +126,52 @@ def test_dspublish_then_pulse_signs_in_and_withdrawing_the_ca_refuses(
                (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
     assert [(r["result"], r["reason"]) for r in records][-2:] == [
         ("success", ""), ("refused", "not_in_ntauth")], records
+
+
+def test_viewdelstore_removes_a_ca_from_the_directory_and_the_next_pulse_stops_trusting_it(
+    tmp_path: Path, samba_dc: SambaDc, pki: RealmPki, pcscd: IsolatedPcscd,
+    rsa_card: CardFile,
+) -> None:
+    ensure_account(ACCOUNT)
+    config = write_config(tmp_path, samba_dc)
+    dn = ntauth_dn(samba_dc.base_dn)
+    url = f"ldap:///{dn}?cACertificate?base?objectClass=certificationAuthority"
+    root = pki.root_cert.public_bytes(serialization.Encoding.DER)
+    for ca in (pki.layout.issuing_cert, pki.layout.root_cert):
+        published = certutil(config, "-dspublish", "-f", str(ca), "NTAuthCA")
+        assert published.returncode == 0, published.stderr
+    assert certutil(config, "-pulse").returncode == 0
+    store = NtAuthStore.in_state_dir(tmp_path / "state")
+    assert len(store.certificates()) == 2
+
+    # -viewstore with the URL lists the object's CAs with Windows' thumbprint
+    viewed = certutil(config, "-viewstore", url)
+    assert viewed.returncode == 0, viewed.stderr
+    thumbprint = pki.issuing_cert.fingerprint(hashes.SHA1()).hex()
+    assert f"{dn}: 2 CAs" in viewed.stdout and f"Cert Hash(sha1): {thumbprint}" in viewed.stdout
+    # without CERTID the list is shown and CERTID asked for; nothing is removed
+    asked = certutil(config, "-viewdelstore", url)
+    assert asked.returncode == 2 and "give the CERTID" in asked.stderr, asked.stderr
+    assert "Certificate 1" in asked.stdout
+
+    removed = certutil(config, "-viewdelstore", url, thumbprint.upper())
+    assert removed.returncode == 0, removed.stderr
+    assert f"removed {pki.issuing_cert.subject.rfc4514_string()} ({thumbprint}) from {dn}" \
+        in removed.stdout
+    assert ldif_values(samba_dc.ldbsearch(dn, "cACertificate"), "cACertificate") == [root]
+    # the last CA, by its number: the mandatory attribute keeps the zero-byte placeholder
+    last = certutil(config, "-viewdelstore", url, "0")
+    assert last.returncode == 0, last.stderr
+    assert ldif_values(samba_dc.ldbsearch(dn, "cACertificate"), "cACertificate") == [b"\x00"]
+
+    pulsed = certutil(config, "-pulse")
+    assert pulsed.returncode == 0, pulsed.stderr
+    assert "0 CAs (0 added, 2 removed)" in pulsed.stdout
+    assert store.certificates() == []
+    server = ServerProcess(tmp_path / "state", ("--config", str(config)))
+    try:
+        assert wait_for(lambda: "NTAuth refreshed from" in server.log, timeout=20), server.log
+        sign_in(server, pcscd, rsa_card, "sign-in refused (not_in_ntauth)")
+    finally:
+        server.stop()
+        samba_dc.ldbmodify(f"dn: {dn}\nchangetype: delete\n")

@@ -180,6 +180,7 @@ class Battery:
             self._sharing()
             self._card_calls()
             self._transactions()
+            self._answered_at_once()
             if self.card.outside is not None:
                 self._outside_program(self.card.outside)
             self._removal()
@@ -333,6 +334,58 @@ class Battery:
                     C.SCARD_STATUS, Status(h_b))
         self.simple(a, "tx: disconnect", C.SCARD_DISCONNECT, Disconnect(h, LEAVE))
         self.simple(b, "tx: disconnect second", C.SCARD_DISCONNECT, Disconnect(h_b, LEAVE))
+
+    def _answered_at_once(self) -> None:
+        """Disconnects with SCARD_LEAVE_CARD and contexts: what follows sees them done.
+
+        The session answers these without waiting for the client (a released
+        context serves a later establish; the client's disconnect follows the
+        answer), so each next call here is one that would see the client late.
+        """
+        a, ctx_a = self.context()
+        b, ctx_b = self.context()
+        h_x = self.connect(a, ctx_a, "quick: connect exclusive", SHARE_EXCLUSIVE)
+        self.simple(a, "quick: disconnect exclusive", C.SCARD_DISCONNECT, Disconnect(h_x, LEAVE))
+        self.record("quick: table right after", **entry(b.readers_state(), self.card.reader))
+        h_b = self.connect(b, ctx_b, "quick: another connect exclusive right after",
+                           SHARE_EXCLUSIVE)
+        self.simple(b, "quick: disconnect it", C.SCARD_DISCONNECT, Disconnect(h_b, LEAVE))
+        h = self.connect(a, ctx_a, "quick: connect", SHARE_SHARED)
+        h_b = self.connect(b, ctx_b, "quick: connect second", SHARE_SHARED)
+        self.simple(a, "quick: begin", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h))
+        self.simple(a, "quick: disconnect inside the transaction", C.SCARD_DISCONNECT,
+                    Disconnect(h, LEAVE))
+        self.transmit(b, h_b, "quick: another handle's transmit right after")
+        self.simple(b, "quick: another handle's begin right after", C.SCARD_BEGIN_TRANSACTION,
+                    BeginTransaction(h_b))
+        self.simple(b, "quick: its end", C.SCARD_END_TRANSACTION, EndTransaction(h_b, LEAVE))
+        # the context whose handle left inside a transaction, released; then a new one
+        self.simple(a, "pool: release the context", C.SCARD_RELEASE_CONTEXT,
+                    ReleaseContext(ctx_a))
+        c, ctx_c = self.context()
+        h_c = self.connect(c, ctx_c, "pool: connect on a new context", SHARE_SHARED)
+        self.simple(c, "pool: begin", C.SCARD_BEGIN_TRANSACTION, BeginTransaction(h_c))
+        self.transmit(b, h_b, "pool: another handle's transmit while it holds the card")
+        self.simple(c, "pool: end", C.SCARD_END_TRANSACTION, EndTransaction(h_c, LEAVE))
+        self.transmit(b, h_b, "pool: another handle's transmit after the end")
+        self.simple(c, "pool: disconnect", C.SCARD_DISCONNECT, Disconnect(h_c, LEAVE))
+        self.simple(c, "pool: release", C.SCARD_RELEASE_CONTEXT, ReleaseContext(ctx_c))
+        self.simple(c, "pool: release again", C.SCARD_RELEASE_CONTEXT, ReleaseContext(ctx_c))
+        # a released context does not cancel: its id is gone
+        self.simple(self.client(), "pool: cancel a released context", C.SCARD_CANCEL,
+                    Cancel(ctx_c))
+        self.simple(b, "quick: disconnect the second", C.SCARD_DISCONNECT, Disconnect(h_b, LEAVE))
+        d, ctx_d = self.context()
+        h_d = self.connect(d, ctx_d, "pool: connect exclusive on another new context",
+                           SHARE_EXCLUSIVE)
+        self.connect(b, ctx_b, "pool: connect while it is exclusive", SHARE_SHARED)
+        if h_d:
+            self.simple(d, "pool: disconnect with reset", C.SCARD_DISCONNECT,
+                        Disconnect(h_d, RESET))
+        h_b = self.connect(b, ctx_b, "pool: connect after the reset", SHARE_SHARED)
+        self.transmit(b, h_b, "pool: transmit after the reset")
+        self.simple(b, "pool: status after the reset", C.SCARD_STATUS, Status(h_b))
+        self.simple(b, "quick: disconnect the last", C.SCARD_DISCONNECT, Disconnect(h_b, LEAVE))
 
     def _outside_program(self, outside: Path) -> None:
         """A program on the client's computer uses the card between the session's calls."""
