@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from rdscard.efs.asn1 import encode_oid
 from rdscard.errors import ProtocolError
 from rdscard.logon.kdc_relay import KdcRelay, kdc_certificates, overlay, realm_kdcs
 from rdscard.logon.kdc_trust import check_kdc_issuer, kdc_certificate
@@ -78,6 +79,33 @@ def test_the_kdc_certificates_come_out_of_the_dh_reply(
     assert kdc_certificates(as_rep([(19, b"")])) is None
     assert kdc_certificates(b"\x7e\x03\x02\x01\x05") is None  # a KRB-ERROR
     assert kdc_certificates(b"") is None
+
+
+def heimdal_signed_data(certificates: list[x509.Certificate]) -> bytes:
+    """A ContentInfo shaped as Samba 4.17's (Heimdal's) KDC sends it: SignerInfo version 1
+    naming its signer by subjectKeyIdentifier ([0]), a SHA-512 digest with NULL parameters."""
+    sha512 = tlv(0x30, encode_oid("2.16.840.1.101.3.4.2.3") + b"\x05\x00")
+    signer = tlv(0x30, encode_integer(1) + tlv(0x80, bytes(range(20))) + sha512
+                 + tlv(0x30, encode_oid("1.2.840.113549.1.1.13") + b"\x05\x00")
+                 + tlv(0x04, b"signature"))
+    content = tlv(0x30, encode_oid("1.3.6.1.5.2.3.2") + tlv(0xA0, tlv(0x04, b"KDCDHKeyInfo")))
+    der = b"".join(c.public_bytes(serialization.Encoding.DER) for c in certificates)
+    body = (encode_integer(3) + tlv(0x31, sha512) + content + tlv(0xA0, der)
+            + tlv(0x31, signer))
+    return tlv(0x30, encode_oid("1.2.840.113549.1.7.2") + tlv(0xA0, tlv(0x30, body)))
+
+
+def test_the_kdc_certificates_come_out_of_heimdals_signed_data(
+        pkis: tuple[RealmPki, RealmPki]) -> None:
+    home, _ = pkis
+    signed = heimdal_signed_data([home.issuing_cert, home.kdc_cert])
+    with pytest.raises(ValueError):  # why the SignedData is read field by field
+        pkcs7.load_der_pkcs7_certificates(signed)
+    reply = as_rep([(17, tlv(0xA0, tlv(0x30, tlv(0x80, signed))))])
+    assert kdc_certificates(reply) == [home.issuing_cert, home.kdc_cert]
+    assert check_kdc_issuer([reply], [home.issuing_cert], "EXAMPLE.TEST") == home.kdc_cert
+    unsigned = heimdal_signed_data([])
+    assert kdc_certificates(as_rep([(17, tlv(0xA0, tlv(0x30, tlv(0x80, unsigned))))])) == []
 
 
 @pytest.mark.parametrize("reply", [

@@ -18,14 +18,12 @@ import contextlib
 import re
 import socket
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 from rdscard.efs.asn1 import Element, parse
 from rdscard.errors import ProtocolError
@@ -36,6 +34,7 @@ MAX_CONNECTIONS: Final = 16
 KDC_PORT: Final = 88
 AS_REP: Final = 0x6B  # [APPLICATION 11]
 PA_PK_AS_REP: Final = 17
+OID_SIGNED_DATA: Final = "1.2.840.113549.1.7.2"
 _REALM_BLOCK: Final = re.compile(r"^\s*([^\s=]+)\s*=\s*\{\s*$")
 _KDC_LINE: Final = re.compile(r"^\s*kdc\s*=\s*(\S+)\s*$")
 #: includedir reads files named only with letters, digits, dashes or underscores, or *.conf
@@ -281,11 +280,37 @@ def kdc_certificates(reply: bytes) -> list[x509.Certificate] | None:
         signed = next((c for c in info.children("DHRepInfo") if c.tag == 0x80), None)
         if signed is None:
             raise ProtocolError("PA-PK-AS-REP", "dhSignedData", "missing")
-        try:
-            with warnings.catch_warnings():
-                # MIT 1.20's KDC sends its certificates SET unsorted (BER, not DER)
-                warnings.simplefilter("ignore", UserWarning)
-                return pkcs7.load_der_pkcs7_certificates(signed.content)
-        except ValueError as exc:
-            raise ProtocolError("PA-PK-AS-REP", "dhSignedData", str(exc)) from None
+        return signed_data_certificates(signed.content)
     return None
+
+
+def signed_data_certificates(content_info: bytes) -> list[x509.Certificate]:
+    """The ``certificates`` of a CMS SignedData in its ContentInfo (RFC 5652 3 and 5.1).
+
+    Read field by field rather than with OpenSSL's PKCS #7 parser, which
+    knows signers by issuer and serial number only: Heimdal's KDC (Samba 4.17)
+    names its signer by subjectKeyIdentifier (``[0]``, with SignerInfo version 1
+    where RFC 5652 5.3 says 3), and OpenSSL's ``d2i_PKCS7`` refuses the whole
+    structure ("Unable to parse PKCS7 data"). MIT 1.20's KDC sends its
+    certificates' SET unsorted, which is BER, not DER; that is accepted.
+    Only the certificates are read; the signature is MIT kinit's to check.
+    """
+    field = "dhSignedData"
+    info = parse(content_info, field).expect(0x30, "ContentInfo")
+    parts = info.elements(field, 2)
+    if parts[0].oid("contentType") != OID_SIGNED_DATA or parts[1].tag != 0xA0:
+        raise ProtocolError("PA-PK-AS-REP", field, "not a CMS SignedData")
+    signed = parts[1].first("SignedData").expect(0x30, "SignedData")
+    body = signed.elements("SignedData", 4)  # version, digests, content, ..., signerInfos
+    certificates = next((e for e in body[3:] if e.tag == 0xA0), None)
+    if certificates is None:
+        return []
+    out: list[x509.Certificate] = []
+    for choice in certificates.children("certificates"):
+        if choice.tag != 0x30:
+            continue  # an attribute certificate or another format (RFC 5652 10.2.2)
+        try:
+            out.append(x509.load_der_x509_certificate(choice.encoded))
+        except ValueError as exc:
+            raise ProtocolError("PA-PK-AS-REP", field, f"a certificate: {exc}") from None
+    return out
