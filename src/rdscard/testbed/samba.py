@@ -12,6 +12,32 @@ LDAPS uses a certificate made here by a CA of its own (``tls-ca.pem``) naming
 ``localhost`` and the DC's DNS name, as a DC enrolled for the "Domain
 Controller" template would have; Samba's own self-signed certificate names
 only ``DC1.<domain>`` and has no subjectAltName.
+
+With ``kdc_port`` the DC's KDC serves too, and with ``pkinit`` (:class:`KdcPkinit`)
+it takes smart card sign-ins. Samba 4.17's KDC is Heimdal's (``third_party/heimdal``)
+and has no smb.conf switch for PKINIT: it reads the ``[kdc]`` section of the
+``krb5.conf`` beside ``smb.conf`` (``lpcfg_config_path(.., "krb5.conf")``,
+prepended to the default profile), once at start (``kdc/default_config.c``):
+``enable-pkinit``, ``pkinit_identity`` (one hx509 store, ``FILE:cert,key``),
+``pkinit_anchors`` (one store; a PEM file may hold several roots),
+``pkinit_pool`` (intermediates, also sent with the KDC's reply) and
+``pkinit_revoke`` (CRL stores; without one nothing is checked for revocation).
+``pkinit_principal_in_certificate`` defaults to yes.
+
+What the 4.17 KDC checks of a client certificate (``kdc/pkinit.c``,
+``_kdc_pk_check_client``, probed in the directory tests): the CMS signature
+and a chain to ``pkinit_anchors`` (hx509), then the name, first an
+id-pkinit-san equal to the requested principal, else the Microsoft UPN SAN:
+exactly one, parsed as a principal (its domain as the realm) and looked up
+in the directory as a UPN (``userPrincipalName``, falling back to
+``sAMAccountName@<the DC's realm>``, Samba's implicit UPN,
+``samba_kdc_lookup_client``); the request is granted when that object's
+``objectSid`` is the requested principal's (``samba_kdc_check_pkinit_ms_upn_match``),
+as AD maps a UPN-only certificate. Not checked: the client certificate's EKUs
+(neither Smart Card Logon nor id-pkinit-KPClientAuth is required), the
+NTAuthCertificates object (trust is ``pkinit_anchors`` alone), revocation
+without ``pkinit_revoke``. Only its own certificate's id-pkinit-KPKdc is looked
+at, and a missing one is only logged.
 """
 
 from __future__ import annotations
@@ -22,6 +48,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -38,15 +66,31 @@ LDAP_PORTS: Final = (389, 636)
 ADDRESS: Final = "127.0.0.1"
 
 
+@dataclass(frozen=True)
+class KdcPkinit:
+    """PKINIT for the DC's KDC: its certificate (id-pkinit-KPKdc, id-pkinit-san
+    ``krbtgt/REALM@REALM``) and key, the roots it trusts for clients' certificates
+    (``pkinit_anchors``) and the intermediate CAs (``pkinit_pool``)."""
+
+    certificate: Path
+    key: Path
+    anchors: Sequence[Path]
+    pool: Sequence[Path] = ()
+
+
 class SambaDc:
     """A provisioned domain ``realm`` (NetBIOS ``domain``) served from ``directory``."""
 
     def __init__(self, directory: Path, *, realm: str = "EXAMPLE.TEST", domain: str = "EXAMPLE",
                  admin_password: str = "Adm1n.Pass.Word", host_name: str = "dc1",
-                 kdc_port: int | None = None) -> None:
+                 kdc_port: int | None = None, pkinit: KdcPkinit | None = None) -> None:
+        if pkinit is not None and kdc_port is None:
+            raise ValueError("PKINIT needs the DC's KDC: give kdc_port too")
         self.directory = Path(directory)
         #: with a port, the DC's KDC serves too (``krb5 port``; Kerberos binds, keytabs)
         self.kdc_port = kdc_port
+        #: with it, the KDC takes PKINIT (the ``[kdc]`` section of ``etc/krb5.conf``)
+        self.pkinit = pkinit
         self.realm = realm.upper()
         self.domain = domain.upper()
         self.admin_password = admin_password
@@ -170,6 +214,7 @@ class SambaDc:
             argv += ["--option=server services=ldap kdc", f"--option=krb5 port={self.kdc_port}",
                      "--option=ldap server require strong auth=allow_sasl_over_tls"]
             self._write_krb5_conf()
+            self._write_kdc_conf()
         out = (self.directory / "samba.out").open("wb")
         self.process = subprocess.Popen(
             argv,
@@ -191,14 +236,40 @@ class SambaDc:
         return self.directory / "krb5-client.conf"
 
     def _write_krb5_conf(self) -> None:
+        pkinit = ""
+        if self.pkinit is not None:
+            # MIT's client: the intermediates of its own and the KDC's chains, and the
+            # Smart Card Logon certificate among a card's several (MIT will not choose)
+            pkinit = "".join(f"        pkinit_pool = FILE:{path}\n" for path in self.pkinit.pool)
+            pkinit += "        pkinit_cert_match = <EKU>msScLogin\n"
         self.krb5_conf.write_text(
             "[libdefaults]\n"
             f"    default_realm = {self.realm}\n"
             "    dns_lookup_kdc = false\n    dns_lookup_realm = false\n    rdns = false\n"
             "    dns_canonicalize_hostname = false\n    udp_preference_limit = 1\n"
-            f"[realms]\n    {self.realm} = {{\n        kdc = {ADDRESS}:{self.kdc_port}\n    }}\n"
+            f"[realms]\n    {self.realm} = {{\n        kdc = {ADDRESS}:{self.kdc_port}\n"
+            f"{pkinit}    }}\n"
             f"[domain_realm]\n    .{self.dns_domain} = {self.realm}\n"
             f"    {self.dns_domain} = {self.realm}\n    localhost = {self.realm}\n")
+
+    @property
+    def kdc_conf(self) -> Path:
+        """The profile Samba's KDC reads first: ``krb5.conf`` beside ``smb.conf``."""
+        return self.smb_conf.parent / "krb5.conf"
+
+    def _write_kdc_conf(self) -> None:
+        """``[kdc]`` with PKINIT (or without it), read by the KDC when it starts."""
+        lines = ["[kdc]"]
+        if self.pkinit is None:
+            lines.append("    enable-pkinit = false")
+        else:
+            anchors = self.directory / "pkinit-anchors.pem"
+            anchors.write_bytes(b"".join(Path(p).read_bytes() for p in self.pkinit.anchors))
+            lines += ["    enable-pkinit = true",
+                      f"    pkinit_identity = FILE:{self.pkinit.certificate},{self.pkinit.key}",
+                      f"    pkinit_anchors = FILE:{anchors}"]
+            lines += [f"    pkinit_pool = FILE:{path}" for path in self.pkinit.pool]
+        self.kdc_conf.write_text("\n".join(lines) + "\n")
 
     def export_keytab(self, principal: str, keytab: Path) -> Path:
         """``samba-tool domain exportkeytab``: ``principal``'s keys, as an administrator on
