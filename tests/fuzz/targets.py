@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from rdscard.efs import cms
 from rdscard.errors import ProtocolError
 from rdscard.logon.ccache import Ccache
+from rdscard.logon.kdc_relay import kdc_certificates
 from rdscard.pdu import ber, gcc, mcs, per, share, tpkt, x224
 from rdscard.pdu import client_info as ci
 from rdscard.pdu.apdu import CommandApdu, ResponseApdu
@@ -837,6 +838,35 @@ def _ccache_seeds() -> list[bytes]:
 def fuzz_ccache(data: bytes) -> None:
     cache = Ccache.decode(data)
     cache.tgt()
+
+
+def _kdc_reply_seeds() -> list[bytes]:
+    """PKINIT AS-REPs as MIT's and Heimdal's KDCs shape them, around one fixed certificate
+    (Ed25519 signs deterministically, so the seeds are the same at every run)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    from rdscard.pki.der import tlv
+    from tests.unit import test_kdc_relay as t
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kdc.example.test")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=365)).sign(key, None))
+    heimdal = t.heimdal_signed_data([cert, cert])
+    return [t.as_rep([(19, b"etype-info"), (17, t.dh_rep([cert]))]),
+            t.as_rep([(17, tlv(0xA0, tlv(0x30, tlv(0x80, heimdal))))])]
+
+
+@target("kdc-reply", _kdc_reply_seeds,
+        "AS-REP PKINIT replies read by the KDC relay for the KDC's certificates")
+def fuzz_kdc_reply(data: bytes) -> None:
+    kdc_certificates(data)
 
 
 def _apdu_seeds() -> list[bytes]:

@@ -23,6 +23,7 @@ EXPECTED = {
     "input_slow_path", "input_fast_path", "licensing", "channel_chunks", "acceptor",
     "rdpdr_pdu", "rdpdr_server", "rdpdr_server_handshake", "esc_call", "esc_return",
     "pcsclite_requests", "pcsclite_structs", "ccache", "apdu", "tlv", "cms_envelope",
+    "kdc-reply",
 }
 
 

@@ -311,6 +311,6 @@ def signed_data_certificates(content_info: bytes) -> list[x509.Certificate]:
             continue  # an attribute certificate or another format (RFC 5652 10.2.2)
         try:
             out.append(x509.load_der_x509_certificate(choice.encoded))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise ProtocolError("PA-PK-AS-REP", field, f"a certificate: {exc}") from None
     return out
