@@ -6,8 +6,8 @@ directory to its user, whose sAMAccountName is not the UPN's name, and
 Samba's KDC gives that user a TGT, found by UPN as AD does
 (:mod:`rdscard.testbed.samba` says how). Samba's KDC checks neither NTAuth nor
 the certificate's EKUs; shown here with its own kinit, then rdscard refusing
-the certificate of a CA the KDC trusts but NTAuth does not list, before the
-PIN reaches the card.
+the certificate of a CA the KDC trusts but NTAuth does not list, and one
+with no sign-in EKU, before the PIN reaches the card.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from rdscard.pki.ca import (
     write_public,
 )
 from rdscard.pki.piv_client import PivClient
+from rdscard.pki.piv_codec import KeyRef
 from rdscard.pki.provision import Credentials, ProvisionOptions, provision
 from rdscard.pki.transport import InProcessTransport
 from rdscard.testbed.pcscd import IsolatedPcscd, PeerError
@@ -132,10 +133,21 @@ class CountingCard(VirtualPivCard):
         return super().transmit(apdu)
 
 
-def upn_only_card(pki: RealmPki, serial: int, *, untrusted: bool = False) -> CountingCard:
+def upn_only_card(pki: RealmPki, serial: int, *, untrusted: bool = False,
+                  profile: CertProfile = CertProfile.AUTHENTICATION) -> CountingCard:
+    """A card for :data:`USER` whose sign-in certificate (slot 9A) has the UPN and no
+    id-pkinit-san; with ``profile``, that certificate is reissued in that profile."""
     state = CardState.new(serial=serial, pin=PIN.encode(), puk=PUK.encode())
-    provision(PivClient(InProcessTransport(VirtualPivCard(state))), pki, USER, Credentials(),
+    client = PivClient(InProcessTransport(VirtualPivCard(state)))
+    provision(client, pki, USER, Credentials(),
               ProvisionOptions(key_type="rsa2048", pkinit_san=False, untrusted=untrusted))
+    if profile is not CertProfile.AUTHENTICATION:
+        client.select()
+        client.authenticate_admin()
+        first = client.read_certificate(KeyRef.AUTHENTICATION)
+        assert first is not None
+        client.write_certificate(KeyRef.AUTHENTICATION, pki.issue_user_certificate(
+            USER, first.public_key(), profile=profile, pkinit_san=False))  # type: ignore[arg-type]
     return CountingCard(state)
 
 
@@ -226,11 +238,19 @@ def test_sign_in_gets_a_tgt_from_samba_and_ntauth_still_holds(
         assert "sign-in refused (not_in_ntauth)" in refused, refused
         assert other.pins_presented == 0
         assert other.state.pin_retries_left == other.state.pin_retries_limit
+        # 3. a certificate with no sign-in EKU (emailProtection alone), which Samba's KDC
+        #    also granted a TGT above: refused as rdscard's policy says, before the PIN
+        no_eku = upn_only_card(pki, 0x5A03, profile=CertProfile.SIGNATURE)
+        with sign_in(server, pcscd, no_eku) as refused:
+            pass
+        assert "sign-in refused (wrong_eku)" in refused, refused
+        assert no_eku.pins_presented == 0
         records = [json.loads(line) for line in
                    (server.state_dir / "audit.jsonl").read_text().splitlines()]
         (success,) = [r for r in records if r["result"] == "success"]
         assert (success["account"], success["upn"]) == (ACCOUNT, f"{USER}@example.test")
-        assert [r["reason"] for r in records if r["result"] == "refused"] == ["not_in_ntauth"]
+        assert [r["reason"] for r in records if r["result"] == "refused"] == [
+            "not_in_ntauth", "wrong_eku"]
     finally:
         server.stop()
         samba_dc.ldbmodify(f"dn: {ntauth_dn(samba_dc.base_dn)}\nchangetype: delete\n")
