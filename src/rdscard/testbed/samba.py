@@ -37,7 +37,16 @@ as AD maps a UPN-only certificate. Not checked: the client certificate's EKUs
 (neither Smart Card Logon nor id-pkinit-KPClientAuth is required), the
 NTAuthCertificates object (trust is ``pkinit_anchors`` alone), revocation
 without ``pkinit_revoke``. Only its own certificate's id-pkinit-KPKdc is looked
-at, and a missing one is only logged.
+at, and a missing one is only logged. A client principal ``name@REALM`` whose
+``name@domain`` is a user's UPN is that user (the UPN lookup ignores case).
+
+Its PKINIT reply's SignedData names the signer by subjectKeyIdentifier in a
+SignerInfo of version 1 (MIT's kinit takes it; OpenSSL's PKCS #7 parser does
+not, see :func:`rdscard.logon.kdc_relay.signed_data_certificates`). It issues
+service tickets to service principal names only: a ticket for a user's own
+name is "Server not found in Kerberos database", so a host key checked with
+``kvno`` is an SPN of an account (``samba-tool spn add``) exported under that
+name (``samba-tool domain exportkeytab --principal=SPN``).
 """
 
 from __future__ import annotations

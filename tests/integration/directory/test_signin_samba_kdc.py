@@ -120,6 +120,11 @@ def test_samba_kdc_maps_the_upn_and_checks_neither_ntauth_nor_ekus(
     klist = subprocess.run(["klist", "-c", f"FILE:{tmp_path / 'good.ccache'}"],
                            capture_output=True, text=True, timeout=30, check=True)
     assert f"Default principal: {ACCOUNT}@{REALM}" in klist.stdout, klist.stdout
+    # The UPN's name in the realm is found as that UPN too (case aside), so the default
+    # principal form user@REALM reaches the same user without [directory] accounts.
+    by_upn = samba_kinit(samba_dc, pki, software_identity(pki, tmp_path, "by-upn"),
+                         tmp_path / "by-upn.ccache", principal=f"{USER}@{REALM}")
+    assert by_upn.returncode == 0, by_upn.stderr
 
 
 class CountingCard(VirtualPivCard):
