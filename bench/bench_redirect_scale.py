@@ -396,7 +396,9 @@ def main() -> int:
         config = (f'[server]\nmax_connections = {max(counts) + 100}\n'
                   # every scripted client connects from 127.0.0.1
                   'max_connections_per_address = 0\nconnection_rate = 0\n'
-                  f'[redirection]\nsocket_dir = "{base / "run"}"\n')
+                  # cProfile sees one process only: the server's work then stays in it
+                  + ('privilege_separation = false\n' if args.profile is not None else '')
+                  + f'[redirection]\nsocket_dir = "{base / "run"}"\n')
         server = ServerProcess(base / "server", config, profile=args.profile)
         try:
             rss_first = rss_kib(server.pid)

@@ -17,6 +17,7 @@ from typing import Any
 
 import uvloop
 
+from rdscard import compiled
 from rdscard.config import Config, load_config
 from rdscard.errors import ConfigError
 from rdscard.server.listener import RdpServer
@@ -43,6 +44,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def hot_path_summary() -> str:
+    """Whether the redirection hot path runs compiled (``rdscard.compiled``), for the log."""
+    loaded = [name for name in compiled.MODULES if name in sys.modules]
+    running = compiled.loaded_compiled()
+    if running:
+        return f"compiled ({len(running)} of its {len(loaded)} loaded modules)"
+    if compiled.pure_requested():
+        return f"pure Python ({compiled.PURE_ENV} is set)"
+    return "pure Python (not built: scripts/build_compiled.py)"
+
+
 async def serve(server: RdpServer, *, after_start: Callable[[], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Start ``server`` and serve until SIGINT or SIGTERM (or ``stop`` is set).
@@ -64,6 +76,7 @@ async def serve(server: RdpServer, *, after_start: Callable[[], None] | None = N
         except BaseException:
             await server.close()
             raise
+    log.info("redirection hot path: %s", hot_path_summary())
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -237,8 +237,8 @@ class EscBackend:
             raise
         except ScardError as exc:
             log.info("smart card reader monitor stopped: %s", exc)
-        except ProtocolError as exc:
-            log.warning("smart card reader monitor stopped: protocol error: %s", exc)
+        except ProtocolError as error:  # a name of its own: compiled, a name has one type
+            log.warning("smart card reader monitor stopped: protocol error: %s", error)
         finally:
             if self._readers:
                 self._readers.clear()
