@@ -53,6 +53,11 @@ MODULES: Final = (
     "rdscard.redirect.pcsclite_requests",
     "rdscard.redirect.pcsclite_connection",
     "rdscard.redirect.pcsclite_service",
+    # the connection: the acceptor's active-session lane, output accounting, the adapter
+    "rdscard.protocol.acceptor",
+    "rdscard.server.backpressure",
+    "rdscard.server.stream_protocol",
+    "rdscard.server.connection",
     # the adapters on the path: the rdpdr channel, the session's socket
     "rdscard.server.smartcard_channel",
     "rdscard.server.pcsc_socket",
