@@ -36,7 +36,8 @@ MODULES: Final = (
     "rdscard.pdu.mcs",
     "rdscard.pdu.send_data",
     "rdscard.pdu.channel",
-    # rdpdr's state machine (Device Control requests and completions)
+    # rdpdr's Device Control in one step, and its state machine
+    "rdscard.pdu.rdpdr_wire",
     "rdscard.protocol.rdpdr",
     # MS-RDPESC Transmit and the NDR (MS-RPCE) the general codecs are written in
     "rdscard.pdu.ndr",
