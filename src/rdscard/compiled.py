@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
+#: mypyc's runtime library of the compiled modules, a top-level module beside ``rdscard``.
+RUNTIME: Final = "rdscard__mypyc"
 #: The environment variable that makes ``rdscard`` ignore its built extension modules.
 PURE_ENV: Final = "RDSCARD_PURE_PYTHON"
 
@@ -80,6 +82,41 @@ def loaded_compiled() -> list[str]:
     return [name for name in MODULES if name in sys.modules and is_compiled(sys.modules[name])]
 
 
+def stale_modules() -> list[str]:
+    """Modules of :data:`MODULES` whose built extension module is older than the source.
+
+    The extension module is what Python imports: after an edit of the source
+    it runs the old code until ``scripts/build_compiled.py`` builds again.
+    """
+    stale = []
+    for name in MODULES:
+        spec = importlib.machinery.PathFinder.find_spec(name, _package_path(name))
+        if spec is None or spec.origin is None or not spec.origin.endswith(_EXTENSIONS):
+            continue
+        directory = os.path.dirname(spec.origin)
+        source = os.path.join(directory, name.rpartition(".")[2] + ".py")
+        # The code is in the runtime library beside the top package; a module's own
+        # extension is a small loader, copied again only when it changes.
+        top = os.path.join(directory, *[".."] * name.count("."))
+        built = [spec.origin, *(os.path.join(top, RUNTIME + suffix) for suffix in _EXTENSIONS)]
+        try:
+            newest = max(os.stat(path).st_mtime for path in built if os.path.exists(path))
+            if os.stat(source).st_mtime > newest:
+                stale.append(name)
+        except OSError:
+            continue
+    return stale
+
+
+_EXTENSIONS: Final = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _package_path(name: str) -> list[str] | None:
+    package = sys.modules.get(name.rpartition(".")[0])
+    path = getattr(package, "__path__", None)
+    return list(path) if path is not None else None
+
+
 class SourceOnlyFinder(importlib.abc.MetaPathFinder):
     """Finds ``rdscard``'s submodules as source or bytecode only, never an extension module."""
 
@@ -116,9 +153,11 @@ def install_source_finder() -> None:
 __all__ = [
     "MODULES",
     "PURE_ENV",
+    "RUNTIME",
     "SourceOnlyFinder",
     "install_source_finder",
     "is_compiled",
     "loaded_compiled",
     "pure_requested",
+    "stale_modules",
 ]

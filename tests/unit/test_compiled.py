@@ -76,3 +76,32 @@ def test_zero_or_empty_is_not_a_request_for_pure_python() -> None:
     for value in ("0", ""):
         result = _imports_in_a_child(value)
         assert result["compiled"] == built
+
+
+def test_no_built_module_is_older_than_its_source() -> None:
+    # Python imports the extension module: after an edit, the old code would run (and be
+    # tested) until the build is redone. scripts/test.sh rebuilds first (install.sh).
+    if not compiled.pure_requested():
+        assert compiled.stale_modules() == [], "run scripts/build_compiled.py"
+
+
+def test_a_source_newer_than_its_build_is_found(tmp_path: Path) -> None:
+    package = tmp_path / "rdscard" / "pdu"
+    package.mkdir(parents=True)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    built, source = package / f"send_data{suffix}", package / "send_data.py"
+    runtime = tmp_path / f"{compiled.RUNTIME}{suffix}"
+    for path in (built, source, runtime):
+        path.write_bytes(b"")
+    os.utime(built, (1_000_000, 1_000_000))
+    os.utime(runtime, (1_500_000, 1_500_000))
+    os.utime(source, (2_000_000, 2_000_000))
+    pdu = sys.modules["rdscard.pdu"]
+    saved = list(pdu.__path__)
+    pdu.__path__[:] = [str(package)]
+    try:
+        assert "rdscard.pdu.send_data" in compiled.stale_modules()
+        os.utime(runtime, (3_000_000, 3_000_000))  # rebuilt: the loader itself unchanged
+        assert "rdscard.pdu.send_data" not in compiled.stale_modules()
+    finally:
+        pdu.__path__[:] = saved

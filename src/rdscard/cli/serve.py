@@ -50,6 +50,11 @@ def hot_path_summary() -> str:
     loaded = [name for name in compiled.MODULES if name in sys.modules]
     running = compiled.loaded_compiled()
     if running:
+        stale = compiled.stale_modules()
+        if stale:  # the sources changed since the build: their old code runs
+            return (f"compiled ({len(running)} of its {len(loaded)} loaded modules), but "
+                    f"older than the sources of {', '.join(stale)}: run "
+                    "scripts/build_compiled.py")
         return f"compiled ({len(running)} of its {len(loaded)} loaded modules)"
     if compiled.pure_requested():
         return f"pure Python ({compiled.PURE_ENV} is set)"
