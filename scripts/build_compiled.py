@@ -87,6 +87,9 @@ def build() -> None:
                      "--build-lib", str(BUILD / "lib")],
     )
     for path in built_files():
+        # Stamped now: an unchanged extension is copied with its old time, and the sources
+        # would then look newer than the build (rdscard.compiled.stale_modules).
+        os.utime(path)
         print(f"built {path.relative_to(ROOT)}")
 
 
