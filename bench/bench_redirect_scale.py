@@ -32,9 +32,10 @@ response (the sessions are not signed in, and a connection that sends more
 than 8 MiB before a sign-in is dropped: keep N times the calls per session
 below that, with enough sessions or a short ``--duration``).
 
-``--profile FILE`` runs the server under cProfile and prints its hottest
-functions (the profiler slows it down; use it to see where time goes, not
-for the figures).
+``--profile FILE`` runs the server under cProfile (in one process: privilege
+separation off) and prints its hottest functions; with the compiled hot
+path, only what is still interpreted shows by name (the profiler slows it
+down; use it to see where time goes, not for the figures).
 """
 
 from __future__ import annotations
