@@ -71,8 +71,10 @@ NETWORK_PROCESS = re.compile(r"network process (\d+): running as")
 class ServerProcess:
     """``rdscard serve`` on a free loopback port with a configuration file; log collected."""
 
-    def __init__(self, directory: Path, config_text: str, *, profile: Path | None = None) -> None:
-        """``profile``: run the server under cProfile, its statistics written there on stop."""
+    def __init__(self, directory: Path, config_text: str, *, profile: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """``profile``: run the server under cProfile, its statistics written there on stop;
+        ``env``: added to the server's environment (``RDSCARD_PURE_PYTHON``)."""
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "rdscard.toml"
         config.write_text(config_text)
@@ -84,7 +86,7 @@ class ServerProcess:
             [*python, "-m", "rdscard.cli.main", "serve", "--listen", "127.0.0.1:0",
              "--state-dir", str(self.state_dir), "--config", str(config)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.pid = self.process.pid
         self._lines: list[str] = []

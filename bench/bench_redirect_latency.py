@@ -33,6 +33,10 @@ times the redirected path through each, alternately, ``--repeat`` times
 each (the direct path too, for scale); it prints latency p50/p99 per card,
 the server's CPU per transmit call by call p50/p99 and the monitor's CPU
 per transmit, side by side with the ratio.
+
+``--compare-compiled`` does the same with two servers as deployed, one
+running the compiled hot path (``scripts/build_compiled.py``) and one with
+``RDSCARD_PURE_PYTHON=1`` (the same source, interpreted).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -177,6 +182,9 @@ def main() -> int:
     parser.add_argument("--compare-privilege-separation", action="store_true",
                         help="time the redirected path through a server with privilege "
                         "separation and one without, alternately")
+    parser.add_argument("--compare-compiled", action="store_true",
+                        help="time the redirected path through a server running the compiled "
+                        "hot path and one in pure Python (RDSCARD_PURE_PYTHON=1), alternately")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -188,6 +196,8 @@ def main() -> int:
         return 2
     if args.compare_privilege_separation:
         return compare_privilege_separation(args)
+    if args.compare_compiled:
+        return compare_compiled(args)
 
     from rdscard.card.piv import VirtualPivCard
     from rdscard.card.state import CardState
@@ -317,13 +327,16 @@ def client_side(base: Path) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def redirected_session(base: Path, name: str, config: str,
-                       pcscd: Any) -> Iterator[tuple[ServerProcess, Any, Path]]:
-    """A server with ``config``, xfreerdp /smartcard connected to it, its session's socket."""
+def redirected_session(base: Path, name: str, config: str, pcscd: Any,
+                       env: dict[str, str] | None = None,
+                       ) -> Iterator[tuple[ServerProcess, Any, Path]]:
+    """A server with ``config`` (and ``env``), xfreerdp /smartcard connected to it, its
+    session's socket."""
     from rdscard.xclient import VirtualScreen, XFreeRdp, wait_for
 
     server = ServerProcess(base / name, config
-                           + f'[redirection]\nsocket_dir = "{base / (name + "-run")}"\n')
+                           + f'[redirection]\nsocket_dir = "{base / (name + "-run")}"\n',
+                           env=env)
     screen = VirtualScreen(1088, 832).start()
     rdp = None
     try:
@@ -339,10 +352,21 @@ def redirected_session(base: Path, name: str, config: str,
         server.stop()
 
 
-def compare_privilege_separation(args: argparse.Namespace) -> int:
-    """The redirected path through a server with privilege separation and one without."""
-    variants = {"on": "[server]\nprivilege_separation = true\n",
-                "off": "[server]\nprivilege_separation = false\n"}
+Alternated = tuple[dict[tuple[str, str], list[float]], dict[str, list[int]],
+                   dict[str, list[dict[str, float]]], dict[str, tuple[int, int, str]]]
+
+
+def hot_path(log: str) -> str:
+    """What the server's log says of its redirection hot path (compiled or pure Python)."""
+    found = re.search(r"redirection hot path: (.*)", log)
+    return found.group(1) if found else "not logged"
+
+
+def alternate(args: argparse.Namespace,
+              variants: dict[str, tuple[str, dict[str, str]]]) -> Alternated:
+    """Two servers side by side (each its config and environment, its own xfreerdp), the
+    redirected path through each timed alternately (A, B, B, A, ...), the direct path after
+    each round; the samples, the server CPU of each call, the CPU per process, the pids."""
     samples: dict[tuple[str, str], list[float]] = {}
     server_calls: dict[str, list[int]] = {name: [] for name in [*variants, "direct"]}
     cpu_runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*variants, "direct"]}
@@ -350,13 +374,13 @@ def compare_privilege_separation(args: argparse.Namespace) -> int:
         base = Path(tmp)
         os.chmod(base, 0o755)
         with client_side(base) as pcscd, contextlib.ExitStack() as stack:
-            sessions = {name: stack.enter_context(redirected_session(base, f"server-{name}",
-                                                                     config, pcscd))
-                        for name, config in variants.items()}
+            sessions = {name: stack.enter_context(redirected_session(
+                base, f"server-{name}", config, pcscd, env))
+                for name, (config, env) in variants.items()}
             assert pcscd.process is not None
             for repeat in range(args.repeat):
                 order = list(sessions.items())
-                if repeat % 2:  # on, off, off, on, ...: neither always goes first
+                if repeat % 2:  # A, B, B, A, ...: neither always goes first
                     order.reverse()
                 for name, (server, rdp, socket) in order:
                     watched = {"server": server.pid, "monitor": server.monitor_pid,
@@ -368,16 +392,25 @@ def compare_privilege_separation(args: argparse.Namespace) -> int:
                     server_calls[name].extend(calls)
                     for key, values in times.items():
                         samples.setdefault((key, name), []).extend(values)
-                server, rdp, _ = sessions["on"]
+                server, rdp, _ = order[0][1]
                 times, cpu, _calls = run_client(
                     pcscd.socket_path, args.rounds, args.warmup,
                     {"server": server.pid, "xfreerdp": rdp.process.pid,
                      "pcscd": pcscd.process.pid, "card": os.getpid()}, 0)
                 for key, values in times.items():
                     samples.setdefault((key, "direct"), []).extend(values)
-            on_pid = sessions["on"][0].pid
-            on_monitor = sessions["on"][0].monitor_pid
-            off_pid = sessions["off"][0].pid
+            pids = {name: (server.pid, server.monitor_pid, hot_path(server.log))
+                    for name, (server, _rdp, _socket) in sessions.items()}
+    return samples, server_calls, cpu_runs, pids
+
+
+def compare_privilege_separation(args: argparse.Namespace) -> int:
+    """The redirected path through a server with privilege separation and one without."""
+    variants = {"on": ("[server]\nprivilege_separation = true\n", {}),
+                "off": ("[server]\nprivilege_separation = false\n", {})}
+    samples, server_calls, cpu_runs, pids = alternate(args, variants)
+    on_pid, on_monitor, _ = pids["on"]
+    off_pid = pids["off"][0]
 
     total = args.rounds * args.repeat
     print(f"privilege separation on and off: SCardTransmit of SELECT PIV AID through the "
@@ -414,6 +447,52 @@ def compare_privilege_separation(args: argparse.Namespace) -> int:
     print(f"other processes kept {others['on']:.2f} (on) and {others['off']:.2f} (off) of the "
           "machine's cores busy during the timed loops (/proc/stat, 10 ms ticks)")
     print("target: the server adds under 150 us at p50 (its own CPU per call, p50 above)")
+    return 0
+
+
+
+def compare_compiled(args: argparse.Namespace) -> int:
+    """The redirected path through a server running the compiled hot path and a pure one."""
+    from rdscard.compiled import PURE_ENV
+
+    variants = {"compiled": ("", {}), "pure": ("", {PURE_ENV: "1"})}
+    samples, server_calls, cpu_runs, pids = alternate(args, variants)
+    total = args.rounds * args.repeat
+    print(f"compiled and pure Python: SCardTransmit of SELECT PIV AID through the session, "
+          f"{total} transmits per reader and server after {args.warmup} warm-up "
+          f"({args.repeat} alternating runs); microseconds")
+    print("both servers as deployed (privilege separation when root), figures of the network "
+          "process; their logs say:")
+    for name, (pid, _monitor, said) in pids.items():
+        print(f"  {name} ({pid}): redirection hot path: {said}")
+    print(f"{'figure':<46} {'direct':>8} {'compiled':>9} {'pure':>8} {'c/p':>6}")
+
+    def row(label: str, fast: float, pure: float, direct: float | None = None) -> None:
+        shown = f"{direct:>8.1f}" if direct is not None else f"{'':>8}"
+        ratio = fast / pure if pure else float("nan")
+        print(f"{label:<46} {shown} {fast:>9.1f} {pure:>8.1f} {ratio:>6.2f}")
+
+    for key in READERS:
+        for q, what in ((0.5, "p50"), (0.99, "p99")):
+            values = {name: percentile(samples[(key, name)], q) * 1e6
+                      for name in ("compiled", "pure", "direct")}
+            row(f"latency {what}, {CARD_LABELS[key]}", values["compiled"], values["pure"],
+                values["direct"])
+    for q, what in ((0.5, "p50"), (0.99, "p99")):
+        row(f"server CPU per transmit {what}, call by call",
+            percentile(server_calls["compiled"], q) / 1000,
+            percentile(server_calls["pure"], q) / 1000)
+    means = {name: statistics.mean(run["server"] for run in cpu_runs[name]) / 1000
+             for name in variants}
+    row("server CPU per transmit, mean (/proc)", means["compiled"], means["pure"])
+    xfreerdp = {name: statistics.mean(run["xfreerdp"] for run in cpu_runs[name]) / 1000
+                for name in variants}
+    row("xfreerdp CPU per transmit, mean (/proc)", xfreerdp["compiled"], xfreerdp["pure"])
+    others = {name: statistics.mean(run["other load"] for run in cpu_runs[name]) / 1e6
+              for name in variants}
+    print(f"other processes kept {others['compiled']:.2f} (compiled) and {others['pure']:.2f} "
+          "(pure) of the machine's cores busy during the timed loops (/proc/stat, 10 ms ticks)")
+    print("target: server CPU per redirected short transmit <= 50 us at p50 (compiled)")
     return 0
 
 

@@ -24,9 +24,18 @@ connected with a context and a card handle). Also the server's CPU with no
 calls at all: once each step's load has settled, and while the step's new
 sessions sit on the logon screen without a smart card device.
 
-``--profile FILE`` runs the server under cProfile and prints its hottest
-functions (the profiler slows it down; use it to see where time goes, not
-for the figures).
+``--compare-compiled`` starts two servers, one running the compiled hot
+path and one with ``RDSCARD_PURE_PYTHON=1``, and runs the same steps on
+each, alternately; ``--response-bytes N...`` adds, at each session count,
+loads whose card answers N bytes, for the server's CPU per extra KiB of
+response (the sessions are not signed in, and a connection that sends more
+than 8 MiB before a sign-in is dropped: keep N times the calls per session
+below that, with enough sessions or a short ``--duration``).
+
+``--profile FILE`` runs the server under cProfile (in one process: privilege
+separation off) and prints its hottest functions; with the compiled hot
+path, only what is still interpreted shows by name (the profiler slows it
+down; use it to see where time goes, not for the figures).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import asyncio
 import json
 import os
 import pstats
+import re
 import resource
 import statistics
 import sys
@@ -65,6 +75,7 @@ from rdscard.pdu.pcsclite import (
 from scripted_rdp_client import ClientConnection, connect_client
 
 SELECT_PIV = bytes.fromhex("00a4040009a00000030800001000" "00")
+MAX_RECEIVE = 65538  # pcsc-lite's MAX_BUFFER_SIZE_EXTENDED
 PCSC_T1 = 2
 CONNECT_PARALLEL = 40
 SETTLE = 0.5
@@ -111,7 +122,7 @@ class PcscProgram:
     async def transmit_loop(self, until: float, latencies: list[float]) -> None:
         request = PcscRequest(
             Command.SCARD_TRANSMIT,
-            Transmit(self.h_card, PCSC_T1, 16, len(SELECT_PIV), PCSC_T1, 16, 258),
+            Transmit(self.h_card, PCSC_T1, 16, len(SELECT_PIV), PCSC_T1, 16, MAX_RECEIVE),
             SELECT_PIV,
         ).encode()
         reader, writer = self.reader, self.writer
@@ -189,6 +200,15 @@ class Step:
     waiting_busy: float
 
 
+@dataclass
+class LoadStep:
+    sessions: int
+    response_bytes: int
+    calls_per_second: float
+    p50_us: float
+    server_cpu_us: float
+
+
 class Bench:
     def __init__(self, server: ServerProcess, duration: float) -> None:
         self.server = server
@@ -222,6 +242,40 @@ class Bench:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
             await asyncio.sleep(0.1)
+
+    def respond_with(self, size: int) -> None:
+        """Every session's card answers its transmits with ``size`` bytes (..., 90 00)."""
+        response = bytes(max(0, size - 2)) + b"\x90\x00"
+        for client in self.clients:
+            client.card.transmit_response(response)
+
+    async def load(self, size: int) -> LoadStep:
+        """The sessions' programs transmitting again, the card answering ``size`` bytes."""
+        self.respond_with(size)
+        pid = self.server.pid
+        sockets = [str(path) for path in self.server.redirected_sockets().values()]
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--programs", "--duration", str(self.duration),
+            *sockets, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        line = (await child.stdout.readline()).decode()
+        if not line.startswith("ready"):
+            await child.wait()
+            raise RuntimeError(f"the programs did not start (status {child.returncode})")
+        await asyncio.sleep(SETTLE)
+        before = sched_ns(pid)[0]
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        result = json.loads(await child.stdout.readline())
+        after = sched_ns(pid)[0]
+        child.stdin.close()
+        await child.wait()
+        await asyncio.sleep(SETTLE)
+        calls = int(result["calls"])
+        return LoadStep(len(sockets), size, calls / result["wall"], result["p50"] * 1e6,
+                        (after - before) / 1000 / calls)
 
     async def step(self, total: int) -> Step:
         pid = self.server.pid
@@ -325,6 +379,65 @@ async def orchestrate(server: ServerProcess, counts: list[int], duration: float,
     return steps, note
 
 
+async def orchestrate_pair(servers: dict[str, ServerProcess], counts: list[int],
+                           duration: float, sizes: list[int]) -> dict[str, list[LoadStep]]:
+    """Two servers side by side, the same steps on each, alternately (A B, B A, ...); at
+    each session count a load for each response size."""
+    benches = {name: Bench(server, duration) for name, server in servers.items()}
+    loads: dict[str, list[LoadStep]] = {name: [] for name in servers}
+    try:
+        for index, total in enumerate(counts):
+            order = list(benches.items())
+            if index % 2:
+                order.reverse()
+            for name, bench in order:
+                step = await bench.step(total)
+                loads[name].append(LoadStep(step.sessions, 2, step.calls_per_second,
+                                            step.p50_us, step.server_cpu_us))
+                print(f"  {name}: {step.sessions} sessions: {step.calls_per_second:.0f} calls/s",
+                      file=sys.stderr)
+            for size in sizes:
+                if size == 2:
+                    continue
+                for name, bench in order:
+                    loads[name].append(await bench.load(size))
+                for _name, bench in order:
+                    bench.respond_with(2)
+    finally:
+        for bench in benches.values():
+            await bench.close()
+    return loads
+
+
+def report_pair(loads: dict[str, list[LoadStep]], duration: float) -> None:
+    names = list(loads)
+    first, second = names
+    print(f"redirected SCardTransmit (SELECT PIV AID), one program per session, {duration:.0f} s "
+          f"per load, the two servers alternately; server CPU per call (us, mean over the load)")
+    print(f"{'sessions':>8} {'response':>8} {'CPU/call ' + first:>17} {'CPU/call ' + second:>17}"
+          f" {'ratio':>6} {'1-core calls/s ' + first:>24} {'1-core calls/s ' + second:>24}"
+          f" {'p50 ' + first:>13} {'p50 ' + second:>13}")
+    for a, b in zip(loads[first], loads[second], strict=True):
+        print(f"{a.sessions:>8} {a.response_bytes:>8} {a.server_cpu_us:>17.1f}"
+              f" {b.server_cpu_us:>17.1f} {a.server_cpu_us / b.server_cpu_us:>6.2f}"
+              f" {1e6 / a.server_cpu_us:>24.0f} {1e6 / b.server_cpu_us:>24.0f}"
+              f" {a.p50_us:>13.0f} {b.p50_us:>13.0f}")
+    sizes = sorted({load.response_bytes for load in loads[first]})
+    if len(sizes) > 1:
+        print("server CPU per extra KiB of response (us), per session count: "
+              "(CPU at the largest response - CPU at 2 bytes) / extra KiB")
+        for name in names:
+            by_count: dict[int, dict[int, float]] = {}
+            for load in loads[name]:
+                by_count.setdefault(load.sessions, {})[load.response_bytes] = load.server_cpu_us
+            parts = []
+            for count, cpu in by_count.items():
+                big = max(cpu)
+                parts.append(f"{count} sessions {(cpu[big] - cpu[2]) / ((big - 2) / 1024):.2f}")
+            print(f"  {name}: " + ", ".join(parts))
+    print("targets (compiled): 25,000 calls/s per core; <= 5 us per extra KiB of response")
+
+
 def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration: float) -> None:
     print(f"redirected SCardTransmit (SELECT PIV AID -> 90 00), one program per session, "
           f"{duration:.0f} s per step; times in microseconds")
@@ -367,6 +480,36 @@ def report(steps: list[Step], rss_first: int, rss_last: int, note: str, duration
           "under 100 KB per session")
 
 
+def compare_compiled(base: Path, config: str, counts: list[int], duration: float,
+                     sizes: list[int]) -> int:
+    from rdscard.compiled import PURE_ENV
+
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for name, env in (("compiled", {}), ("pure", {PURE_ENV: "1"})):
+            run = base / f"run-{name}"
+            servers[name] = ServerProcess(
+                base / f"server-{name}",
+                config.replace(f'socket_dir = "{base / "run"}"', f'socket_dir = "{run}"'),
+                env=env)
+        try:
+            loads = asyncio.run(orchestrate_pair(servers, counts, duration, sizes))
+        except Exception:
+            for name, server in servers.items():
+                print(f"--- {name} server's log (end):\n{server.log[-3000:]}", file=sys.stderr)
+            raise
+        said = {name: re.search(r"redirection hot path: (.*)", server.log)
+                for name, server in servers.items()}
+    finally:
+        for server in servers.values():
+            server.stop()
+    for name, found in said.items():
+        print(f"{name} server: redirection hot path: "
+              f"{found.group(1) if found else 'not logged'}")
+    report_pair(loads, duration)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10, 100, 1000])
@@ -376,6 +519,12 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the server under cProfile (slower), statistics to FILE, "
                         "and print where its time went")
+    parser.add_argument("--compare-compiled", action="store_true",
+                        help="two servers, the compiled hot path and pure Python "
+                        "(RDSCARD_PURE_PYTHON=1), the same steps on each, alternately")
+    parser.add_argument("--response-bytes", type=int, nargs="+", default=[2], metavar="N",
+                        help="with --compare-compiled: at each session count, a load with "
+                        "each response size (bytes, 90 00 included; default 2)")
     parser.add_argument("--programs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("sockets", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -396,7 +545,12 @@ def main() -> int:
         config = (f'[server]\nmax_connections = {max(counts) + 100}\n'
                   # every scripted client connects from 127.0.0.1
                   'max_connections_per_address = 0\nconnection_rate = 0\n'
-                  f'[redirection]\nsocket_dir = "{base / "run"}"\n')
+                  # cProfile sees one process only: the server's work then stays in it
+                  + ('privilege_separation = false\n' if args.profile is not None else '')
+                  + f'[redirection]\nsocket_dir = "{base / "run"}"\n')
+        if args.compare_compiled:
+            return compare_compiled(base, config, counts, args.duration,
+                                    sorted({2, *args.response_bytes}))
         server = ServerProcess(base / "server", config, profile=args.profile)
         try:
             rss_first = rss_kib(server.pid)

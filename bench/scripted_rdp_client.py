@@ -99,6 +99,8 @@ class ScriptedSmartCard:
     """
 
     announce_device: bool = True
+    #: The Transmit_Return every transmit gets (``transmit_response`` sets another response).
+    transmit_return: bytes = _TRANSMIT_OK
     ioctls: int = 0
     ready: bool = False
     _contexts: int = 0
@@ -125,6 +127,11 @@ class ScriptedSmartCard:
             self.ready = True
         return []
 
+    def transmit_response(self, response: bytes) -> None:
+        """Answer every transmit with ``response`` from now on."""
+        self.transmit_return = TransmitReturn(
+            ScardReturn.SCARD_S_SUCCESS, None, len(response), response).encode()
+
     def announce(self) -> list[bytes]:
         """The Client Device List Announce with the smart card device (once)."""
         self.announce_device = True
@@ -141,6 +148,8 @@ class ScriptedSmartCard:
     def _ioctl(self, request: DeviceControlRequest) -> list[bytes]:
         self.ioctls += 1
         code = request.io_control_code
+        if code == ScardIoctl.SCARD_IOCTL_TRANSMIT:
+            return [self._reply(request, self.transmit_return)]
         fixed = _FIXED.get(code)
         if fixed is not None:
             return [self._reply(request, fixed)]

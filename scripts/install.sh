@@ -68,6 +68,10 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements-dev.txt "$stamp" || [ pyproject.to
     cp requirements-dev.txt "$stamp"
 fi
 
+# The redirection hot path compiled with mypyc, in place (extension modules beside their
+# sources; rebuilt only when one of them changed). RDSCARD_PURE_PYTHON=1 runs without them.
+.venv/bin/python scripts/build_compiled.py --if-stale
+
 # The unprivileged account of the network process (privilege separation).
 if ! getent passwd rdscard >/dev/null; then
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin rdscard

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntFlag
 from typing import Final, Self
 
+from rdscard.errors import ProtocolError
 from rdscard.pdu.buffer import Reader, Writer
 
 PDU = "Virtual Channel PDU"
@@ -127,36 +128,37 @@ class ChannelReassembler:
                 and length <= self.max_size
             ):
                 return chunk[CHANNEL_PDU_HEADER_SIZE:]
-        r = Reader(chunk, PDU)
-        header = ChannelPduHeader.read(r)
-        flags = header.flags
-        if flags & (ChannelFlag.CHANNEL_PACKET_COMPRESSED | CHANNEL_COMPRESSION_TYPE_MASK):
-            raise r.error("flags", "compressed channel data is not supported")
-        if header.length > self.max_size:
-            raise r.error("length", f"message of {header.length} bytes exceeds {self.max_size}")
+        if len(chunk) < CHANNEL_PDU_HEADER_SIZE:
+            ChannelPduHeader.read(Reader(chunk, PDU))  # raises: the header is truncated
+        length, flags = CHANNEL_HEADER.unpack_from(chunk)
+        if flags & _COMPRESSED:
+            raise ProtocolError(PDU, "flags", "compressed channel data is not supported")
+        if length > self.max_size:
+            raise ProtocolError(PDU, "length", f"message of {length} bytes exceeds {self.max_size}")
         if flags & ChannelFlag.CHANNEL_FLAG_FIRST:
             if self._expected is not None:
                 self._reset()
-                raise r.error("flags", "CHANNEL_FLAG_FIRST in the middle of a message")
-            self._expected = header.length
+                raise ProtocolError(PDU, "flags", "CHANNEL_FLAG_FIRST in the middle of a message")
+            self._expected = length
         elif self._expected is None:
-            raise r.error("flags", "continuation chunk without CHANNEL_FLAG_FIRST")
-        elif header.length != self._expected:
+            raise ProtocolError(PDU, "flags", "continuation chunk without CHANNEL_FLAG_FIRST")
+        elif length != self._expected:
             expected = self._expected
             self._reset()
-            raise r.error("length", f"{header.length} differs from the announced {expected}")
-        data = r.rest()
-        if len(self._buffer) + len(data) > self._expected:
-            expected = self._expected
+            raise ProtocolError(PDU, "length", f"{length} differs from the announced {expected}")
+        expected = self._expected
+        if len(self._buffer) + len(chunk) - CHANNEL_PDU_HEADER_SIZE > expected:
             self._reset()
-            raise r.error("length", f"chunks carry more than the announced {expected} bytes")
-        self._buffer += data
+            raise ProtocolError(
+                PDU, "length", f"chunks carry more than the announced {expected} bytes")
+        # A view: the chunk's data is copied once, into the message.
+        self._buffer += memoryview(chunk)[CHANNEL_PDU_HEADER_SIZE:]
         if not flags & ChannelFlag.CHANNEL_FLAG_LAST:
             return None
-        if len(self._buffer) != self._expected:
-            got, expected = len(self._buffer), self._expected
+        if len(self._buffer) != expected:
+            got = len(self._buffer)
             self._reset()
-            raise r.error("length", f"LAST chunk after {got} of {expected} bytes")
+            raise ProtocolError(PDU, "length", f"LAST chunk after {got} of {expected} bytes")
         message = bytes(self._buffer)
         self._reset()
         return message

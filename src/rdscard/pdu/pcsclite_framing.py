@@ -85,6 +85,11 @@ REQUEST_STRUCTS: Final[dict[Command, type[RequestStruct] | None]] = {
 
 
 _HEADER: Final = struct.Struct("<II")
+_TRANSMIT: Final = int(Command.SCARD_TRANSMIT)
+_TRANSMIT_LAYOUT: Final = Transmit.LAYOUT
+_TRANSMIT_SIZE: Final = Transmit.SIZE
+#: The header and transmit_struct: the APDU follows.
+_TRANSMIT_HEAD: Final = HEADER_SIZE + Transmit.SIZE
 #: The commands clients send, by wire value.
 _CLIENT_COMMANDS: Final[dict[int, Command]] = {int(c): c for c in REQUEST_STRUCTS}
 
@@ -142,6 +147,10 @@ class PcscRequestReader:
 
     def _next(self) -> PcscRequest | None:
         buf = self._buf
+        if self._pending is None and len(buf) >= _TRANSMIT_HEAD:
+            transmit = self._next_transmit()
+            if transmit is not None:
+                return transmit
         if self._pending is None:
             if len(buf) < HEADER_SIZE:
                 return None
@@ -172,6 +181,21 @@ class PcscRequestReader:
         del buf[:extra]
         self._pending = None
         return PcscRequest(command, message, payload)
+
+    def _next_transmit(self) -> PcscRequest | None:
+        """A complete TRANSMIT request with its APDU in one step (the hot path), or None:
+        anything else, or incomplete, takes the general way (which also reports errors)."""
+        buf = self._buf
+        size, value = _HEADER.unpack_from(buf)
+        if value != _TRANSMIT or size != _TRANSMIT_SIZE:
+            return None
+        fields = _TRANSMIT_LAYOUT.unpack_from(buf, HEADER_SIZE)
+        end = _TRANSMIT_HEAD + fields[3]  # cbSendLength
+        if fields[3] > MAX_BUFFER_SIZE_EXTENDED or len(buf) < end:
+            return None
+        payload = bytes(buf[_TRANSMIT_HEAD:end])
+        del buf[:end]
+        return PcscRequest(Command.SCARD_TRANSMIT, Transmit(*fields), payload)
 
     def _command(self, value: int) -> Command:
         command = _CLIENT_COMMANDS.get(value)

@@ -9,7 +9,6 @@ caller, which knows the pending request, decodes the matching response type.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Final, Self
@@ -17,8 +16,16 @@ from typing import ClassVar, Final, Self
 from rdscard.pdu.buffer import Reader, Writer, decode_utf16le
 from rdscard.pdu.rdpdr import Component, NtStatus, PacketId, open_core
 
-#: Largest InputBuffer or OutputBuffer accepted in a device control message.
-MAX_IOCTL_BUFFER: Final = 1024 * 1024
+# The struct forms of the Device Control messages live apart (compiled); named here too.
+from rdscard.pdu.rdpdr_wire import IOCOMPLETION_HEADER as IOCOMPLETION_HEADER
+from rdscard.pdu.rdpdr_wire import MAX_IOCTL_BUFFER as MAX_IOCTL_BUFFER
+from rdscard.pdu.rdpdr_wire import (
+    encode_device_control_request as encode_device_control_request,
+)
+from rdscard.pdu.rdpdr_wire import (
+    parse_device_control_response as parse_device_control_response,
+)
+
 #: Largest Path accepted in a Device Create Request, in bytes.
 MAX_PATH_LENGTH: Final = 2 * 32768
 DEVICE_IO_REQUEST_SIZE: Final = 24
@@ -26,13 +33,6 @@ DEVICE_IO_RESPONSE_SIZE: Final = 16
 DEVICE_CONTROL_PADDING: Final = 20
 DEVICE_CLOSE_REQUEST_PADDING: Final = 32
 DEVICE_CLOSE_RESPONSE_PADDING: Final = 4
-# RDPDR_HEADER, DR_DEVICE_IOREQUEST and DR_CONTROL_REQ up to the InputBuffer: 56 bytes.
-_CONTROL_REQUEST: Final = struct.Struct("<HHIIIIIIII20x")
-# RDPDR_HEADER, DR_DEVICE_IOCOMPLETION and OutputBufferLength: 20 bytes.
-_CONTROL_RESPONSE: Final = struct.Struct("<HHIIII")
-#: The RDPDR_HEADER of every Device I/O Response.
-IOCOMPLETION_HEADER: Final = struct.pack("<HH", Component.RDPDR_CTYP_CORE,
-                                          PacketId.PAKID_CORE_DEVICE_IOCOMPLETION)
 
 
 class MajorFunction(IntEnum):
@@ -136,23 +136,6 @@ class DeviceControlRequest:
         buf = r.raw(in_len, "InputBuffer")
         r.expect_end()
         return cls(h.device_id, h.completion_id, code, buf, out_len, h.file_id, h.minor_function)
-
-
-def encode_device_control_request(
-    device_id: int,
-    completion_id: int,
-    io_control_code: int,
-    input_buffer: bytes,
-    output_buffer_length: int = 2048,
-    file_id: int = 0,
-    minor_function: int = 0,
-) -> bytes:
-    """The bytes of a :class:`DeviceControlRequest`, without building one (the hot path)."""
-    return _CONTROL_REQUEST.pack(
-        Component.RDPDR_CTYP_CORE, PacketId.PAKID_CORE_DEVICE_IOREQUEST, device_id, file_id,
-        completion_id, MajorFunction.IRP_MJ_DEVICE_CONTROL, minor_function,
-        output_buffer_length, len(input_buffer), io_control_code,
-    ) + input_buffer
 
 
 @dataclass(frozen=True)
@@ -342,20 +325,6 @@ class DeviceControlResponse:
         out = r.raw(length, "OutputBuffer")
         r.expect_end()
         return cls(h.device_id, h.completion_id, h.io_status, out)
-
-
-def parse_device_control_response(data: bytes) -> tuple[int, int, int, bytes] | None:
-    """(DeviceId, CompletionId, IoStatus, OutputBuffer) of a well-formed DR_CONTROL_RSP.
-
-    The hot path of :meth:`DeviceControlResponse.decode`, without building
-    one: ``None`` for anything else, which the full decoder then judges.
-    """
-    if len(data) < _CONTROL_RESPONSE.size or data[:4] != IOCOMPLETION_HEADER:
-        return None
-    _, _, device_id, completion_id, io_status, length = _CONTROL_RESPONSE.unpack_from(data)
-    if length != len(data) - _CONTROL_RESPONSE.size or length > MAX_IOCTL_BUFFER:
-        return None
-    return device_id, completion_id, io_status, data[_CONTROL_RESPONSE.size :]
 
 
 @dataclass(frozen=True)

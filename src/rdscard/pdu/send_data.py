@@ -19,7 +19,7 @@ common case with one ``struct`` call:
 from __future__ import annotations
 
 import struct
-from typing import Final, TypeVar
+from typing import Final, overload
 
 from rdscard.pdu.mcs import BASE_CHANNEL_ID
 
@@ -36,8 +36,6 @@ _SHORT_HEADER: Final = _SHORT.size  # 14
 _LONG_HEADER: Final = _LONG.size  # 15
 MAX_USER_DATA: Final = 0x7FFF  # the PER length determinant's two-byte limit
 _REQUEST_PREFIX: Final = _X224_DATA + bytes([_SEND_DATA_REQUEST])
-#: A frame as bytes, or a view of a wipeable buffer (the Client Info, before any sign-in).
-_Frame = TypeVar("_Frame", bytes, memoryview)
 
 
 def encode_send_data_indication(initiator: int, channel_id: int, user_data: bytes) -> bytes:
@@ -58,11 +56,19 @@ def encode_send_data_indication(initiator: int, channel_id: int, user_data: byte
     return head + user_data
 
 
-def parse_send_data_request(frame: _Frame) -> tuple[int, _Frame] | None:
+@overload
+def parse_send_data_request(frame: bytes) -> tuple[int, bytes] | None: ...
+@overload
+def parse_send_data_request(frame: memoryview) -> tuple[int, memoryview] | None: ...
+def parse_send_data_request(
+    frame: bytes | memoryview,
+) -> tuple[int, bytes | memoryview] | None:
     """(channelId, userData) of a TPKT frame that is exactly one MCS Send Data Request.
 
     ``frame`` is one complete TPKT packet (its length already checked by
-    the framing). ``None`` when the frame is anything else or not in the
+    the framing): bytes, or a view of a wipeable buffer (the Client Info,
+    before any sign-in), and userData is of the same kind. ``None`` when
+    the frame is anything else or not in the
     usual shape; the layered decoders then handle it.
     """
     if len(frame) < _SHORT_HEADER or frame[4:8] != _REQUEST_PREFIX:

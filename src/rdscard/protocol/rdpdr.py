@@ -72,12 +72,11 @@ from rdscard.pdu.rdpdr import (
     ServerDeviceAnnounceResponse,
     ServerUserLoggedOn,
 )
-from rdscard.pdu.rdpdr_io import (
+from rdscard.pdu.rdpdr_io import DeviceControlResponse, read_io_completion_header
+from rdscard.pdu.rdpdr_wire import (
     IOCOMPLETION_HEADER,
-    DeviceControlResponse,
     encode_device_control_request,
     parse_device_control_response,
-    read_io_completion_header,
 )
 
 PDU: Final = "rdpdr channel"

@@ -58,7 +58,7 @@ from rdscard.pdu.esc.status_change import (
     ReaderStateReturn,
     ReaderStateW,
 )
-from rdscard.pdu.esc.transmit_wire import encode_transmit_call
+from rdscard.pdu.esc.transmit_wire import encode_transmit_call, parse_transmit_return
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
@@ -283,9 +283,9 @@ class EscBackend:
                 raise
             except ScardError as exc:
                 log.info("smart card reader monitor: %s; again in %.1f s", exc, delay)
-            except ProtocolError as exc:
+            except ProtocolError as error:  # a name of its own: compiled, a name has one type
                 log.warning("smart card reader monitor: protocol error: %s; again in %.1f s",
-                            exc, delay)
+                            error, delay)
             finally:
                 self._forget_readers()
             if self._closed:
@@ -710,6 +710,12 @@ class EscBackend:
         def finish(output: IoctlOutcome) -> None:
             if isinstance(output, ScardError):
                 done(self._noted(handle, output))
+                return
+            usual = parse_transmit_return(output)
+            if usual is not None and usual[0] == ScardReturn.SCARD_S_SUCCESS:
+                # The usual success in one step: what _transmit_result gives without a
+                # receive PCI, with no TransmitReturn between.
+                done((translate.driver_protocol(protocol), usual[2] or b""))
                 return
             try:
                 reply = _decode_reply(TransmitReturn, output)

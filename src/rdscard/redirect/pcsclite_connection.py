@@ -240,12 +240,13 @@ class PcscliteConnection(RequestSequencer):
     async def _call(self, call: Awaitable[T]) -> tuple[int, T | None]:
         """(rv, result) of a backend call; the pcsc-lite code of a failure as rv."""
         try:
-            return SUCCESS, await call
+            result = await call
         except BackendError as exc:
             return exc.code, None
         except Exception:  # a backend bug: the program gets an error, the service stays up
             self._service.log.exception("pcsc-lite: smart card backend call failed")
             return ScardError.SCARD_F_INTERNAL_ERROR, None
+        return SUCCESS, result
 
     async def _quietly(self, call: Awaitable[object]) -> None:
         rv, _ = await self._call(call)
@@ -585,8 +586,8 @@ class PcscliteConnection(RequestSequencer):
                 handle.opaque, message.io_send_pci_protocol, apdu, MAX_BUFFER_SIZE_EXTENDED,
                 done,
             )
-        except BackendError as exc:
-            done(exc)
+        except BackendError as failure:  # a name of its own: compiled, a name has one type
+            done(failure)
         except Exception:  # a backend bug: the program gets an error, the service stays up
             self._service.log.exception("pcsc-lite: smart card backend call failed")
             done(BackendError(ScardError.SCARD_F_INTERNAL_ERROR))

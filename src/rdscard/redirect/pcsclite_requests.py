@@ -43,6 +43,7 @@ class RequestSequencer:
         self._pumping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._idle_set = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._ending = False
         self._closed = False
@@ -109,14 +110,17 @@ class RequestSequencer:
                     break
                 request = self._queue.popleft()
                 self._busy = True
-                self._idle.clear()
+                if self._idle_set:  # the Event's own methods are interpreted: skipped if no change
+                    self._idle_set = False
+                    self._idle.clear()
                 if not self._start_at_once(request):
                     task = asyncio.get_running_loop().create_task(self._run(request))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
             self._pumping = False
-        if not self._busy:
+        if not self._busy and not self._idle_set:
+            self._idle_set = True
             self._idle.set()
 
     def _request_done(self) -> None:

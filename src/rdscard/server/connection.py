@@ -126,7 +126,8 @@ class Connection:
 
     def write(self, data: bytes) -> None:
         """Queue bytes to the client; the output guard bounds what may wait (backpressure)."""
-        self.writer.write(data)
+        # The transport itself: StreamWriter.write only calls it (one interpreted call less).
+        self.writer.transport.write(data)
         self.guard.check()
 
     def _paused(self, size: int) -> None:
@@ -327,7 +328,7 @@ class Connection:
             out = self.acceptor.data_to_send()
             if batch:
                 out = b"".join([*batch, out])
-            if out and not self.writer.is_closing():
+            if out and not self.writer.transport.is_closing():
                 self.write(out)
             if screen_touched:
                 self._schedule_screen_push()
@@ -626,7 +627,7 @@ class Connection:
 
     def send_channel_message(self, name: str, data: bytes) -> None:
         """Queue a channel message to the client (callable from any task of this session)."""
-        if self.acceptor.phase is not Phase.ACTIVE or self.writer.is_closing():
+        if self.acceptor.phase is not Phase.ACTIVE or self.writer.transport.is_closing():
             return
         frames = self.acceptor.encode_channel_data(name, data)
         queued = self.acceptor.data_to_send()

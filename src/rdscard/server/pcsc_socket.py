@@ -23,6 +23,7 @@ import shutil
 import socket
 import stat
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self, cast
@@ -55,8 +56,11 @@ class PcscSocketServer:
     def __init__(
         self, service: PcscliteService, directory: Path, owner_uid: int, owner_gid: int,
         *, listener: socket.socket | None = None,
+        credentials: Callable[[socket.socket], tuple[int, int, int]] = peer_credentials,
     ) -> None:
+        """``credentials`` gives a connected peer's (pid, uid, gid); tests stand in for it."""
         self.service = service
+        self._credentials = credentials
         self.directory = Path(directory)
         # A socket made (and later removed) by the privileged side: this server
         # only accepts on it and checks peers.
@@ -171,7 +175,7 @@ class PcscSocketServer:
         """The peer's name when it may use the socket; None (logged) when refused."""
         sock = transport.get_extra_info("socket")
         try:
-            pid, uid, _gid = peer_credentials(sock)
+            pid, uid, _gid = self._credentials(sock)
         except OSError as exc:
             log.warning("pcsc-lite socket %s: no peer credentials (%s); refused",
                         self.socket_path, exc)

@@ -18,7 +18,6 @@ import pytest
 from rdscard.pdu.pcsclite import Command, Connect, EstablishContext, Transmit, Version
 from rdscard.pdu.pcsclite_framing import PcscRequest
 from rdscard.redirect.pcsclite_service import PcscliteService
-from rdscard.server import pcsc_socket
 from rdscard.server.pcsc_socket import PcscSocketServer
 from tests.unit.test_pcsclite_service import READER, FakeBackend
 
@@ -66,14 +65,13 @@ def test_socket_directory_mode_owner_environment_and_a_request(tmp_path: Path) -
 
 
 def test_socket_refuses_other_users_with_a_log_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(pcsc_socket, "peer_credentials", lambda sock: (4242, 12345, 12345))
-
     async def main() -> None:
         uid, gid = _owner()
         service = PcscliteService(FakeBackend())
-        async with PcscSocketServer(service, tmp_path / "s2", uid, gid) as server:
+        async with PcscSocketServer(service, tmp_path / "s2", uid, gid,
+                                    credentials=lambda sock: (4242, 12345, 12345)) as server:
             reader, writer = await asyncio.open_unix_connection(str(server.socket_path))
             writer.write(PcscRequest(C.CMD_VERSION, Version(4, 4)).encode())
             assert await _read_until_closed(reader) == b""  # closed, no reply
