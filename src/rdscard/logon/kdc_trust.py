@@ -35,30 +35,20 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from rdscard.errors import ProtocolError
 from rdscard.logon.kdc_relay import kdc_certificates
 from rdscard.logon.refusal import ReasonCode, SignInRefused
+from rdscard.logon.validation import issued_by
 from rdscard.pki.ca import OID_PKINIT_KPKDC
 
 ANCHOR_FILE: Final = "kdc-anchors.pem"
 MAX_DEPTH: Final = 8
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _self_signed(cert: x509.Certificate) -> bool:
-    return _issued_by(cert, cert)
+    return issued_by(cert, cert)
 
 
 def ntauth_roots(ntauth: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
@@ -79,12 +69,12 @@ def ntauth_roots(ntauth: Sequence[x509.Certificate], roots: Sequence[x509.Certif
                 if anchor is not None and anchor not in found:
                     found.append(anchor)
                 break
-            root = next((r for r in roots if _issued_by(current, r) and _self_signed(r)), None)
+            root = next((r for r in roots if issued_by(current, r) and _self_signed(r)), None)
             if root is not None:
                 if root not in found:
                     found.append(root)
                 break
-            parent = next((c for c in pool if c != current and _issued_by(current, c)), None)
+            parent = next((c for c in pool if c != current and issued_by(current, c)), None)
             if parent is None:
                 break
             current = parent
@@ -119,7 +109,7 @@ def kdc_certificate(certificates: Sequence[x509.Certificate]) -> x509.Certificat
         if OID_PKINIT_KPKDC in usages:
             return cert
     leaves = [c for c in certificates
-              if not any(o is not c and _issued_by(o, c) for o in certificates)]
+              if not any(o is not c and issued_by(o, c) for o in certificates)]
     return leaves[0] if len(leaves) == 1 else None
 
 
@@ -146,7 +136,7 @@ def check_kdc_issuer(replies: Sequence[bytes], ntauth: Sequence[x509.Certificate
             ReasonCode.KDC_UNTRUSTED,
             f"the KDC certificate of {realm} was not seen, so its issuing CA cannot be "
             "checked against NTAuth: the KDC must send its certificate in its PKINIT reply")
-    if not any(_issued_by(kdc, ca) for ca in ntauth):
+    if not any(issued_by(kdc, ca) for ca in ntauth):
         raise SignInRefused(
             ReasonCode.KDC_UNTRUSTED,
             f"the KDC of {realm} proved itself with {kdc.subject.rfc4514_string()}, issued by "

@@ -133,7 +133,8 @@ def _ekus(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
         return []
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` signed ``cert`` (its name and its signature, RFC 5280 6.1.3)."""
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -242,7 +243,7 @@ class CertificateValidator:
             )
 
     def _check_issuer_in_ntauth(self, cert: x509.Certificate, issuer: str) -> None:
-        if not any(_issued_by(cert, ca) for ca in self.ntauth):
+        if not any(issued_by(cert, ca) for ca in self.ntauth):
             raise SignInRefused(
                 ReasonCode.NOT_IN_NTAUTH,
                 f"the certificate's issuer {issuer} is not in the NTAuth store: add it with "
