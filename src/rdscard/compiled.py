@@ -52,6 +52,8 @@ MODULES: Final = (
     "rdscard.pdu.pcsclite_framing",
     "rdscard.redirect.translate",
     "rdscard.redirect.lingering",
+    "rdscard.redirect.esc_ioctl",
+    "rdscard.redirect.reader_monitor",
     "rdscard.redirect.esc_backend",
     "rdscard.redirect.pcsclite_requests",
     "rdscard.redirect.pcsclite_connection",
