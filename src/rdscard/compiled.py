@@ -62,6 +62,7 @@ MODULES: Final = (
     "rdscard.protocol.acceptor",
     "rdscard.server.backpressure",
     "rdscard.server.stream_protocol",
+    "rdscard.server.sign_in",
     "rdscard.server.connection",
     # the adapters on the path: the rdpdr channel, the session's socket
     "rdscard.server.smartcard_channel",
