@@ -52,6 +52,8 @@ MODULES: Final = (
     "rdscard.pdu.pcsclite_framing",
     "rdscard.redirect.translate",
     "rdscard.redirect.lingering",
+    "rdscard.redirect.esc_ioctl",
+    "rdscard.redirect.reader_monitor",
     "rdscard.redirect.esc_backend",
     "rdscard.redirect.pcsclite_requests",
     "rdscard.redirect.pcsclite_connection",
@@ -60,6 +62,7 @@ MODULES: Final = (
     "rdscard.protocol.acceptor",
     "rdscard.server.backpressure",
     "rdscard.server.stream_protocol",
+    "rdscard.server.sign_in",
     "rdscard.server.connection",
     # the adapters on the path: the rdpdr channel, the session's socket
     "rdscard.server.smartcard_channel",

@@ -2,9 +2,9 @@
 
 :class:`EscBackend` is the production :class:`SmartCardBackend`: every call
 of a program in the session becomes an MS-RDPESC IOCTL (3.1.4) sent to
-that session's client through the rdpdr channel. It keeps the pcsc-lite
-reader table current with a GetStatusChange loop of its own on a context
-of its own (``\\\\?PnP?\\Notification`` included), so blocking waits never
+that session's client through the rdpdr channel (:mod:`~rdscard.redirect.esc_ioctl`).
+Its pcsc-lite reader table is a GetStatusChange loop on a context of its
+own (:mod:`~rdscard.redirect.reader_monitor`), so blocking waits never
 share a context with other calls: FreeRDP serialises the calls of one
 context. Contexts and card handles stay opaque: the client's bytes are
 echoed exactly. The calls whose pcscd answer is known without the client
@@ -16,15 +16,11 @@ the client's own calls then follow in order (:mod:`~rdscard.redirect.behind`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Protocol, TypeVar
 
-from rdscard.errors import ProtocolError
 from rdscard.pdu.esc.base import NdrMessage
 from rdscard.pdu.esc.card import (
     ConnectReturn,
@@ -35,13 +31,11 @@ from rdscard.pdu.esc.card import (
     StatusCall,
     StatusReturn,
 )
-from rdscard.pdu.esc.constants import PNP_NOTIFICATION, ScardIoctl, ScardReaderState, ScardReturn
+from rdscard.pdu.esc.constants import ScardIoctl, ScardReturn
 from rdscard.pdu.esc.context import (
     ContextCall,
     EstablishContextCall,
     EstablishContextReturn,
-    ListReadersCall,
-    ListReadersReturn,
     LongReturn,
 )
 from rdscard.pdu.esc.io import (
@@ -52,109 +46,29 @@ from rdscard.pdu.esc.io import (
     SetAttribCall,
     TransmitReturn,
 )
-from rdscard.pdu.esc.status_change import (
-    GetStatusChangeReturn,
-    GetStatusChangeWCall,
-    ReaderStateReturn,
-    ReaderStateW,
-)
 from rdscard.pdu.esc.transmit_wire import encode_transmit_call, parse_transmit_return
 from rdscard.pdu.ndr import RedirScardContext, RedirScardHandle
 from rdscard.redirect import translate
 from rdscard.redirect.backend import CardStatus, ReaderInfo, ScardError, TransmitOutcome
 from rdscard.redirect.behind import Behind
 from rdscard.redirect.contexts import POOL_SIZE, STALE_CONTEXT, ClientContexts
+from rdscard.redirect.esc_ioctl import (
+    IoctlChannel,
+    IoctlOutcome,
+    Reply,
+    decode_reply,
+    transmit_result,
+)
 from rdscard.redirect.lingering import LINGER, CardLocks, is_reader_attribute
+from rdscard.redirect.reader_monitor import INFINITE, ReaderMonitor, multi_string
 
 log = logging.getLogger("rdscard.redirect")
 
-INFINITE = 0xFFFFFFFF
-MAX_READERS = 16
-SHARE_EXCLUSIVE = 1
 LEAVE_CARD = 0  # SCARD_LEAVE_CARD
 #: SCARD_ATTR_DEVICE_FRIENDLY_NAME_A and SCARD_ATTR_DEVICE_SYSTEM_NAME_A: pcscd answers these
 #: itself with the reader's name (winscard.c SCardGetAttrib), and so does this backend.
 READER_NAME_ATTRIBUTES = frozenset({0x7FFF0003, 0x7FFF0004})
 MAX_RECEIVE = 66560  # FreeRDP caps Transmit's receive length here
-#: Seconds before the reader monitor starts again after the client failed it, doubling up to
-#: MONITOR_RETRY_MAX while it keeps failing.
-MONITOR_RETRY = 0.5
-MONITOR_RETRY_MAX = 10.0
-R = TypeVar("R", bound=NdrMessage)
-
-
-IoctlOutcome = bytes | ScardError
-"""The output buffer of a completed IOCTL, or why it failed."""
-
-
-class IoctlChannel(Protocol):
-    """Sends one MS-RDPESC IOCTL to the client's smart card device."""
-
-    async def ioctl(self, code: int, payload: bytes, *, timeout: float | None) -> bytes:
-        """The output buffer of a completed IOCTL.
-
-        Raises ScardError(SCARD_E_NO_SERVICE) when the device or the client
-        is gone, and ScardError(SCARD_F_COMM_ERROR) when the client failed
-        the I/O request itself.
-        """
-        ...
-
-    def start_ioctl(
-        self,
-        code: int,
-        payload: bytes,
-        *,
-        timeout: float | None,
-        done: Callable[[IoctlOutcome], None],
-    ) -> None:
-        """Send the IOCTL; ``done`` gets what :meth:`ioctl` would return or raise, once.
-
-        Raises ScardError at once when the IOCTL cannot be sent.
-        """
-        ...
-
-
-def _check(code: int) -> None:
-    if code != ScardReturn.SCARD_S_SUCCESS:
-        raise ScardError(translate.error_from_windows(code))
-
-
-def _decode_reply(reply_type: type[R], output: bytes) -> R:
-    """The client's return, checked; a malformed one is a communication error."""
-    try:
-        reply = reply_type.decode(output)
-    except ProtocolError as exc:
-        log.warning("malformed %s from the client: %s", reply_type.PDU, exc)
-        raise ScardError(ScardReturn.SCARD_F_COMM_ERROR, str(exc)) from None
-    _check(getattr(reply, "return_code", 0))
-    return reply
-
-
-def _transmit_result(reply: TransmitReturn, protocol: int) -> tuple[int, bytes]:
-    """(pcsc-lite receive protocol, response) of a successful Transmit_Return.
-
-    pcscd puts in ioRecvPci.dwProtocol what its reader driver leaves in the
-    receive header (pcsc-lite winscard.c SCardTransmit), and pcscd numbers
-    the protocols for drivers as T=0 -> 0, T=1 -> 1 (SCARD_IO_HEADER.Protocol);
-    vpcd, for one, answers 1 for a T=1 card where a program might expect
-    SCARD_PROTOCOL_T1 (2). A Transmit_Return without pioRecvPci (MS-RDPESC
-    2.2.3.11; the usual shape, the call sends none) is given that number.
-    """
-    if reply.pio_recv_pci is not None:
-        return (translate.protocols_from_windows(reply.pio_recv_pci.dw_protocol),
-                reply.pb_recv_buffer or b"")
-    return translate.driver_protocol(protocol), reply.pb_recv_buffer or b""
-
-
-def _multi_string(raw: bytes | None) -> list[str]:
-    if not raw:
-        return []
-    try:
-        text = raw.decode("utf-16-le")
-    except UnicodeDecodeError:
-        raise ProtocolError("ListReaders_Return", "mszReaderNames", "invalid UTF-16") from None
-    return [name for name in text.split("\0") if name]
-
 
 class EscBackend:
     """A :class:`SmartCardBackend` over one client's MS-RDPESC device."""
@@ -170,24 +84,23 @@ class EscBackend:
     ) -> None:
         self._channel = channel
         self._call_timeout = call_timeout
-        self._readers: dict[str, ReaderInfo] = {}
-        self._windows_states: dict[str, int] = {}
-        self._changed = asyncio.Event()
         self._handles: dict[bytes, tuple[RedirScardHandle, str]] = {}
         self._contexts = ClientContexts(context_pool)
         self._handle_contexts: dict[bytes, bytes] = {}  # card handle -> its context token
         self._quick_disconnect = quick_disconnect
         self._behind = Behind()  # calls answered already, sent to the client in order
-        # The share mode of each of the session's card handles: pcscd's readerSharing comes
-        # from these (the client's pcscd does not report sharing changes to waiters).
-        self._shares: dict[bytes, tuple[str, int]] = {}
         self._handle_ids = itertools.count(1)
-        self._monitor: asyncio.Task[None] | None = None
-        self._monitor_context: RedirScardContext | None = None
         self._closed = False
-        self._counter = 0
         # Transactions as the client holds them, and what a held one lets the host answer.
         self._locks = CardLocks(linger, self._end_lingering)
+        # The reader table, kept current on a client context of its own.
+        self._monitor = ReaderMonitor(
+            self._call,
+            establish=self._establish_on_client,
+            release=self._release_on_client,
+            closed=lambda: self._closed,
+            forget_reader=self._locks.forget_reader,
+        )
         self._background: set[asyncio.Task[None]] = set()
         #: Calls answered here that pcscd would have answered the same (see lingering.py).
         self.local_answers = 0
@@ -195,25 +108,21 @@ class EscBackend:
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
         """Start keeping the reader table current."""
-        if self._monitor is None:
-            self._monitor = asyncio.get_running_loop().create_task(self._watch_readers())
+        self._monitor.start()
 
     async def close(self) -> None:
         """The client is gone: no readers, wake every waiter, stop the monitor."""
         await self.release_pool()
         self._closed = True
         await self._behind.close()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(BaseException):
-                await self._monitor
-        self._readers.clear()
+        await self._monitor.stop()
+        self._monitor.readers.clear()
         self._handles.clear()
         self._handle_contexts.clear()
         self._contexts.clear()
-        self._shares.clear()
+        self._monitor.shares.clear()
         self._locks.clear()
-        self._notify()
+        self._monitor.notify()
 
     async def settled(self) -> None:
         """Return once every client call sent behind its answer has completed."""
@@ -227,162 +136,32 @@ class EscBackend:
 
     # -- the reader table ----------------------------------------------------------
     def readers(self) -> Sequence[ReaderInfo]:
-        """The current pcsc-lite reader table.
-
-        readerSharing is pcscd's count for the session's own card handles
-        (-1 when one is exclusive, else how many there are), and what the
-        client last reported when the session has none on that reader.
-        """
-        if not self._shares:
-            return list(self._readers.values())
-        return [replace(info, sharing=sharing) if (sharing := self._local_sharing(name))
-                is not None else info for name, info in self._readers.items()]
-
-    def _local_sharing(self, reader: str) -> int | None:
-        """pcscd's readerSharing for the session's handles on ``reader``; None: no handles."""
-        modes = [mode for name, mode in self._shares.values() if name == reader]
-        if not modes:
-            return None
-        return -1 if SHARE_EXCLUSIVE in modes else len(modes)
+        """The current pcsc-lite reader table (see :meth:`ReaderMonitor.table`)."""
+        return self._monitor.table()
 
     async def wait_for_reader_change(self) -> None:
         """Return at the next change of the reader table."""
-        if self._closed:
-            return
-        event = self._changed
-        await event.wait()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def _next_counter(self) -> int:
-        self._counter = (self._counter + 1) & 0xFFFF
-        return self._counter
-
-    async def _watch_readers(self) -> None:
-        """Keep the reader table current, on a context of its own.
-
-        When the client fails that context (its pcscd restarted: xfreerdp then
-        answers SCARD_F_COMM_ERROR), the table empties and the monitor starts
-        again on a fresh context after a pause, as programs on the client's
-        computer find the readers again with a fresh context.
-        """
-        delay = MONITOR_RETRY
-        while not self._closed:
-            context: RedirScardContext | None = None
-            try:
-                context = RedirScardContext(await self._establish_on_client(2))  # SYSTEM
-                self._monitor_context = context
-                while not self._closed:
-                    names = await self._list_readers(context)
-                    self._sync_reader_names(names)
-                    await self._wait_for_status_change(context, names)
-                    delay = MONITOR_RETRY
-            except asyncio.CancelledError:
-                raise
-            except ScardError as exc:
-                log.info("smart card reader monitor: %s; again in %.1f s", exc, delay)
-            except ProtocolError as error:  # a name of its own: compiled, a name has one type
-                log.warning("smart card reader monitor: protocol error: %s; again in %.1f s",
-                            error, delay)
-            finally:
-                self._forget_readers()
-            if self._closed:
-                return
-            if context is not None:  # the client answered on it, so it still knows it
-                await self._release_on_client(context.pb_context)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MONITOR_RETRY_MAX)
-
-    def _forget_readers(self) -> None:
-        if self._readers:
-            for name in self._readers:
-                self._locks.forget_reader(name)
-            self._readers.clear()
-            self._windows_states.clear()
-            self._notify()
-
-    async def _list_readers(self, context: RedirScardContext) -> list[str]:
-        call = ListReadersCall(context, 0, None, 0, INFINITE)
-        try:
-            reply = await self._call(ScardIoctl.SCARD_IOCTL_LISTREADERSW, call, ListReadersReturn)
-        except ScardError as exc:
-            if exc.code == ScardReturn.SCARD_E_NO_READERS_AVAILABLE:
-                return []
-            raise
-        return _multi_string(reply.msz)[:MAX_READERS]
-
-    def _sync_reader_names(self, names: list[str]) -> None:
-        changed = False
-        for gone in set(self._readers) - set(names):
-            del self._readers[gone]
-            self._windows_states.pop(gone, None)
-            self._locks.forget_reader(gone)
-            changed = True
-        for name in names:
-            if name not in self._readers:
-                self._readers[name] = ReaderInfo(name, self._next_counter(), translate.PCSC_UNKNOWN)
-                self._windows_states[name] = 0
-                changed = True
-        if changed:
-            self._notify()
-
-    async def _wait_for_status_change(self, context: RedirScardContext, names: list[str]) -> None:
-        states = [ReaderStateW(PNP_NOTIFICATION, ReaderStateReturn(len(names) << 16, 0, 0))]
-        states += [
-            ReaderStateW(name, ReaderStateReturn(self._windows_states.get(name, 0), 0, 0))
-            for name in names
-        ]
-        call = GetStatusChangeWCall(context, INFINITE, tuple(states))
-        try:
-            reply = await self._call(
-                ScardIoctl.SCARD_IOCTL_GETSTATUSCHANGEW, call, GetStatusChangeReturn, timeout=None
-            )
-        except ScardError as exc:
-            if exc.code in (ScardReturn.SCARD_E_TIMEOUT, ScardReturn.SCARD_E_CANCELLED):
-                return
-            raise
-        for name, state in zip(names, reply.rg_reader_states[1:], strict=False):
-            self._update_reader(name, state)
-
-    def _update_reader(self, name: str, state: ReaderStateReturn) -> None:
-        if state.dw_event_state & ScardReaderState.SCARD_STATE_UNAVAILABLE:
-            return
-        self._windows_states[name] = state.dw_event_state & ~ScardReaderState.SCARD_STATE_CHANGED
-        bits, sharing = translate.reader_state_from_windows(state.dw_event_state)
-        old = self._readers.get(name)
-        if old is None:
-            return
-        atr = state.rgb_atr[: state.cb_atr] if bits & translate.PCSC_PRESENT else b""
-        protocol = old.protocol if atr and atr == old.atr else 0
-        if self._local_sharing(name) is not None:
-            sharing = old.sharing  # the client counts the session's own handles too
-        new = ReaderInfo(name, old.event_counter, bits, sharing, atr, protocol)
-        if new != old:
-            self._readers[name] = replace(new, event_counter=self._next_counter())
-            self._notify()
+        await self._monitor.wait_for_change()
 
     # -- calls -------------------------------------------------------------------
     async def _call(
         self,
         code: int,
         call: NdrMessage | bytes,
-        reply_type: type[R],
+        reply_type: type[Reply],
         *,
         timeout: float | None = -1.0,
-    ) -> R:
+    ) -> Reply:
         """One IOCTL: ``call`` (a message, or one already encoded) and its decoded return."""
         if self._closed:
             raise ScardError(ScardReturn.SCARD_E_NO_SERVICE, "the client's smart card is gone")
         limit = self._call_timeout if timeout == -1.0 else timeout
         payload = call if isinstance(call, bytes) else call.encode()
-        return _decode_reply(reply_type, await self._channel.ioctl(code, payload, timeout=limit))
+        return decode_reply(reply_type, await self._channel.ioctl(code, payload, timeout=limit))
 
     # -- lingering transactions (lingering.py) -------------------------------------------
     def _card_present(self, reader: str) -> bool:
-        info = self._readers.get(reader)
-        return info is not None and bool(info.state & translate.PCSC_PRESENT)
+        return self._monitor.card_present(reader)
 
     def _holds(self, handle: bytes, reader: str) -> bool:
         """The client holds ``handle``'s lock, with no card event: a local answer is exact."""
@@ -533,14 +312,9 @@ class EscBackend:
         token = next(self._handle_ids).to_bytes(4, "little")
         self._handles[token] = (h_card, reader)
         self._handle_contexts[token] = context
-        self._shares[token] = (reader, share_mode)
-        self._set_reader_protocol(reader, protocol)
+        self._monitor.shares[token] = (reader, share_mode)
+        self._monitor.set_protocol(reader, protocol)
         return token, protocol
-
-    def _set_reader_protocol(self, reader: str, protocol: int) -> None:
-        info = self._readers.get(reader)
-        if info is not None and info.protocol != protocol:
-            self._readers[reader] = replace(info, protocol=protocol)
 
     async def reconnect(
         self, handle: bytes, share_mode: int, preferred_protocols: int, initialization: int
@@ -558,10 +332,10 @@ class EscBackend:
             raise self._noted(handle, exc) from None
         self._taint_if_transacted(handle)
         self._locks.reconnected(handle)
-        if handle in self._shares:
-            self._shares[handle] = (reader, share_mode)
+        if handle in self._monitor.shares:
+            self._monitor.shares[handle] = (reader, share_mode)
         protocol = translate.protocols_from_windows(reply.dw_active_protocol)
-        self._set_reader_protocol(reader, protocol)
+        self._monitor.set_protocol(reader, protocol)
         return protocol
 
     async def disconnect(self, handle: bytes, disposition: int) -> None:
@@ -595,7 +369,7 @@ class EscBackend:
         self._taint_if_transacted(handle)
         del self._handles[handle]
         self._handle_contexts.pop(handle, None)
-        self._shares.pop(handle, None)
+        self._monitor.shares.pop(handle, None)
         self._locks.disconnected(handle)
 
     def _taint_if_transacted(self, handle: bytes) -> None:
@@ -683,7 +457,7 @@ class EscBackend:
             reply = await self._call(ScardIoctl.SCARD_IOCTL_TRANSMIT, call, TransmitReturn)
         except ScardError as exc:
             raise self._noted(handle, exc) from None
-        return _transmit_result(reply, protocol)
+        return transmit_result(reply, protocol)
 
     def start_transmit(
         self,
@@ -713,16 +487,16 @@ class EscBackend:
                 return
             usual = parse_transmit_return(output)
             if usual is not None and usual[0] == ScardReturn.SCARD_S_SUCCESS:
-                # The usual success in one step: what _transmit_result gives without a
+                # The usual success in one step: what transmit_result gives without a
                 # receive PCI, with no TransmitReturn between.
                 done((translate.driver_protocol(protocol), usual[2] or b""))
                 return
             try:
-                reply = _decode_reply(TransmitReturn, output)
+                reply = decode_reply(TransmitReturn, output)
             except ScardError as exc:
                 done(self._noted(handle, exc))
                 return
-            done(_transmit_result(reply, protocol))
+            done(transmit_result(reply, protocol))
 
         self._channel.start_ioctl(
             ScardIoctl.SCARD_IOCTL_TRANSMIT, call, timeout=self._call_timeout, done=finish
@@ -769,7 +543,7 @@ class EscBackend:
         """SCardStatus; from the table while the handle holds the client's lock (lingering.py)."""
         _, reader = self._handle(handle)
         if self._holds(handle, reader):
-            info = self._readers[reader]
+            info = self._monitor.readers[reader]
             self.local_answers += 1
             return CardStatus(reader, info.state, info.protocol, info.atr)
         await self._settle(handle)
@@ -779,7 +553,7 @@ class EscBackend:
             reply = await self._call(ScardIoctl.SCARD_IOCTL_STATUSW, call, StatusReturn)
         except ScardError as exc:
             raise self._noted(handle, exc) from None
-        names = _multi_string(reply.msz_reader_names)
+        names = multi_string(reply.msz_reader_names)
         return CardStatus(
             names[0] if names else reader,
             translate.card_state_from_windows(reply.dw_state),

@@ -13,11 +13,12 @@ import contextlib
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rdscard.errors import ProtocolError
 from rdscard.pdu.share import ErrorInfo
-from rdscard.pdu.x224 import FailureCode, Protocol
+from rdscard.pdu.x224 import FailureCode
 from rdscard.protocol.acceptor import AcceptorSettings, RdpAcceptor
 from rdscard.protocol.events import (
     AcceptorEvent,
@@ -33,14 +34,12 @@ from rdscard.protocol.events import (
     SessionActivated,
     StartTls,
 )
-from rdscard.redirect.backend import SmartCardBackend
-from rdscard.screen import LogonScreenController, PinSubmitted, ScreenAction
-from rdscard.secret import Secret
+from rdscard.screen import LogonScreenController
 from rdscard.server.backpressure import OutputGuard
 from rdscard.server.channels import ChannelContext, ChannelHandler
 from rdscard.server.desktop_link import DesktopLink
-from rdscard.server.logon_flow import LogonContext, LogonFlow
 from rdscard.server.sessions import SessionInfo, SessionLogger, SessionState
+from rdscard.server.sign_in import SignIn
 from rdscard.server.stream_protocol import DirectStreamProtocol, start_tls
 
 if TYPE_CHECKING:
@@ -93,17 +92,11 @@ class Connection:
                 require_nla=context.config.nla_active() and context.config.nla.require,
             )
         )
-        #: Network Level Authentication succeeded: the principal and its account.
-        self.nla_principal = ""
-        self.nla_account = ""
         self.display: LogonScreenController | None = None
         self.channels: dict[str, ChannelHandler] = {}
-        self.client_pin: Secret | None = None
-        self.client_user = ""
-        self.client_domain = ""
-        self.logon: LogonFlow | None = None
         self.keyboard_layout = 0x409
         self.desktop = DesktopLink(self)
+        self.sign_in = SignIn(self)
         self._background: set[asyncio.Task[None]] = set()
         #: While a received chunk is handled: the channel messages it provoked, written once.
         self._batch: list[bytes] | None = None
@@ -119,10 +112,8 @@ class Connection:
             pause_at=server.output_pause, drop_at=server.output_limit, on_drop=self._dropped,
             on_pause=self._paused,
         )
-        self._logon_timer: asyncio.TimerHandle | None = None
         if server.logon_timeout > 0:
-            self._logon_timer = asyncio.get_running_loop().call_later(
-                server.logon_timeout, self._logon_timed_out)
+            self.sign_in.start_timer(server.logon_timeout)
 
     def write(self, data: bytes) -> None:
         """Queue bytes to the client; the output guard bounds what may wait (backpressure)."""
@@ -146,24 +137,11 @@ class Connection:
 
     def signed_in_once(self) -> bool:
         """True once a sign-in on this connection has succeeded."""
-        return self.logon is not None and self.logon.ever_signed_in
-
-    def _logon_timed_out(self) -> None:
-        """``server.logon_timeout``: no sign-in yet, so the session ends (ERRINFO_LOGON_TIMEOUT)."""
-        self._logon_timer = None
-        if self.signed_in_once() or self.acceptor.phase is not Phase.ACTIVE:
-            return  # still connecting: the run loop's deadline, no later than this, ends it
-        self.close_with(
-            ErrorInfo.ERRINFO_LOGON_TIMEOUT,
-            f"no sign-in within {self.context.config.server.logon_timeout:.0f} s "
-            "(server.logon_timeout)",
-        )
+        return self.sign_in.signed_in_once()
 
     def stop_timers(self) -> None:
         """The connection is over: no logon timeout, no output polling."""
-        if self._logon_timer is not None:
-            self._logon_timer.cancel()
-            self._logon_timer = None
+        self.sign_in.stop_timer()
         self.guard.stop()
 
     async def run(self) -> None:
@@ -262,7 +240,7 @@ class Connection:
                 if isinstance(event, StartTls):
                     await self.start_tls(event)
                 elif isinstance(event, CredSspReceived):
-                    await self.on_credssp(event)
+                    await self.sign_in.on_credssp(event)
                 else:
                     screen_touched |= self.on_event(event)
         # Only input, a refresh or the activation change the screen here (the
@@ -284,7 +262,7 @@ class Connection:
         elif isinstance(event, ClientConnected):
             self.on_client_connected(event)
         elif isinstance(event, ClientInfoReceived):
-            self.on_client_info(event)
+            self.sign_in.on_client_info(event)
         elif isinstance(event, SessionActivated):
             self.on_activated(event)
             return True
@@ -292,7 +270,7 @@ class Connection:
             if self.desktop.on_input(event.events):
                 return False
             if self.display is not None:
-                self.on_screen_actions(self.display.on_inputs(event.events))
+                self.sign_in.on_screen_actions(self.display.on_inputs(event.events))
             return True
         elif isinstance(event, RefreshRequested):
             if self.desktop.refresh():
@@ -374,10 +352,14 @@ class Connection:
         if self._screen_push is not None:
             self._push_again = True
             return
-        task = asyncio.get_running_loop().create_task(self._push_screen_soon())
-        self._screen_push = task
+        self._screen_push = self.run_in_background(self._push_screen_soon())
+
+    def run_in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` in a task of the connection's own (see :meth:`stop_background`)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _push_screen_soon(self) -> None:
         try:
@@ -437,34 +419,6 @@ class Connection:
         self.acceptor.tls_established()
         self.info.phase = self.acceptor.phase.value
 
-    async def on_credssp(self, event: CredSspReceived) -> None:
-        """Relay one TSRequest to the logon service and its answer to the client.
-
-        The security context, and the PIN it unseals, live with the logon
-        service (the monitor with privilege separation): this process sees
-        TLS plaintext that is still GSS-sealed.
-        """
-        outcome = await self.context.gateway.credssp(
-            self.info.session_id, event.data, self.info.peer)
-        if outcome.status == "continue":
-            self.acceptor.credssp_send(outcome.reply)
-        elif outcome.status == "done":
-            self.nla_principal, self.nla_account = outcome.principal, outcome.account
-            self.log.info("NLA: authenticated as %s (account %s); smart card credentials "
-                          "delegated", outcome.principal, outcome.account)
-            self.acceptor.credssp_finished()
-        else:
-            # MS-RDPBCGR 2.2.10.2: after the credentials, a HYBRID_EX client is told
-            # ACCESS_DENIED in the Early User Authorization Result.
-            early = outcome.after_credentials and \
-                self.acceptor.selected_protocol == Protocol.HYBRID_EX
-            self.log.warning("NLA refused%s%s: %s",
-                             f" ({outcome.principal})" if outcome.principal else "",
-                             ", answered ACCESS_DENIED" if early else "", outcome.message)
-            self.acceptor.credssp_refused(outcome.reply,
-                                          after_credentials=outcome.after_credentials)
-        self.info.phase = self.acceptor.phase.value
-
     def on_client_connected(self, event: ClientConnected) -> None:
         """Log and record what the client said about itself."""
         self.info.client_name = event.client_name
@@ -479,25 +433,6 @@ class Connection:
             ", ".join(event.channels) or "none",
         )
 
-    def on_client_info(self, event: ClientInfoReceived) -> None:
-        """Log the Client Info PDU (never its password or PIN)."""
-        info = event.info
-        self.info.user = info.user_name
-        credential = "smart card PIN" if info.password_is_smart_card_pin else "password"
-        has_secret = len(info.password) > 0
-        self.log.info(
-            "client info: user %r, domain %r, %s %s", info.user_name, info.domain,
-            credential, "supplied" if has_secret else "not supplied",
-        )
-        if self.nla_principal:
-            info.password.wipe()  # NLA delegated the PIN: it is verified once, from there
-        elif info.password_is_smart_card_pin and has_secret:
-            self.client_pin = info.password  # for the logon service alone, wiped after use
-        else:
-            info.password.wipe()  # a password is no use to smart card sign-in
-        self.client_user, self.client_domain = info.user_name, info.domain
-        self.info.phase = Phase.CAPABILITIES.value
-
     def on_activated(self, event: SessionActivated) -> None:
         """The session is active: show the logon screen."""
         elapsed = (time.perf_counter() - self.accepted_at) * 1000
@@ -510,50 +445,7 @@ class Connection:
             frames=self.context.frames,
         )
         self.open_channels()
-        self.start_logon()
-
-    def start_logon(self) -> None:
-        """Run the sign-in flow of this session in the background."""
-        assert self.display is not None
-        config = self.context.config
-        context = LogonContext(
-            session=self.info,
-            log=self.log,
-            screen=self.display,
-            push_screen=self.push_screen,
-            wait_for_backend=self.wait_for_backend,
-            config=config.logon,
-            gateway=self.context.gateway,
-            client_user=self.client_user,
-            client_domain=self.client_domain,
-            hand_over=self.hand_over_card,
-            end_session=self.end_session,
-            after_sign_in=self.desktop.signed_in,
-            on_lock=self.desktop.lock,
-        )
-        self.logon = LogonFlow(context, self.client_pin, nla=bool(self.nla_principal))
-        self.client_pin = None
-        task = asyncio.get_running_loop().create_task(self._run_logon(self.logon))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _run_logon(self, flow: LogonFlow) -> None:
-        try:
-            await flow.run()
-        except (ConnectionError, OSError):
-            pass
-        except Exception:
-            self.log.exception("the sign-in flow failed")
-
-    def end_session(self, logoff: bool) -> None:
-        """End the session from the server side (card removal policy), with the reason."""
-        if logoff:
-            self.desktop.logoff("the smart card was removed (card removal policy logoff)")
-        self.close_with(
-            ErrorInfo.ERRINFO_RPC_INITIATED_LOGOFF if logoff
-            else ErrorInfo.ERRINFO_RPC_INITIATED_DISCONNECT,
-            "card removal policy " + ("logoff" if logoff else "disconnect"),
-        )
+        self.sign_in.start()
 
     def disconnect(self, why: str) -> None:
         """End the connection from the server side; a desktop goes on, disconnected."""
@@ -572,35 +464,6 @@ class Connection:
         # A client that does not read would keep the transport open until its queue drains.
         transport = self.writer.transport
         asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
-
-    def hand_over_card(self, uid: int, gid: int) -> None:
-        """Give the session's smart card socket to the account that signed in."""
-        hand_over = getattr(self.channels.get("rdpdr"), "hand_over", None)
-        if hand_over is not None:
-            hand_over(uid, gid)
-
-    async def wait_for_backend(self, timeout: float) -> SmartCardBackend | None:
-        """The session's redirected smart card, once the client announces it (or None)."""
-        channel = self.channels.get("rdpdr")
-        ready = getattr(channel, "device_ready", None)
-        if ready is None:
-            return None  # the client joined no rdpdr channel: no card will come
-        try:
-            async with asyncio.timeout(timeout):
-                await ready.wait()
-        except TimeoutError:
-            return None
-        backend: SmartCardBackend | None = getattr(channel, "backend", None)
-        return backend
-
-    def on_screen_actions(self, actions: list[ScreenAction]) -> None:
-        """Hand typed PINs to the sign-in flow."""
-        for action in actions:
-            if isinstance(action, PinSubmitted):
-                if self.logon is not None:
-                    self.logon.submit_pin(action.pin)
-                else:
-                    action.pin.wipe()
 
     async def push_screen(self) -> None:
         """Send what changed on the screen now (called by background work)."""
@@ -649,9 +512,7 @@ class Connection:
             self.log.warning("channel %s closed: protocol error from the client: %s",
                              event.channel_name, exc)
             del self.channels[event.channel_name]
-            task = asyncio.get_running_loop().create_task(handler.close())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.run_in_background(handler.close())
 
     async def close_channels(self) -> None:
         """Close every channel handler."""
@@ -716,11 +577,10 @@ async def run_connection(
     finally:
         context.connections.discard(connection)
         connection.stop_timers()
-        if connection.client_pin is not None:
-            connection.client_pin.wipe()
+        if connection.sign_in.client_pin is not None:
+            connection.sign_in.client_pin.wipe()
         await connection.stop_background()
-        if connection.logon is not None:
-            await connection.logon.close()
+        await connection.sign_in.close()
         await connection.desktop.connection_closed()
         await connection.close_channels()
         info = connection.info  # a reconnect may have taken an older session over

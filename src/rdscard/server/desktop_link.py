@@ -130,8 +130,9 @@ class DesktopLink:
         conn.context.sessions.attach_connection(theirs.session_id, conn.disconnect)
         mine.state = SessionState.ENDED.value
         conn.info, conn.log = theirs, log
-        if conn.logon is not None:
-            conn.logon.context.session, conn.logon.context.log = theirs, log
+        logon = conn.sign_in.logon
+        if logon is not None:
+            logon.context.session, logon.context.log = theirs, log
         conn.log.info("reconnected: connection from %s (it was session %d)", mine.peer,
                       mine.session_id)
 

@@ -29,7 +29,8 @@ from rdscard.errors import RdscardError
 from rdscard.pdu.esc.constants import ScardReturn
 from rdscard.protocol import rdpdr
 from rdscard.redirect.backend import ScardError
-from rdscard.redirect.esc_backend import EscBackend, IoctlOutcome
+from rdscard.redirect.esc_backend import EscBackend
+from rdscard.redirect.esc_ioctl import IoctlOutcome
 from rdscard.redirect.pcsclite_service import PcscliteService
 from rdscard.server.channels import ChannelContext, ChannelFactory, ChannelHandler
 from rdscard.server.pcsc_socket import PcscSocketServer, session_directory
