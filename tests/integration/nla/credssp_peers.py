@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import select
 import socket
 import ssl
 import threading
@@ -198,19 +199,36 @@ class TlsProxy:
             return
         self._sockets += [inner_client, inner_server]
         self.relayed += 1
-        threading.Thread(target=self._pump, args=(inner_server, inner_client),
-                         daemon=True).start()
         self._pump(inner_client, inner_server)
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(None)
+    def _pump(client: ssl.SSLSocket, server: ssl.SSLSocket) -> None:
+        """Relay both ways in this one thread: an SSL object must not be read in one thread
+        while another writes to it (OpenSSL's rule; two pump threads once stalled a relay)."""
+        peer = {client: server, server: client}
+        for sock in peer:
+            sock.setblocking(False)  # raw bytes may be a TLS 1.3 ticket and no data yet
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
+            while True:
+                ready = [sock for sock in peer if sock.pending()]
+                if not ready:
+                    ready, _, _ = select.select(list(peer), [], [], TIMEOUT)
+                    if not ready:
+                        break
+                for source in ready:
+                    try:
+                        data = source.recv(65536)
+                    except ssl.SSLWantReadError:
+                        continue
+                    if not data:
+                        raise ConnectionError("closed")
+                    sink = peer[source]
+                    sink.setblocking(True)
+                    sink.sendall(data)
+                    sink.setblocking(False)
+        except (OSError, ConnectionError):
             pass
-        for sock in (source, sink):
+        for sock in peer:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
