@@ -57,7 +57,7 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
 from rdscard.directory.backdating import check_predates_account, generalized_time
-from rdscard.directory.ntauth import DirectoryError, DirectoryNtAuth
+from rdscard.directory.ntauth import DirectoryError, DirectoryNtAuth, root_dse_value
 from rdscard.directory.settings import DirectoryConfig
 from rdscard.directory.strong import StrongMapping, check_mapping
 from rdscard.errors import ConfigError
@@ -228,17 +228,7 @@ class DirectoryAccounts:
             if base.upper().startswith("CN=CONFIGURATION,"):
                 base = base.split(",", 1)[1]
             return base
-        try:
-            conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["defaultNamingContext"])
-        except ldap_errors.LDAPException as exc:
-            raise DirectoryError(f"the directory's RootDSE cannot be read ({exc}): set "
-                                 "[directory] base_dn to the domain's DN") from None
-        values = conn.entries[0].entry_attributes_as_dict.get(
-            "defaultNamingContext", []) if conn.entries else []
-        if not values:
-            raise DirectoryError("the directory's RootDSE names no defaultNamingContext: set "
-                                 "[directory] base_dn to the domain's DN")
-        return str(values[0])
+        return root_dse_value(conn, "defaultNamingContext", "the domain's DN")
 
     def _search(self, conn: ldap3.Connection, base: str, condition: str) -> list[DirectoryAccount]:
         query = f"(&(objectCategory=person)(objectClass=user){condition})"

@@ -116,6 +116,23 @@ class DirectoryCa:
     der: bytes
 
 
+def root_dse_value(conn: ldap3.Connection, attribute: str, base_dn_hint: str) -> str:
+    """The first value of one RootDSE ``attribute`` (RFC 4512 5.1), e.g. a naming context.
+
+    Errors name the fix: ``[directory] base_dn`` set to ``base_dn_hint``.
+    """
+    try:
+        conn.search("", "(objectClass=*)", ldap3.BASE, attributes=[attribute])
+    except ldap_errors.LDAPException as exc:
+        raise DirectoryError(f"the directory's RootDSE cannot be read ({exc}): set "
+                             f"[directory] base_dn to {base_dn_hint}") from None
+    values = conn.entries[0].entry_attributes_as_dict.get(attribute, []) if conn.entries else []
+    if not values:
+        raise DirectoryError(f"the directory's RootDSE names no {attribute}: set "
+                             f"[directory] base_dn to {base_dn_hint}")
+    return str(values[0])
+
+
 class DirectoryNtAuth:
     """The NTAuthCertificates object of the directory ``config`` names."""
 
@@ -197,18 +214,8 @@ class DirectoryNtAuth:
     def _dn(self, conn: ldap3.Connection) -> str:
         if self.base_dn:
             return ntauth_dn(self.base_dn)
-        try:
-            conn.search("", "(objectClass=*)", ldap3.BASE,
-                        attributes=["configurationNamingContext"])
-        except ldap_errors.LDAPException as exc:
-            raise DirectoryError(f"the directory's RootDSE cannot be read ({exc}): set "
-                                 "[directory] base_dn to the forest root domain's DN") from None
-        values = conn.entries[0].entry_attributes_as_dict.get(
-            "configurationNamingContext", []) if conn.entries else []
-        if not values:
-            raise DirectoryError("the directory's RootDSE names no configurationNamingContext: "
-                                 "set [directory] base_dn to the forest root domain's DN")
-        return ntauth_dn(str(values[0]))
+        return ntauth_dn(root_dse_value(conn, "configurationNamingContext",
+                                        "the forest root domain's DN"))
 
     # -- reading -----------------------------------------------------------------------------
     def _values(self, conn: ldap3.Connection, dn: str) -> list[bytes] | None:
