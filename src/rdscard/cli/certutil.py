@@ -221,7 +221,8 @@ def _store_verb(verb: str, words: list[str], args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace) -> Config:
+def directory_config(args: argparse.Namespace) -> Config:
+    """The configuration of a verb that needs ``[directory]``; a clear error without one."""
     config = load_config(args.config).with_overrides(state_dir=args.state_dir)
     if not config.directory.uris:
         raise ConfigError("no directory configured: give --config FILE with a [directory] "
@@ -240,7 +241,7 @@ def _dspublish(words: list[str], args: argparse.Namespace) -> int:
     from rdscard.directory.ntauth import DirectoryNtAuth, load_certificate
 
     cert = load_certificate(Path(words[0]))
-    config = _config(args)
+    config = directory_config(args)
     directory = DirectoryNtAuth(config.directory, base_dn=words[2] if len(words) == 3 else "")
     dn, added = directory.publish(cert, create=args.force)
     state = "published" if added else "already published"
@@ -254,7 +255,7 @@ def _pulse(args: argparse.Namespace) -> int:
     from rdscard.directory.ntauth import DirectoryNtAuth, pulse
     from rdscard.logon.ntauth import NtAuthStore
 
-    config = _config(args)
+    config = directory_config(args)
     store = NtAuthStore(config.logon.ntauth_directory(config.server.state_dir))
     result = pulse(DirectoryNtAuth(config.directory), store)
     for entry in result.added:

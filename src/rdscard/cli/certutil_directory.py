@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rdscard.config import load_config
+from rdscard.cli.certutil import directory_config
 from rdscard.directory.ntauth import DirectoryCa, DirectoryNtAuth
-from rdscard.directory.settings import DirectoryConfig
 from rdscard.directory.store_url import EXAMPLE, parse_store_url
 from rdscard.errors import ConfigError
 from rdscard.logon.ntauth import NtAuthEntry, match_entries
@@ -31,19 +30,10 @@ from rdscard.logon.ntauth import NtAuthEntry, match_entries
 USAGE = f'rdscard certutil -viewdelstore "{EXAMPLE}" CERTID'
 
 
-def _directory(args: argparse.Namespace) -> DirectoryConfig:
-    config = load_config(args.config).with_overrides(state_dir=args.state_dir)
-    if not config.directory.uris:
-        raise ConfigError("no directory configured: give --config FILE with a [directory] "
-                          'section (uris = ["ldaps://dc1.example.test"], bind_dn, '
-                          "bind_password_file, ca_file); see docs/configuration.md")
-    return config.directory
-
-
 def _read(url: str, args: argparse.Namespace) -> tuple[DirectoryNtAuth, str,
                                                         list[tuple[NtAuthEntry, DirectoryCa]]]:
     store = parse_store_url(url)
-    directory = DirectoryNtAuth(_directory(args), base_dn=store.base_dn)
+    directory = DirectoryNtAuth(directory_config(args).directory, base_dn=store.base_dn)
     dn, cas = directory.read()
     return directory, dn, [(NtAuthEntry.of(ca.certificate, Path(dn)), ca) for ca in cas]
 
