@@ -343,73 +343,60 @@ def _run_pkinit(
             realm_config=realm_config, base_env=base_env,
         )
         kdc_realm = realm or principal.rpartition("@")[2]
-        if kdc_issuers is not None:
-            try:
+        try:
+            if kdc_issuers is not None:
                 relay, command = _relayed(command, directory, kdc_realm, settings.timeout)
-            except SignInRefused:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
-        read_end, write_end = os.pipe()
-        try:
+            read_end, write_end = os.pipe()
             try:
-                process = subprocess.Popen(
-                    command.argv, stdin=read_end, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, env=command.env, cwd=directory, close_fds=True,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise SignInRefused(
-                    ReasonCode.KINIT_FAILED,
-                    f"cannot run {settings.kinit} ({exc.strerror}): install MIT Kerberos "
-                    "(krb5-user, krb5-pkinit) or set [logon.kdc] kinit",
-                ) from None
+                try:
+                    process = subprocess.Popen(
+                        command.argv, stdin=read_end, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, env=command.env, cwd=directory, close_fds=True,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise SignInRefused(
+                        ReasonCode.KINIT_FAILED,
+                        f"cannot run {settings.kinit} ({exc.strerror}): install MIT Kerberos "
+                        "(krb5-user, krb5-pkinit) or set [logon.kdc] kinit",
+                    ) from None
+                finally:
+                    os.close(read_end)
+                _write_pin(write_end, pin)
             finally:
-                os.close(read_end)
-            _write_pin(write_end, pin)
-        finally:
-            pin.wipe()
-            os.close(write_end)
-        try:
-            out, err = process.communicate(timeout=settings.timeout)
-        except subprocess.TimeoutExpired:
-            _kill(process)
-            shutil.rmtree(directory, ignore_errors=True)
-            raise SignInRefused(
-                ReasonCode.KINIT_TIMEOUT,
-                f"kinit did not finish within {settings.timeout:g} s: check the KDC and the "
-                "card reader, or raise [logon.kdc] timeout",
-            ) from None
-        stderr = err[:MAX_OUTPUT].decode("utf-8", "replace")
-        del out
-        if process.returncode != 0:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise explain_failure(stderr, principal, process.returncode)
-        try:
-            cache = read_ccache(ccache)
-        except (OSError, ProtocolError) as exc:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise SignInRefused(ReasonCode.KINIT_FAILED,
-                                f"kinit succeeded but its credential cache is unusable ({exc})"
-                                ) from None
-        tgt = cache.tgt()
-        if tgt is None:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise SignInRefused(ReasonCode.KINIT_FAILED,
-                                "kinit succeeded but left no ticket-granting ticket")
-        if relay is not None and kdc_issuers is not None:
+                pin.wipe()
+                os.close(write_end)
             try:
+                out, err = process.communicate(timeout=settings.timeout)
+            except subprocess.TimeoutExpired:
+                _kill(process)
+                raise SignInRefused(
+                    ReasonCode.KINIT_TIMEOUT,
+                    f"kinit did not finish within {settings.timeout:g} s: check the KDC and the "
+                    "card reader, or raise [logon.kdc] timeout",
+                ) from None
+            stderr = err[:MAX_OUTPUT].decode("utf-8", "replace")
+            del out
+            if process.returncode != 0:
+                raise explain_failure(stderr, principal, process.returncode)
+            try:
+                cache = read_ccache(ccache)
+            except (OSError, ProtocolError) as exc:
+                raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                    f"kinit succeeded but its credential cache is unusable ({exc})"
+                                    ) from None
+            tgt = cache.tgt()
+            if tgt is None:
+                raise SignInRefused(ReasonCode.KINIT_FAILED,
+                                    "kinit succeeded but left no ticket-granting ticket")
+            if relay is not None and kdc_issuers is not None:
                 check_kdc_issuer(list(relay.replies), kdc_issuers, kdc_realm)
-            except SignInRefused:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
-        if validate:
-            try:
+            if validate:
                 validate_tgt(f"FILE:{ccache}", str(cache.default_principal), settings,
                              command.env)
-            except SignInRefused:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
+        except SignInRefused:  # nothing of a refused sign-in stays behind
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         _hand_over(directory, ccache, uid, gid)
         return PkinitResult(principal=str(cache.default_principal), ccache=ccache,
                             ccname=f"FILE:{ccache}", expires=tgt.expires,
