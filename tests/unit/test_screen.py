@@ -23,7 +23,9 @@ from rdscard.screen import (
     layout,
     render,
 )
+from rdscard.screen.cache import FrameCache
 from rdscard.screen.model import View, tries_left_hint
+from rdscard.screen.render import draw_text, font
 
 SIZES = [(1024, 768), (800, 600), (1920, 1080), (640, 480), (400, 300)]
 
@@ -226,6 +228,26 @@ def test_diff_covers_every_change_and_nothing_overlaps(
     assert patched == new
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x24F), min_size=1,
+                 max_size=24),
+    x=st.floats(0, 120, allow_nan=False), y=st.floats(0, 40, allow_nan=False),
+    size=st.sampled_from([15, 18, 26]),
+    fill=st.tuples(*[st.integers(0, 255)] * 3),
+)
+def test_a_text_stamp_draws_what_pillow_draws(
+    text: str, x: float, y: float, size: int, fill: tuple[int, int, int]
+) -> None:
+    # A striped background: any blending difference would show.
+    background = Image.linear_gradient("L").resize((400, 120)).convert("RGB")
+    expected, stamped = background.copy(), background.copy()
+    ImageDraw.Draw(expected).text((x, y), text, font=font(size), fill=fill)
+    draw_text(ImageDraw.Draw(stamped), x, y, text, font(size), fill)
+    draw_text(ImageDraw.Draw(background), x, y, text, font(size), fill)  # from the cache
+    assert stamped == expected and background == expected
+
+
 # -- controller ------------------------------------------------------------------------
 
 
@@ -251,6 +273,22 @@ def test_controller_typing_updates_only_the_pin_field() -> None:
     client_view(pdus, view)
     assert count_pin_bullets(view) == 1
     assert view == controller.render()
+
+
+def test_sessions_sharing_a_frame_cache_compare_a_change_once() -> None:
+    frames = FrameCache()
+    first, second = (LogonScreenController(800, 600, frames=frames) for _ in range(2))
+    views = [client_view(c.updates(32), Image.new("RGB", (800, 600))) for c in (first, second)]
+    for controller, view in zip((first, second), views, strict=True):
+        controller.set_status("Signing in...", StatusKind.WAITING)
+        controller.on_input(KeyboardEvent(0x02))
+        client_view(controller.updates(32), view)
+        assert view == controller.render()
+    assert frames.comparisons == 1  # the second session's change came from the cache
+    # A change back is another change, compared once more; the pictures stay exact.
+    first.set_status("Insert your smart card")
+    assert client_view(first.updates(32), views[0]) == first.render()
+    assert frames.comparisons == 2
 
 
 def test_controller_renders_only_when_something_changed() -> None:

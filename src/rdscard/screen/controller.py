@@ -24,10 +24,8 @@ from datetime import datetime
 
 from PIL import Image
 
-from rdscard.pdu.bitmap import encode_bitmap_updates
 from rdscard.pdu.input import FASTPATH_MAX_LENGTH, InputEvent
 from rdscard.screen.cache import FrameCache
-from rdscard.screen.diff import changed_rectangles
 from rdscard.screen.keyboard import (
     PIV_MAX_PIN_LENGTH,
     PinAction,
@@ -71,7 +69,8 @@ class LogonScreenController:
         self.pin = PinEntry(max_pin_length)
         self._frames = frames if frames is not None else FrameCache(frames=4, encodings=2)
         self._rendered: tuple[LogonScreen, Image.Image] | None = None
-        self._sent: Image.Image | None = None
+        #: The screen the client was last brought up to, and its frame.
+        self._sent: tuple[LogonScreen, Image.Image] | None = None
         self.render_count = 0
 
     # -- state -----------------------------------------------------------------
@@ -166,13 +165,10 @@ class LogonScreenController:
     ) -> list[bytes]:
         """Fast-path PDUs bringing the client up to date; empty when nothing changed."""
         frame = self.render()
-        if frame is self._sent:
+        sent = self._sent
+        if sent is not None and frame is sent[1]:
             return []
-        if self._sent is None:
-            self._sent = frame
+        self._sent = (self._screen, frame)
+        if sent is None:
             return self._frames.full_updates(self._screen, bpp, max_pdu_size, max_request_size)
-        rects = changed_rectangles(self._sent, frame)
-        self._sent = frame
-        if not rects:
-            return []
-        return encode_bitmap_updates(frame, rects, bpp, max_pdu_size, max_request_size)
+        return self._frames.delta_updates(sent, self._sent, bpp, max_pdu_size, max_request_size)

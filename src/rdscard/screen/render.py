@@ -39,6 +39,7 @@ def font(size: int) -> Font:
         return ImageFont.load_default()
 
 
+@lru_cache(maxsize=256)
 def fit(text: str, face: Font, max_width: int) -> str:
     """``text``, cut with an ellipsis so that it is at most ``max_width`` pixels wide."""
     if face.getlength(text) <= max_width:
@@ -48,18 +49,53 @@ def fit(text: str, face: Font, max_width: int) -> str:
     return text + "…" if text else ""
 
 
+@lru_cache(maxsize=256)
+def _bbox(text: str, face: Font) -> tuple[float, float, float, float]:
+    left, top, right, bottom = _MEASURE.textbbox((0, 0), text, font=face)
+    return left, top, right, bottom
+
+
+_MEASURE = ImageDraw.Draw(Image.new("L", (1, 1)))
+
+
+@lru_cache(maxsize=128)
+def _stamp(text: str, face: Font, start_x: float, start_y: float) -> tuple[Image.Image, int]:
+    """``text``'s coverage as an "L" mask, drawn at (margin + start_x, margin + start_y).
+
+    Drawing 255 into black gives exactly the glyphs' coverage, and drawing a
+    colour through that mask blends as Pillow's own ``text`` does, so a
+    stamp reproduces ``draw.text`` pixel for pixel (the fractional start is
+    part of the key: FreeType renders it differently).
+    """
+    left, top, right, bottom = _bbox(text, face)
+    margin = int(max(0.0, -left, -top)) + 2
+    mask = Image.new("L", (int(right) + 2 * margin + 2, int(bottom) + 2 * margin + 2))
+    ImageDraw.Draw(mask).text((margin + start_x, margin + start_y), text, font=face, fill=255)
+    return mask, margin
+
+
+def draw_text(
+    draw: ImageDraw.ImageDraw, x: float, y: float, text: str, face: Font, fill: RGB
+) -> None:
+    """``draw.text((x, y), text, ...)`` for non-negative x and y, with the glyphs of
+    repeated texts rendered once (FreeType's rendering was most of a frame's time)."""
+    whole_x, whole_y = int(x), int(y)
+    mask, margin = _stamp(text, face, x - whole_x, y - whole_y)
+    draw.bitmap((whole_x - margin, whole_y - margin), mask, fill=fill)
+
+
 def _centred(
     draw: ImageDraw.ImageDraw, x: float, y: float, text: str, face: Font, fill: RGB
 ) -> None:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
-    draw.text((x - (left + right) / 2, y - (top + bottom) / 2), text, font=face, fill=fill)
+    left, top, right, bottom = _bbox(text, face)
+    draw_text(draw, x - (left + right) / 2, y - (top + bottom) / 2, text, face, fill)
 
 
 def _left(
     draw: ImageDraw.ImageDraw, x: float, y: float, text: str, face: Font, fill: RGB
 ) -> None:
-    _, top, _, bottom = draw.textbbox((0, 0), text, font=face)
-    draw.text((x, y - (top + bottom) / 2), text, font=face, fill=fill)
+    _, top, _, bottom = _bbox(text, face)
+    draw_text(draw, x, y - (top + bottom) / 2, text, face, fill)
 
 
 def render(screen: LogonScreen) -> Image.Image:

@@ -21,12 +21,15 @@ READY = re.compile(r"network process \d+: running as|privilege separation is off
 
 
 class ServerProcess:
-    """``rdscard -v serve`` on a free loopback port, its log collected."""
+    """``rdscard [-v] serve`` on a free loopback port, its log collected."""
 
-    def __init__(self, state_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, state_dir: Path, extra_args: tuple[str, ...] = (), *, verbose: bool = True
+    ) -> None:
+        """``verbose``: log debug lines too (``-v``); benchmarks run as deployed, without."""
         self.state_dir = state_dir
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rdscard.cli.main", "-v", "serve",
+            [sys.executable, "-m", "rdscard.cli.main", *(["-v"] if verbose else []), "serve",
              "--listen", "127.0.0.1:0", "--state-dir", str(state_dir), *extra_args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
