@@ -337,3 +337,20 @@ def test_controller_refresh_resends_everything() -> None:
     assert controller.updates(16) == []
     controller.refresh()
     assert controller.updates(16) == first
+
+
+def test_kept_changes_stay_within_their_byte_budget() -> None:
+    frames = FrameCache(delta_budget=150_000)
+    controllers = [LogonScreenController(800, 600, frames=frames) for _ in range(2)]
+    for controller in controllers:
+        controller.updates(32)
+    for status in ("One", "Two", "Three", "Four"):
+        for controller in controllers:
+            controller.set_status(status)
+            assert controller.updates(32)
+    # each change is kept (the second session reuses it) but old ones make room
+    assert frames.comparisons == 4
+    assert 0 < frames.delta_bytes <= 150_000
+    controllers[0].set_status("One")
+    controllers[0].updates(32)
+    assert frames.comparisons == 5  # "Four" -> "One" was never seen

@@ -50,22 +50,50 @@ class _Lru(Generic[K, V]):
         return len(self._items)
 
 
-#: A change whose updates are larger than this is not kept (a whole new page, seen once).
-MAX_KEPT_DELTA = 256 * 1024
+class _ByteBoundedLru(Generic[K]):
+    """An LRU of PDU lists bounded by their total size in bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._items: OrderedDict[K, list[bytes]] = OrderedDict()
+
+    def get(self, key: K) -> list[bytes] | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: list[bytes]) -> None:
+        weight = sum(map(len, value))
+        if weight > self.budget or key in self._items:
+            return
+        self._items[key] = value
+        self.size += weight
+        while self.size > self.budget:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= sum(map(len, dropped))
+
+
+#: What the kept changes may hold in all: a status line is about 64 KiB of updates at
+#: 32 bpp, a signed-in page about 420 KiB.
+DELTA_BUDGET = 4 * 1024 * 1024
 
 
 class FrameCache:
     """Bounded LRUs of rendered frames, their whole-screen fast-path PDUs and the
     PDUs that turn one frame into another."""
 
-    def __init__(self, frames: int = 64, encodings: int = 16, deltas: int = 32) -> None:
+    def __init__(
+        self, frames: int = 64, encodings: int = 16, delta_budget: int = DELTA_BUDGET
+    ) -> None:
         self._frames: _Lru[LogonScreen, Image.Image] = _Lru(frames)
         self._encodings: _Lru[tuple[LogonScreen, int, int, int | None], list[bytes]] = _Lru(
             encodings
         )
-        self._deltas: _Lru[
-            tuple[LogonScreen, LogonScreen, int, int, int | None], list[bytes]
-        ] = _Lru(deltas)
+        self._deltas: _ByteBoundedLru[tuple[LogonScreen, LogonScreen, int, int, int | None]] = (
+            _ByteBoundedLru(delta_budget)
+        )
         self.renders = 0
         self.comparisons = 0
 
@@ -91,6 +119,11 @@ class FrameCache:
             self._encodings.put(key, pdus)
         return pdus
 
+    @property
+    def delta_bytes(self) -> int:
+        """The size of the kept changes' PDUs."""
+        return self._deltas.size
+
     def delta_updates(
         self,
         old: tuple[LogonScreen, Image.Image],
@@ -108,6 +141,5 @@ class FrameCache:
             rects = changed_rectangles(old[1], new[1])
             pdus = (encode_bitmap_updates(new[1], rects, bpp, max_pdu_size, max_request_size)
                     if rects else [])
-            if sum(map(len, pdus)) <= MAX_KEPT_DELTA:
-                self._deltas.put(key, pdus)
+            self._deltas.put(key, pdus)
         return pdus
