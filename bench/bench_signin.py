@@ -170,7 +170,8 @@ def main() -> None:
                 direct_cpu.append((after.ru_utime + after.ru_stime
                                    - before.ru_utime - before.ru_stime) * 1000)
             inserted.remove()
-    print(f"\nsign-in, {args.rounds} rounds per mode, median ms (server phases from its log; CPU: mean)")
+    print(f"\nsign-in, {args.rounds} rounds per mode, median ms "
+          "(server phases from its log; CPU: mean)")
     names = list(dict.fromkeys(n for mode in table.values() for n in mode))
     print(f"{'phase':<36} {'local':>10} {'kerberos':>10}")
     for name in names:

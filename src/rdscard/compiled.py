@@ -57,6 +57,7 @@ MODULES: Final = (
     "rdscard.redirect.esc_backend",
     "rdscard.redirect.pcsclite_requests",
     "rdscard.redirect.pcsclite_connection",
+    "rdscard.redirect.pcsclite_rules",
     "rdscard.redirect.pcsclite_service",
     # the connection: the acceptor's active-session lane, output accounting, the adapter
     "rdscard.protocol.acceptor",

@@ -33,7 +33,6 @@ import pwd
 import shutil
 import socket
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,6 +57,7 @@ from rdscard.logon.validation import CertificateValidator
 from rdscard.pdu.credssp import subject_public_key
 from rdscard.pki.piv_client import PivClient
 from rdscard.pki.transport import Transport
+from rdscard.privsep.ccache_files import remove_ccache, replace_ccache
 from rdscard.protocol.credssp import CredSspServer, CredSspState, GssError
 from rdscard.secret import Secret
 from rdscard.server.pcsc_socket import SOCKET_NAME, session_directory
@@ -560,33 +560,6 @@ class PrivilegedService:
 def describe_phases(phases: dict[str, float]) -> str:
     """The JSON text of sign-in phases (seconds by name)."""
     return json.dumps({str(k): float(v) for k, v in phases.items()})
-
-
-def remove_ccache(ccname: str | None, runtime_dir: Path) -> None:
-    """Destroy a session's credential cache (its private directory under ``runtime_dir/krb5``)."""
-    if not ccname:
-        return
-    path = Path(ccname.removeprefix("FILE:"))
-    base = runtime_dir / "krb5"
-    if base in path.parents:
-        shutil.rmtree(path.parent if path.parent != base else path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-def replace_ccache(new: str, old: str, uid: int, gid: int) -> None:
-    """Put the new sign-in's tickets into the old session's ccache (atomically), drop the new."""
-    source = Path(new.removeprefix("FILE:"))
-    target = Path(old.removeprefix("FILE:"))
-    with contextlib.suppress(OSError):
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".ccache-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(source.read_bytes())
-        os.chown(temporary, uid, gid)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, target)
-    shutil.rmtree(source.parent, ignore_errors=True)
 
 
 def end_orphaned_session(leader: LeaderHandle) -> int:

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from rdscard.pdu.pcsclite import (
     MAX_BUFFER_SIZE,
@@ -58,65 +57,26 @@ from rdscard.pdu.pcsclite_framing import PcscRequest, RequestStruct
 from rdscard.redirect.backend import ScardError as BackendError
 from rdscard.redirect.backend import StartsTransmit, TransmitOutcome
 from rdscard.redirect.pcsclite_requests import ConnectionClosingError, RequestSequencer
+from rdscard.redirect.pcsclite_rules import (
+    DEFAULT_MINOR,
+    FROM_THE_TABLE,
+    MAX_CONTEXTS_PER_CONNECTION,
+    MAX_HANDLES_PER_CONNECTION,
+    SCOPES,
+    SUCCESS,
+    ConnectionContext,
+    ConnectionHandle,
+    connect_arguments,
+    connect_reply,
+    control_reply,
+    get_attrib_reply,
+)
 
 if TYPE_CHECKING:
     from rdscard.redirect.pcsclite_service import PcscliteService
 
 SendFunction = Callable[[bytes], None]
 T = TypeVar("T")
-
-#: Contexts one connection may hold (libpcsclite establishes one per connection).
-MAX_CONTEXTS_PER_CONNECTION: Final = 16
-#: Card handles one connection may hold (pcscd's PCSC_MAX_CONTEXT_CARD_HANDLES).
-MAX_HANDLES_PER_CONNECTION: Final = 200
-#: Minor version assumed for a connection that never sent CMD_VERSION.
-DEFAULT_MINOR: Final = 4
-SUCCESS: Final = ScardError.SCARD_S_SUCCESS
-#: SCARD_SCOPE_USER, _TERMINAL, _SYSTEM and _GLOBAL: the scopes pcscd accepts.
-SCOPES: Final = frozenset({0, 1, 2, 3})
-#: Protocol bits pcscd needs in a non-direct SCardConnect (T0, T1, RAW, winscard.c's ANY_OLD).
-_CONNECT_PROTOCOLS: Final = 0x0001 | 0x0002 | 0x0004 | 0x1000
-_SHARE_MODES: Final = frozenset({1, 2, 3})  # SCARD_SHARE_EXCLUSIVE, _SHARED, _DIRECT
-_SHARE_DIRECT: Final = 3
-#: Requests answered from the service's own state (the reader table, versions).
-_FROM_THE_TABLE: Final = frozenset({
-    Command.CMD_GET_READERS_STATE, Command.CMD_WAIT_READER_STATE_CHANGE,
-    Command.CMD_STOP_WAITING_READER_STATE_CHANGE, Command.CMD_GET_READER_EVENTS,
-    Command.CMD_GET_READERS_STATE_SIZE, Command.CMD_GET_READERS_STATE_ARRAY,
-    Command.CMD_VERSION,
-})
-
-
-def _connect_arguments(message: Connect) -> int:
-    """pcscd's first checks of SCardConnect (winscard.c), answered without the client.
-
-    FreeRDP's client lets a shared connect without protocol bits through (its
-    pcsc-lite layer turns "none" into "any"); pcscd refuses it.
-    """
-    if (message.dw_share_mode != _SHARE_DIRECT
-            and not message.dw_preferred_protocols & _CONNECT_PROTOCOLS):
-        return ScardError.SCARD_E_PROTO_MISMATCH
-    if message.dw_share_mode not in _SHARE_MODES:
-        return ScardError.SCARD_E_INVALID_VALUE
-    return SUCCESS
-
-
-@dataclass
-class _Handle:
-    context: int
-    opaque: bytes
-    transactions: int = 0  # nested SCardBeginTransaction calls not yet ended
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.transactions > 0
-
-
-@dataclass
-class _Context:
-    opaque: bytes
-    handles: set[int] = field(default_factory=set)
-
 
 class PcscliteConnection(RequestSequencer):
     """pcscd's side of one connection; created by :meth:`PcscliteService.connect`.
@@ -144,8 +104,8 @@ class PcscliteConnection(RequestSequencer):
         self._releasing = False
         self._in_flight: object | None = None  # the started transmit's token
         self.minor: int | None = None
-        self._contexts: dict[int, _Context] = {}
-        self._handles: dict[int, _Handle] = {}
+        self._contexts: dict[int, ConnectionContext] = {}
+        self._handles: dict[int, ConnectionHandle] = {}
         # Protocol 4.6: CMD_WAIT_READER_STATE_CHANGE is followed by the table requests;
         # a wake-up is held back until that table is sent so it cannot land in their place.
         self._hold_signal = False
@@ -253,7 +213,7 @@ class PcscliteConnection(RequestSequencer):
         if rv != SUCCESS:
             self._service.log.debug("pcsc-lite: cleanup call for %s: rv 0x%08X", self.peer, rv)
 
-    def _handle(self, h_card: int) -> _Handle:
+    def _handle(self, h_card: int) -> ConnectionHandle:
         handle = self._handles.get(h_card)
         if handle is None:
             raise ConnectionClosingError(f"card handle 0x{h_card:08X} is not this program's")
@@ -264,7 +224,7 @@ class PcscliteConnection(RequestSequencer):
         if self._starter is not None and isinstance(request.message, Transmit):
             self._start_transmit(self._starter, request.message, request.payload)
             return True
-        if request.command in _FROM_THE_TABLE:
+        if request.command in FROM_THE_TABLE:
             # Answered from the service's own state: no task (OpenSC's SCardGetStatusChange
             # with a timeout of 0 is a wait and a stop, dozens per operation).
             self._service.log.debug("pcsc-lite: %s from %s", request.command.name, self.peer)
@@ -297,7 +257,7 @@ class PcscliteConnection(RequestSequencer):
         self._service.log.debug("pcsc-lite: %s from %s", command.name, self.peer)
         if isinstance(message, Transmit):  # the most frequent call first
             await self._transmit(message, request.payload)
-        elif command in _FROM_THE_TABLE:
+        elif command in FROM_THE_TABLE:
             self._answer_from_table(request)
         elif isinstance(message, EstablishContext):
             await self._establish(message)
@@ -388,7 +348,7 @@ class PcscliteConnection(RequestSequencer):
             return
         else:
             h_context = self._service.new_id()
-            self._contexts[h_context] = _Context(opaque)
+            self._contexts[h_context] = ConnectionContext(opaque)
         self._write(EstablishContext(message.dw_scope, h_context, rv).encode())
 
     async def _release_context(self, message: ReleaseContext) -> None:
@@ -437,7 +397,7 @@ class PcscliteConnection(RequestSequencer):
             )
         elif len(self._handles) >= MAX_HANDLES_PER_CONNECTION:
             rv = ScardError.SCARD_E_NO_MEMORY
-        elif (rv := _connect_arguments(message)) != SUCCESS:
+        elif (rv := connect_arguments(message)) != SUCCESS:
             pass  # pcscd refuses these before looking at the reader; so does the client's
         else:
             rv, result = await self._call(
@@ -456,35 +416,16 @@ class PcscliteConnection(RequestSequencer):
                     )
                     return
                 h_card = self._service.new_id()
-                self._handles[h_card] = _Handle(message.h_context, opaque)
+                self._handles[h_card] = ConnectionHandle(message.h_context, opaque)
                 context.handles.add(h_card)
-                reply = Connect(
-                    message.h_context,
-                    message.sz_reader,
-                    message.dw_share_mode,
-                    message.dw_preferred_protocols,
-                    h_card,
-                    protocol & 0xFFFFFFFF,
-                    SUCCESS,
-                )
-                self._write(reply.encode())
+                self._write(connect_reply(message, h_card, protocol, SUCCESS))
                 return
         # pcscd reports the card's protocol when an exclusive connect finds the card in use
         # (it has set the protocol up by then) and 0 with the other failures, a reader held
         # exclusively included; libpcsclite passes it on to the program.
         active = self._reader_protocol(message.sz_reader) if (
             rv == ScardError.SCARD_E_SHARING_VIOLATION) else 0
-        self._write(
-            Connect(
-                message.h_context,
-                message.sz_reader,
-                message.dw_share_mode,
-                message.dw_preferred_protocols,
-                0,
-                active,
-                rv,
-            ).encode()
-        )
+        self._write(connect_reply(message, 0, active, rv))
 
     def _reader_protocol(self, reader: str) -> int:
         for info in self._service.readers():
@@ -628,18 +569,7 @@ class PcscliteConnection(RequestSequencer):
         rv, result = await self._call(
             self._backend.control(handle.opaque, message.dw_control_code, data, limit)
         )
-        response = result or b""
-        if rv == SUCCESS and len(response) > message.cb_recv_length:
-            rv = ScardError.SCARD_E_INSUFFICIENT_BUFFER
-        reply = Control(
-            message.h_card,
-            message.dw_control_code,
-            message.cb_send_length,
-            message.cb_recv_length,
-            len(response),
-            rv,
-        )
-        self._write(reply.encode() + (response if rv == SUCCESS else b""))
+        self._write(control_reply(message, rv, result or b""))
 
     async def _attrib(self, command: Command, message: GetSetAttrib) -> None:
         handle = self._handle(message.h_card)
@@ -658,20 +588,7 @@ class PcscliteConnection(RequestSequencer):
         rv, value = await self._call(
             self._backend.get_attrib(handle.opaque, message.dw_attr_id, message.cb_attr_len)
         )
-        attr = value or b""
-        if rv == SUCCESS and len(attr) > message.cb_attr_len:
-            reply = GetSetAttrib(
-                message.h_card,
-                message.dw_attr_id,
-                b"",
-                len(attr),
-                ScardError.SCARD_E_INSUFFICIENT_BUFFER,
-            )
-        elif rv == SUCCESS:
-            reply = GetSetAttrib(message.h_card, message.dw_attr_id, attr, len(attr), SUCCESS)
-        else:
-            reply = GetSetAttrib(message.h_card, message.dw_attr_id, b"", 0, rv)
-        self._write(reply.encode())
+        self._write(get_attrib_reply(message, rv, value or b""))
 
 
 __all__ = ["ConnectionClosingError", "PcscliteConnection", "SendFunction"]
