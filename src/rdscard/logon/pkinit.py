@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import re
 import shutil
@@ -56,8 +57,12 @@ from rdscard.logon.settings import KdcSettings, LogonConfig
 from rdscard.logon.validation import load_certificate_files
 from rdscard.secret import Secret
 
+log = logging.getLogger(__name__)
+
 CCACHE_NAME: Final = "krb5cc"
 MAX_OUTPUT: Final = 256 * 1024
+#: The lines of a failed kinit's trace that go to the debug log.
+TRACE_LINES_LOGGED: Final = 40
 MAX_CCACHE: Final = 4 * 1024 * 1024
 _PRINCIPAL: Final = re.compile(r"^[^\s\x00-\x1f\x7f-][^\x00-\x1f\x7f]{0,510}$")
 DEFAULT_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
@@ -378,6 +383,10 @@ def _run_pkinit(
             stderr = err[:MAX_OUTPUT].decode("utf-8", "replace")
             del out
             if process.returncode != 0:
+                # The trace says why; kinit's trace never holds the PIN (it is read by
+                # the prompter, which the trace does not record).
+                log.debug("kinit for %s failed; the end of its trace:\n%s", principal,
+                          "\n".join(stderr.splitlines()[-TRACE_LINES_LOGGED:]))
                 raise explain_failure(stderr, principal, process.returncode)
             try:
                 cache = read_ccache(ccache)
