@@ -113,7 +113,7 @@ def test_offering_tls_and_nla_selects_tls() -> None:
 def test_fast_path_input_and_channel_data_after_activation() -> None:
     server, client, _ = connect(channels=("rdpdr",))
     client.send_input([KeyboardEvent(scancode=0x02, released=False, extended=False)])
-    client.send_channel_data("rdpdr", b"x" * 5000)  # four chunks of 1600
+    client.send_channel_data("rdpdr", b"x" * 5000)  # one chunk: the server allows 16256
     events = pump(server, client)
     assert isinstance(events[0], InputReceived)
     assert events[0].events[0] == KeyboardEvent(scancode=0x02, released=False, extended=False)
@@ -121,6 +121,29 @@ def test_fast_path_input_and_channel_data_after_activation() -> None:
     server.send_channel_data("rdpdr", b"y" * 4000)
     pump(server, client)
     assert client.channel_messages == [("rdpdr", b"y" * 4000)]
+
+
+def frame_count(data: bytes) -> int:
+    count = 0
+    while data:
+        length = tpkt.next_frame_length(data)
+        assert length is not None
+        data, count = data[length:], count + 1
+    return count
+
+
+def test_the_client_sends_chunks_as_large_as_the_server_allows() -> None:
+    server, client, _ = connect(channels=("rdpdr",))
+    assert client.chunk_size == 16256  # the server's VCChunkSize (MS-RDPBCGR 2.2.7.1.10)
+    for size, frames in ((4098, 1), (16256, 1), (16257, 2), (40000, 3)):
+        client.send_channel_data("rdpdr", bytes(size))
+        sent = client.data_to_send()
+        assert frame_count(sent) == frames
+        server.receive(sent)
+        assert server.events() == [ChannelData("rdpdr", bytes(size))]
+    # The server's own messages are still cut at 1600, which every client takes.
+    server.send_channel_data("rdpdr", bytes(4000))
+    assert frame_count(server.data_to_send()) == 3
 
 
 def test_shutdown_request_and_server_disconnect_with_reason() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 from rdscard.pdu import share
 from rdscard.pdu.capabilities import (
     CHANNEL_CHUNK_LENGTH,
+    CHANNEL_CHUNK_MAX_LENGTH,
     BitmapCapabilitySet,
     CapabilitySet,
     FontCapabilitySet,
@@ -51,7 +52,12 @@ from rdscard.pdu.share_data import (
 if TYPE_CHECKING:
     from rdscard.protocol.acceptor import AcceptorSettings
 
+#: The chunks the server cuts its own channel messages into (every client takes 1600).
 DEFAULT_CHUNK_SIZE: Final = CHANNEL_CHUNK_LENGTH
+#: VCChunkSize, the largest chunk a client may send (MS-RDPBCGR 2.2.7.1.10: 1600 to 16256,
+#: the server's choice): clients cut their channel data at it (FreeRDP does), so a 4 KiB
+#: smart card response arrives as one chunk, one TLS record and one frame instead of three.
+ADVERTISED_CHUNK_SIZE: Final = CHANNEL_CHUNK_MAX_LENGTH
 MIN_DESKTOP: Final = 200
 MAX_DESKTOP: Final = 8192
 SERVER_CHANNEL_ID: Final = 0x03EA
@@ -100,7 +106,7 @@ def server_capability_sets(width: int, height: int, bpp: int) -> tuple[Capabilit
         OrderCapabilitySet(),
         PointerCapabilitySet(),
         InputCapabilitySet(),
-        VirtualChannelCapabilitySet(vc_chunk_size=DEFAULT_CHUNK_SIZE),
+        VirtualChannelCapabilitySet(vc_chunk_size=ADVERTISED_CHUNK_SIZE),
         ShareCapabilitySet(node_id=SERVER_CHANNEL_ID),
         FontCapabilitySet(),
         MultifragmentUpdateCapabilitySet(max_request_size=MULTIFRAGMENT_MAX_REQUEST),

@@ -17,6 +17,8 @@ from enum import Enum
 from rdscard.errors import ProtocolError
 from rdscard.pdu import gcc, mcs, share, tpkt, x224
 from rdscard.pdu.capabilities import (
+    CHANNEL_CHUNK_LENGTH,
+    CHANNEL_CHUNK_MAX_LENGTH,
     BitmapCapabilitySet,
     GeneralCapabilitySet,
     InputCapabilitySet,
@@ -84,6 +86,8 @@ class RdpConnector:
         self.user_id = 0
         self.share_id = 0
         self.channel_ids: dict[str, int] = {}
+        #: The server's VCChunkSize: what this client cuts its channel data at, as FreeRDP does.
+        self.chunk_size = CHANNEL_CHUNK_LENGTH
         self._joins: list[int] = []
         self._reassemblers: dict[int, ChannelReassembler] = {}
         self.channel_messages: list[tuple[str, bytes]] = []
@@ -136,7 +140,7 @@ class RdpConnector:
 
     def send_channel_data(self, name: str, data: bytes) -> None:
         """Send a static virtual channel message."""
-        for chunk in chunk_channel_data(data):
+        for chunk in chunk_channel_data(data, self.chunk_size):
             self._send_mcs(self.channel_ids[name], chunk)
 
     def send_share_data(self, body: share.ShareDataBody) -> None:
@@ -260,6 +264,11 @@ class RdpConnector:
         bitmap = next(
             (c for c in demand.capability_sets if isinstance(c, BitmapCapabilitySet)), None
         )
+        channels = next((c for c in demand.capability_sets
+                         if isinstance(c, VirtualChannelCapabilitySet)), None)
+        if channels is not None:
+            self.chunk_size = min(max(channels.chunk_size, CHANNEL_CHUNK_LENGTH),
+                                  CHANNEL_CHUNK_MAX_LENGTH)
         sets = (
             GeneralCapabilitySet(),
             bitmap or BitmapCapabilitySet(),

@@ -151,3 +151,31 @@ def test_pkcs11_decrypts_and_passes_its_self_test_in_the_session(
     test = redirected.run("pkcs11-tool", "--module", OPENSC_PKCS11, "--login", "--pin", PIN,
                           "--test", check=False)
     assert "No errors" in test.stdout, test.stdout + test.stderr
+
+
+LARGE_OBJECT_SCRIPT = """
+from rdscard.pki.piv_client import DEFAULT_MANAGEMENT_KEY, PivClient
+from rdscard.pki.piv_codec import Algorithm
+from rdscard.pki.transport import PcscTransport
+with PcscTransport(None) as transport:
+    client = PivClient(transport)
+    client.select()
+    client.authenticate_admin(bytearray(DEFAULT_MANAGEMENT_KEY), Algorithm.TDES)
+    for size in (3000, 20000):
+        value = bytes(range(251)) * (size // 251) + bytes(size % 251)
+        client.put_data(0x5FC106, value)  # the security object: chained writes
+        # One extended GET DATA: the whole object in one response (Le 0000)
+        response = transport.transmit(bytes.fromhex("00CB3FFF0000055C035FC1060000"))
+        body, sw = response[:-2], response[-2:].hex()
+        print("object", size, sw, len(body), body.endswith(value))
+"""
+
+
+def test_large_responses_cross_in_the_clients_large_chunks(
+    redirected: RedirectedSession,
+) -> None:
+    # The server lets the client send chunks of up to 16256 bytes (VCChunkSize), which
+    # xfreerdp uses: a 3 KB response is one chunk, a 20 KB one two; both arrive whole.
+    out = redirected.run(sys.executable, "-c", LARGE_OBJECT_SCRIPT).stdout
+    # 53 82 LL LL and the value
+    assert "object 3000 9000 3004 True" in out and "object 20000 9000 20004 True" in out, out
