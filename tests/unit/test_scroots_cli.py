@@ -47,7 +47,7 @@ def _run(card: VirtualPivCard, *argv: str, seen: list[str | None] | None = None)
     certutil.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["certutil", *argv])
     assert args.verb == "scroots"
-    return scroots.run_scroots(args.arguments, args, reader=args.reader,
+    return scroots.run_scroots(args.arguments, args, reader=args.reader, overwrite=args.force,
                                opener=_opener(card, seen if seen is not None else []))
 
 
@@ -82,6 +82,41 @@ def test_update_replaces_plus_adds_delete_removes(
     assert "deleted the roots on the card (msroots, 1 before)" in capsys.readouterr().out
     assert _roots(card) == set()
     assert not any(t in card.state.data_objects for t in MSROOTS_OBJECTS)
+
+
+def test_save_writes_the_cards_roots_and_keeps_an_existing_file(
+        pki: RealmPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    card = VirtualPivCard(CardState.new(serial=24))
+    out = tmp_path / "roots.p7b"
+    with pytest.raises(RdscardError, match="carries no roots"):
+        _run(card, "-scroots", "save", f"@{out}")
+    assert not out.exists()
+    other = make_ca("Other Root", "scroots test", generate_key("p256"))
+    other_file = tmp_path / "other.p7b"
+    other_file.write_bytes(pkcs7.serialize_certificates([other], Encoding.DER))
+    assert _run(card, "-scroots", "update", str(pki.layout.root_cert)) == 0
+    assert _run(card, "-scroots", "update", f"+{other_file}") == 0
+    capsys.readouterr()
+    assert _run(card, "-scroots", "save", f"@{out}", READER) == 0
+    assert f"saved 2 roots from the card to {out}" in capsys.readouterr().out
+    saved = pkcs7.load_der_pkcs7_certificates(out.read_bytes())
+    assert {sha1(c) for c in saved} == {sha1(pki.root_cert), sha1(other)}
+    # what update reads back in: the same roots
+    assert _run(card, "-scroots", "update", str(out)) == 0
+    assert _roots(card) == {sha1(pki.root_cert), sha1(other)}
+    out.write_bytes(b"keep me")
+    with pytest.raises(ConfigError, match="exists: give -f"):
+        _run(card, "-scroots", "save", str(out))
+    assert out.read_bytes() == b"keep me"
+    assert _run(card, "-f", "-scroots", "save", str(out)) == 0  # certutil -f -scroots ...
+    assert len(pkcs7.load_der_pkcs7_certificates(out.read_bytes())) == 2
+    parser = argparse.ArgumentParser(prog="rdscard")
+    certutil.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["certutil", "-f", "-scroots", "view"])
+    with pytest.raises(ConfigError, match="-f only with save"):
+        args.handler(args)
+    with pytest.raises(ConfigError, match="needs the output file"):
+        _run(card, "-scroots", "save", "@")
 
 
 def test_the_management_key_is_needed_and_can_be_given(pki: RealmPki, tmp_path: Path) -> None:

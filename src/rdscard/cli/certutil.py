@@ -12,6 +12,7 @@ The verbs and arguments are those of Windows' ``certutil.exe`` (learn.microsoft.
     rdscard certutil -pulse                                  # refresh the store from it
     rdscard certutil -scinfo [--reader NAME]                 # what a sign-in would do
     rdscard certutil -scroots update [+]ROOTFILE [READER]    # roots on the card
+    rdscard certutil -scroots save @OUTFILE [READER]
     rdscard certutil -scroots delete [READER]
 
 The ``-dspublish`` and ``-pulse`` need a ``[directory]`` section
@@ -100,6 +101,11 @@ what each verb does (Windows' spelling -> rdscard):
         --management-algorithm), not the PIN. A host with [logon.kdc]
         card_roots = true trusts them for the KDC's certificate, with the
         ticket checked against its keytab
+  -scroots save @OUTFILE [READER]
+        write the card's roots to OUTFILE as the card holds them (a certs-only
+        PKCS #7, DER; the @ is optional); certutil -f -scroots save ...
+        overwrites an existing file.
+        Needs neither key nor PIN
   -scroots delete [READER]
         remove the roots from the card (management key as for update)
   -scroots view [READER]
@@ -132,7 +138,8 @@ def register(subparsers: Any) -> None:
                "[CERTID]\n"
                "       | -dspublish [-f] CERTFILE NTAuthCA [DN] | -pulse\n"
                "       | -scinfo [--reader NAME]\n"
-               "       | -scroots (update [+]ROOTFILE | delete | view) [READER]\n"
+               "       | -scroots (update [+]ROOTFILE | save @OUTFILE | delete | view) "
+               "[READER]\n"
                "         [--management-key-file FILE] [--management-algorithm ALG]"),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -145,7 +152,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-enterprise", action="store_true",
                         help="the enterprise store (the only one there is here)")
     parser.add_argument("-f", dest="force", action="store_true",
-                        help="-dspublish: create the NTAuthCertificates object when absent")
+                        help="-dspublish: create the NTAuthCertificates object when absent; "
+                             "-scroots save: overwrite the output file")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--state-dir", metavar="DIR", help="the server's state directory")
     parser.add_argument("--reader", metavar="NAME",
@@ -164,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
     if args.reader is not None and verb not in ("scinfo", "scroots"):
         raise ConfigError(f"--reader is for -scinfo and -scroots, not -{verb}")
     if verb == "scroots":
-        if args.enterprise or args.force:
-            raise ConfigError("-scroots takes no -enterprise or -f")
-        return scroots.run_scroots(words, args, reader=args.reader)
+        if args.enterprise:
+            raise ConfigError("-scroots takes no -enterprise")
+        if args.force and [w.lower() for w in words[:1]] != ["save"]:
+            raise ConfigError("-scroots takes -f only with save")
+        return scroots.run_scroots(words, args, reader=args.reader, overwrite=args.force)
     if verb in ("viewstore", "viewdelstore") and words and words[0][:7].lower() == "ldap://":
         if args.enterprise or args.force:
             raise ConfigError(f"-{verb} with an ldap:/// store takes no -enterprise or -f")

@@ -3,10 +3,13 @@
 Windows' spelling (learn.microsoft.com, "certutil", ``-SCRoots``)::
 
     certutil -scroots update [+][InputRootFile] [ReaderName]
+    certutil -scroots save @OutputRootFile [ReaderName]
     certutil -scroots delete [ReaderName]
 
 plus ``view [ReaderName]``. ``update FILE`` makes the roots in FILE the
-card's roots; ``update +FILE`` adds them to those already there. The roots
+card's roots; ``update +FILE`` adds them to those already there; ``save
+FILE`` writes the card's roots to FILE as the card holds them (a certs-only
+PKCS #7, DER), never over an existing file without ``-f``. The roots
 go into the card's msroots file as Yubico's minidriver keeps it on a PIV
 card (:mod:`rdscard.pki.msroots`), so Windows and libykpiv read them too.
 Writing takes the card management key (a YubiKey's rule for PUT DATA):
@@ -38,11 +41,12 @@ from rdscard.pki.piv_client import DEFAULT_MANAGEMENT_KEY, PivClient, PivError
 from rdscard.pki.piv_codec import SYMMETRIC_KEY_LENGTHS, Algorithm
 from rdscard.pki.transport import PcscTransport, Transport, TransportError
 
-ACTIONS: Final = ("update", "delete", "view")
+ACTIONS: Final = ("update", "save", "delete", "view")
 MANAGEMENT_ALGORITHMS: Final = {"3des": Algorithm.TDES, "aes128": Algorithm.AES_128,
                                 "aes192": Algorithm.AES_192, "aes256": Algorithm.AES_256}
 USAGE: Final = ("rdscard certutil -scroots update [+]ROOTFILE [READER] | "
-                "-scroots delete [READER] | -scroots view [READER]")
+                "-scroots save @OUTFILE [READER] | -scroots delete [READER] | "
+                "-scroots view [READER]")
 MAX_ROOT_FILE: Final = 1024 * 1024
 
 #: Opens the card in a reader (exact name, a unique part of one, or None: the first with a
@@ -137,6 +141,13 @@ def _parse(words: Sequence[str]) -> tuple[str, Path | None, bool, str | None]:
         if len(rest) > 1:
             raise ConfigError(f"-scroots update: too many arguments: {USAGE}")
         return action, Path(name[1:] if add else name), add, rest[0] if rest else None
+    if action == "save":
+        if not rest or not rest[0].lstrip("@"):
+            raise ConfigError(f"-scroots save needs the output file: {USAGE}")
+        name = rest.pop(0).removeprefix("@")
+        if len(rest) > 1:
+            raise ConfigError(f"-scroots save: too many arguments: {USAGE}")
+        return action, Path(name), False, rest[0] if rest else None
     if len(rest) > 1:
         raise ConfigError(f"-scroots {action}: too many arguments ({' '.join(rest)!r}); "
                           f"quote a reader name with spaces: {USAGE}")
@@ -154,16 +165,22 @@ def _describe(roots: Sequence[x509.Certificate]) -> list[str]:
 
 
 def run_scroots(words: Sequence[str], args: argparse.Namespace, *,
-                reader: str | None = None, opener: CardOpener = open_pcsc) -> int:
-    """One ``-scroots`` action on the card in ``reader``; prints what it did."""
+                reader: str | None = None, opener: CardOpener = open_pcsc,
+                overwrite: bool = False) -> int:
+    """One ``-scroots`` action on the card in ``reader``; prints what it did.
+
+    ``overwrite``: ``save`` may replace an existing file (certutil's ``-f``).
+    """
     action, path, add, named = _parse(words)
     if reader is not None and named is not None:
         raise ConfigError("give the reader once: as the last word or with --reader")
     reader = reader if reader is not None else named
-    new_roots = load_roots(path) if path is not None else []
+    new_roots = load_roots(path) if path is not None and action == "update" else []
+    if action == "save" and path is not None and path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists: give -f to overwrite it")
     key: bytearray | None = None
     algorithm = Algorithm.TDES
-    if action != "view":
+    if action not in ("view", "save"):
         key, algorithm = _management_key(args)
     try:
         with opener(reader) as (transport, name):
@@ -176,6 +193,9 @@ def run_scroots(words: Sequence[str], args: argparse.Namespace, *,
                     print(f"roots on the card (msroots): {len(current)}")
                     print("\n".join(_describe(current)))
                     return 0
+                if action == "save":
+                    assert path is not None
+                    return _save(current, path, overwrite)
                 assert key is not None
                 client.authenticate_admin(key, algorithm)
                 if action == "delete":
@@ -196,6 +216,23 @@ def run_scroots(words: Sequence[str], args: argparse.Namespace, *,
     objects = len(split_file(encode_roots(roots)))
     tags = ", ".join(f"{t:X}" for t in MSROOTS_OBJECTS[:objects])
     print(f"wrote {len(roots)} roots to the card (msroots: {size} bytes in {tags}):")
+    print("\n".join(_describe(roots)))
+    return 0
+
+
+def _save(roots: Sequence[x509.Certificate], path: Path, overwrite: bool) -> int:
+    """Write ``roots`` to ``path`` as the card's msroots holds them (certs-only PKCS #7)."""
+    if not roots:
+        raise RdscardError("the card carries no roots (msroots is empty): nothing to save")
+    data = encode_roots(roots)
+    try:
+        with path.open("wb" if overwrite else "xb") as out:
+            out.write(data)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists: give -f to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    print(f"saved {len(roots)} roots from the card to {path} (PKCS #7, {len(data)} bytes):")
     print("\n".join(_describe(roots)))
     return 0
 

@@ -126,6 +126,15 @@ def test_scroots_update_and_delete_as_real_peers_see_them(
         assert {t: card.state.data_objects.get(t) for t in MSROOTS_OBJECTS[:2]} == ours
         view = run(rdscard("certutil", "-scroots", "view", READER_0), pcscd.env).stdout
         assert f"roots on the card (msroots): {len(roots)}" in view
+        # -scroots save: the roots libykpiv wrote, in a file OpenSSL reads
+        saved = tmp_path / "saved.p7b"
+        done = run(rdscard("certutil", "-scroots", "save", f"@{saved}", READER_0), pcscd.env)
+        assert f"saved {len(roots)} roots from the card to {saved}" in done.stdout
+        assert saved.read_bytes() == p7.read_bytes()
+        printed = run(["openssl", "pkcs7", "-inform", "DER", "-print_certs", "-in", str(saved)],
+                      {}).stdout
+        assert {c.fingerprint(hashes.SHA256()) for c in x509.load_pem_x509_certificates(
+            printed.encode())} == {c.fingerprint(hashes.SHA256()) for c in roots}
 
         gone = run(rdscard("certutil", "-scroots", "delete", READER_0), pcscd.env)
         assert f"deleted the roots on the card (msroots, {len(roots)} before)" in gone.stdout
