@@ -1,7 +1,7 @@
 """Whole smart card operations in a session against the same operation on the client's reader.
 
 Run as root (it starts an isolated pcscd, an MIT KDC and Xvfb):
-``.venv/bin/python bench/bench_redirect_operations.py [--rounds 10]``.
+``.venv/bin/python bench/bench_redirect_operations.py [--rounds 10] [--client xfreerdp3]``.
 
 Client side: an isolated pcscd with vpcd, alice's provisioned RSA-2048
 virtual PIV card in reader 0; xfreerdp ``/smartcard`` under Xvfb, its
@@ -54,6 +54,8 @@ MODULE = "opensc-pkcs11.so"
 TARGETS = {"read-object": 1.3, "sign": 1.5, "kinit": 1.5}
 #: The two servers compared: the new local answers off, and the defaults.
 VARIANTS = {"before": "context_pool = 0\nquick_disconnect = false\n", "after": ""}
+#: The clients the benchmark can run, with their Debian packages.
+CLIENTS = {"xfreerdp": ("xfreerdp", "freerdp2-x11"), "xfreerdp3": ("xfreerdp3", "freerdp3-x11")}
 
 
 def tool(argv: list[str], socket: Path, stdin: str | None = None) -> None:
@@ -66,6 +68,8 @@ def tool(argv: list[str], socket: Path, stdin: str | None = None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="xfreerdp",
+                        help="the RDP client redirecting the reader (default xfreerdp 2)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: the client's pcscd runs in its own mount namespace", file=sys.stderr)
@@ -114,8 +118,12 @@ def main() -> int:
             sessions: dict[str, tuple[int, Path]] = {}
             try:
                 for name, server in servers.items():
+                    # xfreerdp3 asks for a user name on the terminal unless it has one
+                    # (the session stays at the logon screen either way)
+                    names = ["/u:bench", "/p:unused"] if args.client == "xfreerdp3" else []
                     clients.append(XFreeRdp(screen, "127.0.0.1", server.port,
-                                            extra_args=["/smartcard"], env=daemon.env))
+                                            extra_args=["/smartcard", *names], env=daemon.env,
+                                            program=CLIENTS[args.client]))
                     if not wait_for(lambda s=server: bool(s.redirected_sockets()), timeout=30):
                         print(f"no redirection:\n{server.log}\n{clients[-1].output()}",
                               file=sys.stderr)
