@@ -198,6 +198,18 @@ TRACE_WRONG_PIN = (
      ReasonCode.KDC_UNTRUSTED, "rdscard ntauth add"),
     ("kinit: Pre-authentication failed: Preauthentication failed while getting initial "
      "credentials\n", ReasonCode.PREAUTH_FAILED, "session's reader"),
+    # PKINIT refused by the KDC with an error kinit answers by trying the password (which
+    # it cannot read: the PIN was the only line): the KDC's word is in the message
+    ("[7] 1.1: Received error from KDC: -1765328359/Additional pre-authentication required\n"
+     "[7] 1.2: Received error from KDC: -1765328360/Preauthentication failed\n"
+     "kinit: Cannot read password while getting initial credentials\n",
+     ReasonCode.PREAUTH_FAILED,
+     "PKINIT did not succeed (Received error from KDC: -1765328360/Preauthentication failed)"),
+    ("[7] 1.1: Preauth module pkinit (16) (real) returned: -1765328360/C_Sign failed\n"
+     "kinit: Cannot read password while getting initial credentials\n",
+     ReasonCode.PREAUTH_FAILED, "returned: -1765328360/C_Sign failed) and kinit fell back"),
+    ("kinit: Cannot read password while getting initial credentials\n",
+     ReasonCode.PREAUTH_FAILED, "(Cannot read password while getting initial credentials)"),
     ("kinit: Something new\n", ReasonCode.KINIT_FAILED, "Something new"),
     ("", ReasonCode.KINIT_FAILED, "no message"),
 ])

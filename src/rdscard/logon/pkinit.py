@@ -190,6 +190,16 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
         return SignInRefused(ReasonCode.PIN_BLOCKED,
                              "the card's PIN is blocked: unblock it with the PUK, then sign in "
                              "again", tries_left=0)
+    if "cannot read password" in lower:
+        # PKINIT did not succeed and kinit went on to the password (encrypted timestamp),
+        # which it cannot have: what the KDC or the PKINIT module said is in the trace.
+        why = _last_trace_result(stderr)
+        return SignInRefused(
+            ReasonCode.PREAUTH_FAILED,
+            f"PKINIT did not succeed ({why or said}) and kinit fell back to asking for a "
+            "password: check the KDC's log for this principal, and that the card is in the "
+            "session's reader",
+        )
     if "cannot contact any kdc" in lower:
         return SignInRefused(
             ReasonCode.KDC_UNREACHABLE,
@@ -237,6 +247,21 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
         )
     return SignInRefused(ReasonCode.KINIT_FAILED,
                          f"kinit failed with status {returncode} ({said})")
+
+
+_TRACE_RESULT: Final = re.compile(
+    r"(Received error from KDC: -?\d+/.*|Preauth module pkinit \(16\) \(real\) returned: "
+    r"-\d+/.*)$")
+
+
+def _last_trace_result(stderr: str) -> str:
+    """The last KDC error or failed PKINIT step kinit's trace records, or ""."""
+    found = ""
+    for line in stderr.splitlines():
+        match = _TRACE_RESULT.search(line)
+        if match and "Additional pre-authentication required" not in match.group(1):
+            found = match.group(1)
+    return found[:300]
 
 
 def make_logon_directory(base: Path) -> Path:
