@@ -204,7 +204,12 @@ TRACE_WRONG_PIN = (
      "[7] 1.2: Received error from KDC: -1765328360/Preauthentication failed\n"
      "kinit: Cannot read password while getting initial credentials\n",
      ReasonCode.PREAUTH_FAILED,
-     "PKINIT did not succeed (Received error from KDC: -1765328360/Preauthentication failed)"),
+     "failed (Received error from KDC: -1765328360/Preauthentication failed): check"),
+    # the KDC's certificate not trusted while processing its reply (PA-PK-AS-REP, 17)
+    ("[7] 1.1: Preauth module pkinit (17) (real) returned: -1765328360/Failed to verify "
+     "received certificate (depth 0): unable to get local issuer certificate\n"
+     "kinit: Cannot read password while getting initial credentials\n",
+     ReasonCode.KDC_UNTRUSTED, "(Preauth module pkinit (17) (real) returned: -1765328360/"),
     ("[7] 1.1: Preauth module pkinit (16) (real) returned: -1765328360/C_Sign failed\n"
      "kinit: Cannot read password while getting initial credentials\n",
      ReasonCode.PREAUTH_FAILED, "returned: -1765328360/C_Sign failed) and kinit fell back"),

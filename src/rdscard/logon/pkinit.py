@@ -183,6 +183,11 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
     said = _kinit_line(stderr)
     lower = stderr.lower()
     realm = principal.rpartition("@")[2]
+    # PKINIT did not succeed and kinit went on to the password (encrypted timestamp), which
+    # it cannot have: what the KDC or the PKINIT module said is in the trace.
+    fell_back = "cannot read password" in lower
+    if fell_back:
+        said = _last_trace_result(stderr) or said
     if "c_login failed: pin incorrect" in lower:
         return SignInRefused(ReasonCode.WRONG_PIN,
                              "wrong PIN: the card counted one failed try; type the PIN again")
@@ -190,16 +195,6 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
         return SignInRefused(ReasonCode.PIN_BLOCKED,
                              "the card's PIN is blocked: unblock it with the PUK, then sign in "
                              "again", tries_left=0)
-    if "cannot read password" in lower:
-        # PKINIT did not succeed and kinit went on to the password (encrypted timestamp),
-        # which it cannot have: what the KDC or the PKINIT module said is in the trace.
-        why = _last_trace_result(stderr)
-        return SignInRefused(
-            ReasonCode.PREAUTH_FAILED,
-            f"PKINIT did not succeed ({why or said}) and kinit fell back to asking for a "
-            "password: check the KDC's log for this principal, and that the card is in the "
-            "session's reader",
-        )
     if "cannot contact any kdc" in lower:
         return SignInRefused(
             ReasonCode.KDC_UNREACHABLE,
@@ -245,13 +240,20 @@ def explain_failure(stderr: str, principal: str, returncode: int) -> SignInRefus
             f"PKINIT pre-authentication failed ({said}): check that the card is in the "
             "session's reader and holds the sign-in certificate",
         )
+    if fell_back:
+        return SignInRefused(
+            ReasonCode.PREAUTH_FAILED,
+            f"PKINIT did not succeed ({said}) and kinit fell back to asking for a password: "
+            "check the KDC's log for this principal, and that the card is in the session's "
+            "reader",
+        )
     return SignInRefused(ReasonCode.KINIT_FAILED,
                          f"kinit failed with status {returncode} ({said})")
 
 
 _TRACE_RESULT: Final = re.compile(
-    r"(Received error from KDC: -?\d+/.*|Preauth module pkinit \(16\) \(real\) returned: "
-    r"-\d+/.*)$")
+    r"(Received error from KDC: -?\d+/.*|Preauth module pkinit \(1[67]\) \(real\) "
+    r"returned: -\d+/.*)$")
 
 
 def _last_trace_result(stderr: str) -> str:
