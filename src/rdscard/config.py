@@ -207,6 +207,15 @@ def _take(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _take_count(table: dict[str, Any], key: str, where: str, low: int, high: int,
+                why: str = "") -> int:
+    """An integer setting that must lie in ``low``..``high``; ``why`` ends the error."""
+    count: int = _take(table, key, int, where)
+    if not low <= count <= high:
+        raise ConfigError(f"{where}.{key} = {count}: choose {low} to {high}{why}")
+    return count
+
+
 def _reject_unknown(table: dict[str, Any], where: str) -> None:
     if table:
         names = ", ".join(sorted(table))
@@ -325,25 +334,15 @@ def _redirection(table: dict[str, Any]) -> RedirectionConfig:
             raise ConfigError("redirection.call_timeout must be a positive number of seconds")
         cfg = replace(cfg, call_timeout=seconds)
     if "max_contexts" in table:
-        count = _take(table, "max_contexts", int, "redirection")
-        if not 1 <= count <= MAX_CONTEXTS_LIMIT:
-            raise ConfigError(
-                f"redirection.max_contexts = {count}: choose 1 to {MAX_CONTEXTS_LIMIT} (every "
-                "context is one on the client's pcscd, which serves about 200 in all)"
-            )
-        cfg = replace(cfg, max_contexts=count)
+        cfg = replace(cfg, max_contexts=_take_count(
+            table, "max_contexts", "redirection", 1, MAX_CONTEXTS_LIMIT,
+            " (every context is one on the client's pcscd, which serves about 200 in all)"))
     if "max_program_connections" in table:
-        count = _take(table, "max_program_connections", int, "redirection")
-        if not 1 <= count <= MAX_PROGRAM_CONNECTIONS_LIMIT:
-            raise ConfigError(f"redirection.max_program_connections = {count}: choose 1 to "
-                              f"{MAX_PROGRAM_CONNECTIONS_LIMIT}")
-        cfg = replace(cfg, max_program_connections=count)
+        cfg = replace(cfg, max_program_connections=_take_count(
+            table, "max_program_connections", "redirection", 1, MAX_PROGRAM_CONNECTIONS_LIMIT))
     if "context_pool" in table:
-        count = _take(table, "context_pool", int, "redirection")
-        if not 0 <= count <= MAX_CONTEXT_POOL:
-            raise ConfigError(f"redirection.context_pool = {count}: choose 0 to "
-                              f"{MAX_CONTEXT_POOL}")
-        cfg = replace(cfg, context_pool=count)
+        cfg = replace(cfg, context_pool=_take_count(
+            table, "context_pool", "redirection", 0, MAX_CONTEXT_POOL))
     if "quick_disconnect" in table:
         cfg = replace(cfg, quick_disconnect=_take(table, "quick_disconnect", bool, "redirection"))
     _reject_unknown(table, "redirection")
