@@ -15,7 +15,7 @@ screen work.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from PIL import Image
@@ -29,9 +29,22 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+def _one(_: object) -> int:
+    return 1
+
+
+def _pdu_bytes(pdus: list[bytes]) -> int:
+    return sum(map(len, pdus))
+
+
 class _Lru(Generic[K, V]):
-    def __init__(self, capacity: int) -> None:
+    """Least recently used entries kept within ``capacity``, counted by ``weight`` (by
+    default one per entry); an entry heavier than the whole capacity is not kept."""
+
+    def __init__(self, capacity: int, weight: Callable[[V], int] = _one) -> None:
         self.capacity = capacity
+        self.size = 0
+        self._weight = weight
         self._items: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> V | None:
@@ -41,38 +54,20 @@ class _Lru(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        weight = self._weight(value)
+        if weight > self.capacity:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.size -= self._weight(old)
         self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self.size += weight
+        while self.size > self.capacity:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= self._weight(dropped)
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-class _ByteBoundedLru(Generic[K]):
-    """An LRU of PDU lists bounded by their total size in bytes."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.size = 0
-        self._items: OrderedDict[K, list[bytes]] = OrderedDict()
-
-    def get(self, key: K) -> list[bytes] | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: list[bytes]) -> None:
-        weight = sum(map(len, value))
-        if weight > self.budget or key in self._items:
-            return
-        self._items[key] = value
-        self.size += weight
-        while self.size > self.budget:
-            _, dropped = self._items.popitem(last=False)
-            self.size -= sum(map(len, dropped))
 
 
 #: What the kept changes may hold in all: a status line is about 64 KiB of updates at
@@ -91,9 +86,8 @@ class FrameCache:
         self._encodings: _Lru[tuple[LogonScreen, int, int, int | None], list[bytes]] = _Lru(
             encodings
         )
-        self._deltas: _ByteBoundedLru[tuple[LogonScreen, LogonScreen, int, int, int | None]] = (
-            _ByteBoundedLru(delta_budget)
-        )
+        self._deltas: _Lru[tuple[LogonScreen, LogonScreen, int, int, int | None],
+                           list[bytes]] = _Lru(delta_budget, _pdu_bytes)
         self.renders = 0
         self.comparisons = 0
 
