@@ -176,8 +176,6 @@ def run_scroots(words: Sequence[str], args: argparse.Namespace, *,
         raise ConfigError("give the reader once: as the last word or with --reader")
     reader = reader if reader is not None else named
     new_roots = load_roots(path) if path is not None and action == "update" else []
-    if action == "save" and path is not None and path.exists() and not overwrite:
-        raise ConfigError(f"{path} exists: give -f to overwrite it")
     key: bytearray | None = None
     algorithm = Algorithm.TDES
     if action not in ("view", "save"):
