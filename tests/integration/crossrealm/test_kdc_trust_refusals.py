@@ -4,7 +4,9 @@ not trust. Both are audited; neither costs a PIN try."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,26 @@ from tests.integration.crossrealm.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def realms_and_card(directory: Path, pki: RealmPki, partner_kdc_pki: RealmPki,
+                    partner_pki: RealmPki, pcscd: IsolatedPcscd, *, trusted: bool = True
+                    ) -> Iterator[tuple[Realms, VirtualPivCard]]:
+    """Both realms' KDCs running and carol's card in the client's reader, one insertion
+    for the whole test (OpenSC in a new kinit right after a card is reinserted may find no
+    token yet); all stopped and removed at the end."""
+    realms = start_realms(directory, pki, partner_kdc_pki, trusted=trusted)
+    try:
+        card = partner_card(partner_pki)
+        inserted = insert(VirtualPivCard(card.state), pcscd)
+        try:
+            yield realms, card
+        finally:
+            inserted.remove()
+    finally:
+        realms.partner.stop()
+        realms.home.stop()
 
 
 def service_for(state: Path, realms: Realms, ntauth: list[RealmPki], roots: list[Path],
@@ -92,12 +114,8 @@ def test_a_kdc_certificate_from_a_ca_outside_ntauth_is_refused(
         tmp_path: Path, pki: RealmPki, partner_pki: RealmPki, pcscd: IsolatedPcscd) -> None:
     rogue = RealmPki.create(tmp_path / "rogue-pki", PARTNER_REALM, PARTNER_DOMAIN)
     kdc_pki = rogue_kdc_pki(partner_pki, rogue, tmp_path / "partner-kdc-pki")
-    realms = start_realms(tmp_path / "realms", pki, kdc_pki)
-    card = partner_card(partner_pki)
-    # one insertion for both attempts: OpenSC in a new kinit right after a card is
-    # reinserted may find no token yet
-    inserted = insert(VirtualPivCard(card.state), pcscd)
-    try:
+    with realms_and_card(tmp_path / "realms", pki, kdc_pki, partner_pki, pcscd) as (
+            realms, card):
         # the rogue root is configured (for whatever reason), but none of its CAs is in NTAuth
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert,
@@ -115,10 +133,6 @@ def test_a_kdc_certificate_from_a_ca_outside_ntauth_is_refused(
                               [partner_pki.layout.root_cert, rogue.layout.root_cert], pcscd)
         signed = sign_in(service, card, pcscd)
         assert signed.tickets is not None and signed.principal == f"carol@{PARTNER_REALM}"
-    finally:
-        inserted.remove()
-        realms.partner.stop()
-        realms.home.stop()
 
 
 def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
@@ -137,10 +151,8 @@ def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
     write_public(copy.layout.kdc_cert, pem(kdc_cert))
     write_private(copy.layout.kdc_key, key_pem(kdc_key))
     copy.layout.issuing_cert.write_bytes(pem(partner_pki.issuing_cert) + pem(kdc_ca))
-    realms = start_realms(tmp_path / "realms", pki, copy)
-    card = partner_card(partner_pki)
-    inserted = insert(VirtualPivCard(card.state), pcscd)
-    try:
+    with realms_and_card(tmp_path / "realms", pki, copy, partner_pki, pcscd) as (
+            realms, card):
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert], pcscd)
         with pytest.raises(SignInRefused) as info:
@@ -151,18 +163,12 @@ def test_a_kdc_certificate_from_a_non_ntauth_ca_under_a_trusted_root_is_refused(
         record = service.audit.records()[-1]  # type: ignore[union-attr]
         assert record["reason"] == "kdc_untrusted" and record["upn"] == "carol@partner.test"
         assert not [p for p in (tmp_path / "state" / "ccache").rglob("*") if p.is_file()]
-    finally:
-        inserted.remove()
-        realms.partner.stop()
-        realms.home.stop()
 
 
 def test_a_realm_without_a_trust_to_the_hosts_realm_is_refused(
         tmp_path: Path, pki: RealmPki, partner_pki: RealmPki, pcscd: IsolatedPcscd) -> None:
-    realms = start_realms(tmp_path / "realms", pki, partner_pki, trusted=False)
-    card = partner_card(partner_pki)
-    inserted = insert(VirtualPivCard(card.state), pcscd)
-    try:
+    with realms_and_card(tmp_path / "realms", pki, partner_pki, partner_pki, pcscd,
+                         trusted=False) as (realms, card):
         service = service_for(tmp_path / "state", realms, [pki, partner_pki],
                               [pki.layout.root_cert, partner_pki.layout.root_cert], pcscd)
         with pytest.raises(SignInRefused) as info:
@@ -173,7 +179,3 @@ def test_a_realm_without_a_trust_to_the_hosts_realm_is_refused(
         assert record["reason"] == "tgt_unverified"
         # no credential cache is left behind for the refused sign-in
         assert not [p for p in (tmp_path / "state" / "ccache").rglob("*") if p.is_file()]
-    finally:
-        inserted.remove()
-        realms.partner.stop()
-        realms.home.stop()
